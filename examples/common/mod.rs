@@ -1,0 +1,94 @@
+//! Small helpers shared by the examples: flag parsing, logging, and stopping on signals.
+//! Each example includes this with `mod common;`; it uses only evloop's public API.
+
+use std::io;
+use std::process::exit;
+use std::str::FromStr;
+
+use evloop::{Handler, Reactor};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `info`).
+pub fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+/// The command line as `--flag value` pairs, with `--help` handled and every error a clear
+/// message plus the usage, exit status 2.
+pub struct Flags {
+    usage: &'static str,
+    args: Vec<String>,
+}
+
+impl Flags {
+    /// Reads `std::env::args`; prints `usage` and exits 0 on `--help` / `-h`.
+    pub fn parse(usage: &'static str) -> Flags {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args.iter().any(|a| a == "--help" || a == "-h") {
+            print!("{usage}");
+            exit(0);
+        }
+        Flags { usage, args }
+    }
+
+    /// The value after `--name`, parsed, or `default` when the flag is absent.
+    pub fn value<T: FromStr>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some(at) = self.args.iter().position(|a| a == name) else { return default };
+        if at + 1 >= self.args.len() {
+            self.fail(&format!("{name} needs a value"));
+        }
+        let raw = self.args.remove(at + 1);
+        self.args.remove(at);
+        raw.parse().unwrap_or_else(|e| self.fail(&format!("{name} {raw:?}: {e}")))
+    }
+
+    /// Is the bare switch `--name` present?
+    #[allow(dead_code)]
+    pub fn switch(&mut self, name: &str) -> bool {
+        match self.args.iter().position(|a| a == name) {
+            Some(at) => {
+                self.args.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails on anything left over (unknown flags, stray words).
+    pub fn finish(self) {
+        if let Some(extra) = self.args.first() {
+            self.fail(&format!("unexpected argument {extra:?}"));
+        }
+    }
+
+    fn fail(&self, message: &str) -> ! {
+        eprint!("error: {message}\n\n{}", self.usage);
+        exit(2);
+    }
+}
+
+/// Makes SIGINT and SIGTERM shut the reactor down gracefully: the signals arrive through a
+/// self-pipe registered as one more source in the loop (signal-hook-mio), not in a handler
+/// that could run at any point.
+pub fn stop_on_signals<H: Handler>(reactor: &mut Reactor<H>) -> io::Result<()> {
+    let signals = Signals::new([SIGINT, SIGTERM])?;
+    let handle = reactor.handle();
+    reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _event| {
+        for signal in signals.pending() {
+            log::info!("signal {signal}: shutting down");
+            handle.shutdown();
+        }
+    })?;
+    Ok(())
+}
+
+/// Prints the bound address on stdout, one line, so scripts and tests can find the port.
+pub fn announce(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    println!("listening on {addr}");
+    let _ = io::stdout().flush();
+}

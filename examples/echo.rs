@@ -1,0 +1,66 @@
+//! The echo server: every byte a client sends comes back, in order.
+//!
+//! Run:  cargo run --release --example echo
+//! Talk: nc 127.0.0.1 7000        (type lines; Ctrl-D half-closes, the server echoes the rest and closes)
+//! Stop: Ctrl-C (SIGINT) or SIGTERM: pending output is flushed, then every connection closed.
+
+mod common;
+
+use std::time::Duration;
+
+use evloop::{Config, Cx, Handler, Input, Reactor};
+
+const USAGE: &str = "\
+echo: an evloop echo server; every byte sent comes back, in order.
+
+usage: echo [--addr HOST:PORT] [--max-conns N] [--idle-timeout SECS]
+
+  --addr HOST:PORT     address to listen on (default 127.0.0.1:7000)
+  --max-conns N        most clients served at once; others wait (default 1024)
+  --idle-timeout SECS  close a connection silent this long, 0 = never (default 0)
+  -h, --help           this help
+
+Logs go to stderr; set RUST_LOG=debug to see every connection.
+";
+
+/// One client's protocol: echo is stateless, so the state machine has a single state.
+struct Echo;
+
+impl Handler for Echo {
+    type Done = ();
+
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        cx.write(input.bytes());
+        input.consume_all();
+    }
+    // on_eof's default closes gracefully: what was echoed is flushed, then FIN.
+}
+
+fn main() {
+    common::init_logging();
+    let mut flags = common::Flags::parse(USAGE);
+    let addr: std::net::SocketAddr = flags.value("--addr", "127.0.0.1:7000".parse().unwrap());
+    let max_conns: usize = flags.value("--max-conns", 1024);
+    let idle_secs: u64 = flags.value("--idle-timeout", 0);
+    flags.finish();
+
+    let config = Config {
+        max_conns,
+        idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        ..Config::default()
+    };
+    if let Err(e) = serve(addr, config) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
+    let mut reactor = Reactor::new(config)?;
+    let bound = reactor.listen(addr, |_peer| Echo)?;
+    common::stop_on_signals(&mut reactor)?;
+    common::announce(bound);
+    reactor.run()?;
+    log::info!("stats: {:?}", reactor.stats());
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Limits and timeouts, with defaults that suit a small public server.
+//!
+//! ```text
+//! Config ──Reactor::new──► validate() ──► copied into the reactor; never changes while it runs
+//! ```
+//!
+//! Every limit here exists to keep memory bounded or the loop fair whatever a peer does; each
+//! field says which. This module holds plain data only: the reactor enforces it.
+
+use std::io;
+use std::time::Duration;
+
+/// Limits and timeouts for a [`Reactor`](crate::Reactor).
+///
+/// Build one with struct-update syntax so new fields keep their defaults:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = evloop::Config {
+///     max_conns: 100,
+///     idle_timeout: Some(Duration::from_secs(30)),
+///     ..evloop::Config::default()
+/// };
+/// # assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Most connections open at once. At the cap the listeners stop accepting (new clients
+    /// wait in the kernel's backlog) and resume as soon as a connection closes.
+    /// Default 1,024 (nginx's `worker_connections` is 512).
+    pub max_conns: usize,
+    /// Close a connection when nothing was read from or written to it for this long.
+    /// `None` disables it. This also bounds how long a peer that never reads can hold a
+    /// connection with pending output. Default `None`.
+    pub idle_timeout: Option<Duration>,
+    /// Most unconsumed input bytes kept for one connection. A handler that leaves this much
+    /// unconsumed (a request that never ends) gets its connection closed with
+    /// [`Reason::InputLimit`](crate::Reason::InputLimit). Default 64 KiB.
+    pub max_input: usize,
+    /// Pending output (bytes written by the handler but not yet accepted by the kernel)
+    /// above which the reactor stops reading from that peer. Default 256 KiB.
+    pub out_high_watermark: usize,
+    /// Pending output below which reading resumes after it was paused. Default 64 KiB.
+    pub out_low_watermark: usize,
+    /// Bytes read from one connection per readiness event before the loop moves on to the
+    /// others; the rest is read on the next turn. Keeps one flooding peer from starving
+    /// everyone else. Default 256 KiB.
+    pub read_budget: usize,
+    /// Size of the one read buffer shared by every connection (reads land here first, so an
+    /// idle connection owns no input buffer). Default 64 KiB.
+    pub read_chunk: usize,
+    /// Connections accepted per listener readiness event before the loop serves the others.
+    /// Default 64.
+    pub accept_batch: usize,
+    /// How long a listener pauses after `accept` fails for lack of file descriptors
+    /// (`EMFILE`/`ENFILE`) before it tries again. Default 100 ms.
+    pub accept_backoff: Duration,
+    /// How long [`Handle::shutdown`](crate::Handle::shutdown) waits for pending output to
+    /// drain before closing connections regardless. Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// How long a connection the handler closed while its peer was still sending keeps
+    /// reading (and discarding) after sending FIN, so the peer gets the last reply instead
+    /// of a reset. Default 2 s.
+    pub linger_timeout: Duration,
+    /// Worker threads of the offload pool, started on the first
+    /// [`Cx::offload`](crate::Cx::offload); `0` means one per available CPU. Default 0.
+    pub offload_threads: usize,
+    /// Jobs that may wait for an offload worker; beyond that `offload` returns
+    /// [`OffloadError::Busy`](crate::OffloadError::Busy). Default 1,024.
+    pub offload_queue: usize,
+    /// Events fetched per `poll` call. Default 1,024.
+    pub events_capacity: usize,
+    /// Set `TCP_NODELAY` on accepted connections (lower latency for small messages).
+    /// Default `true`.
+    pub nodelay: bool,
+    /// Listen backlog passed to `listen(2)`. Default 1,024.
+    pub backlog: i32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_conns: 1024,
+            idle_timeout: None,
+            max_input: 64 * 1024,
+            out_high_watermark: 256 * 1024,
+            out_low_watermark: 64 * 1024,
+            read_budget: 256 * 1024,
+            read_chunk: 64 * 1024,
+            accept_batch: 64,
+            accept_backoff: Duration::from_millis(100),
+            shutdown_timeout: Duration::from_secs(5),
+            linger_timeout: Duration::from_secs(2),
+            offload_threads: 0,
+            offload_queue: 1024,
+            events_capacity: 1024,
+            nodelay: true,
+            backlog: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the limits make sense together.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the offending field: a zero size or count, a low watermark
+    /// above the high one, or a `max_conns` larger than a token can address.
+    pub fn validate(&self) -> io::Result<()> {
+        let positive = [
+            ("max_conns", self.max_conns),
+            ("max_input", self.max_input),
+            ("out_high_watermark", self.out_high_watermark),
+            ("read_budget", self.read_budget),
+            ("read_chunk", self.read_chunk),
+            ("accept_batch", self.accept_batch),
+            ("events_capacity", self.events_capacity),
+            ("offload_queue", self.offload_queue),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(invalid(format!("config: {name} must be greater than zero")));
+            }
+        }
+        if self.out_low_watermark > self.out_high_watermark {
+            return Err(invalid(format!(
+                "config: out_low_watermark ({}) is above out_high_watermark ({})",
+                self.out_low_watermark, self.out_high_watermark
+            )));
+        }
+        if self.max_conns > crate::token::MAX_SLOT {
+            return Err(invalid(format!(
+                "config: max_conns ({}) is above the {} a token can address",
+                self.max_conns,
+                crate::token::MAX_SLOT
+            )));
+        }
+        if self.idle_timeout == Some(Duration::ZERO) {
+            return Err(invalid("config: idle_timeout must be positive (use None to disable)".into()));
+        }
+        if self.backlog <= 0 {
+            return Err(invalid("config: backlog must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_inverted_watermarks_and_zero_sizes() {
+        let bad = Config { out_low_watermark: 10, out_high_watermark: 5, ..Config::default() };
+        let err = bad.validate().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("out_low_watermark"), "{err}");
+
+        let bad = Config { read_chunk: 0, ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("read_chunk"));
+
+        let bad = Config { idle_timeout: Some(Duration::ZERO), ..Config::default() };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! The [`Handler`] trait — a connection's protocol as a state machine — and the context
+//! ([`Cx`]) and input view ([`Input`]) handed to its callbacks.
+//!
+//! ```text
+//!  reactor ──on_open──────────► Handler ──cx.write(bytes)────────► staged, flushed after the callback
+//!          ──on_data(input)───►         ──input.consume(n)──────► unconsumed bytes kept for next time
+//!          ──on_eof───────────►         ──cx.close()/abort()────► Closing / Closed
+//!          ──on_timer(id)─────►         ──cx.set_timer(after)───► Timers
+//!          ──on_drained───────►         ──cx.pause_read()───────► stop reading this peer
+//!          ──on_done(result)──►         ──cx.offload(job)───────► worker pool
+//!          ──on_close(reason)─►
+//! ```
+//!
+//! Callbacks run on the loop thread and must not block: anything slow goes to
+//! [`Cx::offload`], anything later to [`Cx::set_timer`]. Writes are buffered and sent when
+//! the callback returns, in one system call; the handler never touches the socket.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::conn::Core;
+use crate::offload::{JobError, OffloadError};
+use crate::reactor::Shared;
+use crate::stats::Reason;
+use crate::timer::{deadline_after, TimerId};
+use crate::token;
+
+/// A connection's protocol: one value per connection, called back by the reactor as things
+/// happen. Every method but [`on_data`](Handler::on_data) has a default.
+///
+/// Write it as an explicit state machine — an `enum State` and a `match` in each callback —
+/// the way nginx swaps a connection's read handler as a request advances.
+///
+/// # Examples
+///
+/// An echo server:
+///
+/// ```
+/// use evloop::{Cx, Handler, Input};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     type Done = ();
+///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+///         cx.write(input.bytes());
+///         input.consume_all();
+///     }
+/// }
+/// ```
+pub trait Handler: Sized + 'static {
+    /// What jobs handed to [`Cx::offload`] return; `()` if the handler never offloads.
+    type Done: Send + 'static;
+
+    /// The connection was accepted. Greet the peer here, or arm a first timer.
+    fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+        let _ = cx;
+    }
+
+    /// New bytes arrived. `input` holds them after whatever earlier calls left unconsumed;
+    /// [`consume`](Input::consume) what you handled, and the rest is offered again with the
+    /// next bytes. Leaving [`Config::max_input`](crate::Config::max_input) bytes unconsumed
+    /// closes the connection with [`Reason::InputLimit`].
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>);
+
+    /// The peer finished sending (it closed or half-closed its side). The default closes the
+    /// connection gracefully: pending output is flushed first, then the socket is closed.
+    fn on_eof(&mut self, cx: &mut Cx<'_, Self>) {
+        cx.close();
+    }
+
+    /// Output that had to wait for the peer to read has now been fully sent. Useful to
+    /// produce more output (streaming) only as fast as the peer takes it.
+    fn on_drained(&mut self, cx: &mut Cx<'_, Self>) {
+        let _ = cx;
+    }
+
+    /// A timer set with [`Cx::set_timer`] fired.
+    fn on_timer(&mut self, id: TimerId, cx: &mut Cx<'_, Self>) {
+        let _ = (id, cx);
+    }
+
+    /// A job handed to [`Cx::offload`] finished (or panicked: `Err(JobError::Panicked)`).
+    fn on_done(&mut self, result: Result<Self::Done, JobError>, cx: &mut Cx<'_, Self>) {
+        let _ = (result, cx);
+    }
+
+    /// The connection is closed; `self` is dropped right after.
+    fn on_close(&mut self, reason: Reason) {
+        let _ = reason;
+    }
+}
+
+/// Identifies a connection for as long as it is open (slot and generation), for logs and maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub(crate) usize);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{:x}", self.0)
+    }
+}
+
+/// The bytes a connection has received and not yet consumed.
+#[derive(Debug)]
+pub struct Input<'a> {
+    data: &'a [u8],
+    consumed: usize,
+}
+
+impl<'a> Input<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Input<'a> {
+        Input { data, consumed: 0 }
+    }
+
+    /// The unconsumed bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        &self.data[self.consumed..]
+    }
+
+    /// How many bytes are unconsumed.
+    pub fn len(&self) -> usize {
+        self.data.len() - self.consumed
+    }
+
+    /// Is everything consumed?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Marks the first `n` unconsumed bytes as handled.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is larger than [`len`](Input::len): that is a bug in the handler.
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.len(), "consumed {n} bytes of {}", self.len());
+        self.consumed += n;
+    }
+
+    /// Marks every byte as handled.
+    pub fn consume_all(&mut self) {
+        self.consumed = self.data.len();
+    }
+
+    /// Takes the next line: the bytes up to and including the first `delimiter`, consumed
+    /// and returned without the delimiter. `None` (nothing consumed) if no delimiter has
+    /// arrived yet.
+    pub fn take_line(&mut self, delimiter: u8) -> Option<&'a [u8]> {
+        let rest = self.bytes();
+        let end = rest.iter().position(|&b| b == delimiter)?;
+        self.consumed += end + 1;
+        Some(&rest[..end])
+    }
+
+    pub(crate) fn consumed(&self) -> usize {
+        self.consumed
+    }
+}
+
+/// What a handler can do to its connection and the reactor during a callback.
+pub struct Cx<'a, H: Handler> {
+    pub(crate) core: &'a mut Core,
+    pub(crate) shared: &'a mut Shared<H::Done>,
+    pub(crate) slot: usize,
+}
+
+impl<H: Handler> fmt::Debug for Cx<'_, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cx").field("id", &self.id()).field("peer", &self.core.peer).finish()
+    }
+}
+
+impl<'a, H: Handler> Cx<'a, H> {
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        ConnId(token::conn(self.slot, self.core.generation).0)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.core.peer
+    }
+
+    /// The loop's clock: the time the current turn started. Cheaper than `Instant::now()`
+    /// and the same for every callback in a turn.
+    pub fn now(&self) -> Instant {
+        self.shared.now
+    }
+
+    /// Queues `data` for the peer. It is sent when the callback returns (one system call
+    /// for everything written in the callback), or later, in order, if the peer is slow.
+    ///
+    /// Writes after [`close`](Cx::close), [`abort`](Cx::abort) or
+    /// [`shutdown_write`](Cx::shutdown_write) are discarded.
+    pub fn write(&mut self, data: &[u8]) {
+        if self.core.phase != crate::conn::Phase::Open
+            || self.core.shutdown_write_requested
+            || self.core.abort_requested
+        {
+            log::debug!("conn {} write of {} bytes after close discarded", self.id(), data.len());
+            return;
+        }
+        if self.core.can_write_through() {
+            // Nothing is queued ahead: stage it in the shared buffer; the reactor writes it
+            // straight to the socket after the callback and keeps only what the kernel
+            // refused.
+            self.shared.staging.extend_from_slice(data);
+        } else {
+            self.core.out.extend_from_slice(data);
+            self.shared.stats.out_buffered += data.len() as u64;
+        }
+    }
+
+    /// Output written but not yet taken by the kernel, in bytes (including this callback's).
+    pub fn pending_output(&self) -> usize {
+        self.core.pending_out() + self.shared.staging.len()
+    }
+
+    /// Closes the connection gracefully: no more input is read; pending output is flushed,
+    /// then the socket is closed and [`Handler::on_close`] called.
+    pub fn close(&mut self) {
+        if self.core.phase == crate::conn::Phase::Open {
+            let reason = if self.core.peer_eof { Reason::PeerClosed } else { Reason::Local };
+            self.core.phase = crate::conn::Phase::Closing { reason };
+        }
+    }
+
+    /// Closes the connection at the end of this callback, discarding pending output.
+    pub fn abort(&mut self) {
+        self.core.abort_requested = true;
+    }
+
+    /// Sends FIN once pending output is flushed (`shutdown(Write)`), and keeps reading: the
+    /// peer sees end-of-stream but can still send.
+    pub fn shutdown_write(&mut self) {
+        self.core.shutdown_write_requested = true;
+    }
+
+    /// Stops reading from the peer until [`resume_read`](Cx::resume_read). The kernel's
+    /// buffers fill and TCP flow control slows the peer down.
+    pub fn pause_read(&mut self) {
+        self.core.paused_by_handler = true;
+    }
+
+    /// Resumes reading after [`pause_read`](Cx::pause_read). Bytes that arrived meanwhile
+    /// are delivered on the next loop turn.
+    pub fn resume_read(&mut self) {
+        if self.core.paused_by_handler {
+            self.core.paused_by_handler = false;
+            self.shared.defer_read(token::conn(self.slot, self.core.generation));
+        }
+    }
+
+    /// Arms a timer that calls [`Handler::on_timer`] once, `after` from now.
+    pub fn set_timer(&mut self, after: Duration) -> TimerId {
+        let deadline = deadline_after(self.shared.now, after);
+        let owner = crate::reactor::TimerOwner::Handler(token::conn(self.slot, self.core.generation));
+        self.shared.timers.insert(deadline, owner)
+    }
+
+    /// Cancels a timer this connection set. Returns `false` if it already fired, was
+    /// cancelled, or belongs to another connection.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        let mine = token::conn(self.slot, self.core.generation);
+        self.shared.timers.cancel_if(id, |owner| *owner == crate::reactor::TimerOwner::Handler(mine))
+    }
+
+    /// Runs `job` on the offload pool's worker threads; its result comes back to
+    /// [`Handler::on_done`] on the loop thread. Results for a connection that has closed
+    /// meanwhile are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`OffloadError::Busy`] when the pool's queue is full — answer "busy" rather than
+    /// queue without bound — and [`OffloadError::Closed`] once the reactor is shutting down.
+    pub fn offload<F>(&mut self, job: F) -> Result<(), OffloadError>
+    where
+        F: FnOnce() -> H::Done + Send + 'static,
+    {
+        let token = token::conn(self.slot, self.core.generation);
+        self.shared.offload(token, Box::new(job))
+    }
+}

@@ -1,0 +1,70 @@
+//! evloop: a hand-rolled, nginx-style event loop on [`mio`].
+//!
+//! One thread owns one `mio::Poll`, the listeners, a slab of connections and a timer heap.
+//! Each connection is driven by a [`Handler`] — the protocol, written as an explicit state
+//! machine — that the reactor calls back as bytes arrive, timers fire, output drains and
+//! offloaded jobs finish. CPU-bound work goes to an [offload pool](offload) whose results
+//! come back to the loop thread through a `mio::Waker`, so the loop never stalls.
+//!
+//! ```text
+//!            accept           readable / writable          timer due        job done
+//! listener ─────────► slab[conn] ◄───────────── mio::Poll ─────────► timers  ◄── Waker ◄── offload pool
+//!                         │                                                          ▲
+//!                         └── Handler (per-connection state machine) ── cx.offload ──┘
+//! ```
+//!
+//! # An echo server in twenty lines
+//!
+//! ```no_run
+//! use evloop::{Config, Cx, Handler, Input, Reactor};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Done = (); // what offloaded jobs return; echo offloads nothing
+//!
+//!     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+//!         cx.write(input.bytes()); // buffered, sent when the callback returns
+//!         input.consume_all();
+//!     }
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let mut reactor = Reactor::new(Config::default())?;
+//!     reactor.listen("127.0.0.1:7000".parse().unwrap(), |_peer| Echo)?;
+//!     reactor.run() // until Handle::shutdown() is called from anywhere
+//! }
+//! ```
+//!
+//! # Where to read next
+//!
+//! - [`Reactor`]: the loop, its turn order, embedding with [`Reactor::run_once`].
+//! - [`Handler`] and [`Cx`]: the callbacks and what a handler may do.
+//! - [`Config`]: every limit that keeps memory bounded and the loop fair.
+//! - [`offload`]: the worker pool.
+//! - `ARCHITECTURE.md` in the repository: the code map and the invariants.
+
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(test, deny(warnings))]
+#![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
+
+mod config;
+mod conn;
+mod handler;
+pub mod net;
+pub mod offload;
+mod reactor;
+mod stats;
+mod timer;
+mod token;
+
+pub use config::Config;
+pub use handler::{ConnId, Cx, Handler, Input};
+pub use offload::{JobError, OffloadError};
+pub use reactor::{Handle, Reactor, SourceId, Turn};
+pub use stats::{ClosedBy, Reason, Stats};
+pub use timer::TimerId;
+
+/// Re-exported so embedders name the same `mio` types the reactor uses.
+pub use mio;

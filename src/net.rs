@@ -1,0 +1,62 @@
+//! Listening sockets, set up with `socket2`: the only file that tunes sockets by hand.
+//!
+//! ```text
+//! SocketAddr ─► socket2::Socket (SO_REUSEADDR, [SO_REUSEPORT], non-blocking, listen(backlog)) ─► mio::net::TcpListener
+//! ```
+//!
+//! `std::net::TcpListener::bind` offers no backlog or `SO_REUSEPORT`, so listeners are built
+//! here from a raw socket. Accepted connections stay plain `mio::net::TcpStream`s: every
+//! write goes through them, and they send with `MSG_NOSIGNAL`, so a reset peer yields `EPIPE`
+//! rather than a `SIGPIPE` that would kill a host process which never ignored it.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// How to open a listening socket.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    /// `listen(2)` backlog.
+    pub backlog: i32,
+    /// Set `SO_REUSEPORT`, so several sockets (one per worker thread or process) can bind
+    /// the same address and the kernel spreads new connections across them.
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions { backlog: 1024, reuse_port: false }
+    }
+}
+
+/// Opens a non-blocking listening socket on `addr`.
+///
+/// `SO_REUSEADDR` is always set so a restarted server can bind while old connections sit in
+/// `TIME_WAIT`.
+///
+/// # Errors
+///
+/// Whatever `socket`, `setsockopt`, `bind` or `listen` return, with the address added to
+/// the message (for example "address in use: 127.0.0.1:7000").
+pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<mio::net::TcpListener> {
+    let with_addr = |e: io::Error| io::Error::new(e.kind(), format!("{e}: {addr}"));
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into()).map_err(with_addr)?;
+    socket.listen(options.backlog).map_err(with_addr)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// Is this `accept` error about running out of a resource (file descriptors, process or
+/// system wide; kernel memory)? Those are transient: they clear when connections close, so
+/// the listener backs off and retries instead of spinning or failing.
+pub(crate) fn is_resource_exhaustion(error: &io::Error) -> bool {
+    // ENOMEM = 12, ENFILE = 23, EMFILE = 24 (Linux and the BSDs), ENOBUFS = 105 (Linux).
+    // std has no ErrorKind for the descriptor limits.
+    matches!(error.raw_os_error(), Some(12 | 23 | 24 | 105))
+}

@@ -1,0 +1,120 @@
+//! Counters that show what the reactor did, for tests, dashboards and curious users.
+//!
+//! ```text
+//! reactor (plain u64 += 1 on the hot path) ──once per turn──► Arc<Mutex<Stats>> ──► Handle::stats()
+//! ```
+//!
+//! The loop thread bumps plain integers, never atomics, so counting costs nothing measurable;
+//! a copy is published once per loop turn for other threads to read. This module does not
+//! log or aggregate over time: read two snapshots and subtract.
+
+use std::fmt;
+use std::io;
+
+/// Why a connection was closed. Handed to [`Handler::on_close`](crate::Handler::on_close)
+/// and counted in [`Stats::closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The peer finished sending (EOF) and the connection then closed normally.
+    PeerClosed,
+    /// The handler closed it ([`Cx::close`](crate::Cx::close) or [`Cx::abort`](crate::Cx::abort))
+    /// while the peer was still sending.
+    Local,
+    /// Nothing was read or written for [`Config::idle_timeout`](crate::Config::idle_timeout).
+    IdleTimeout,
+    /// A read or write failed (reset by peer, broken pipe, ...).
+    Error(io::ErrorKind),
+    /// The handler left [`Config::max_input`](crate::Config::max_input) bytes unconsumed.
+    InputLimit,
+    /// The reactor shut down.
+    Shutdown,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::PeerClosed => f.write_str("closed by peer"),
+            Reason::Local => f.write_str("closed by handler"),
+            Reason::IdleTimeout => f.write_str("idle timeout"),
+            Reason::Error(kind) => write!(f, "I/O error: {kind}"),
+            Reason::InputLimit => f.write_str("input limit exceeded"),
+            Reason::Shutdown => f.write_str("reactor shutdown"),
+        }
+    }
+}
+
+/// Connections closed, by [`Reason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosedBy {
+    /// [`Reason::PeerClosed`].
+    pub peer: u64,
+    /// [`Reason::Local`].
+    pub local: u64,
+    /// [`Reason::IdleTimeout`].
+    pub idle_timeout: u64,
+    /// [`Reason::Error`].
+    pub error: u64,
+    /// [`Reason::InputLimit`].
+    pub input_limit: u64,
+    /// [`Reason::Shutdown`].
+    pub shutdown: u64,
+}
+
+impl ClosedBy {
+    /// All closed connections, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.peer + self.local + self.idle_timeout + self.error + self.input_limit + self.shutdown
+    }
+
+    pub(crate) fn count(&mut self, reason: Reason) {
+        let counter = match reason {
+            Reason::PeerClosed => &mut self.peer,
+            Reason::Local => &mut self.local,
+            Reason::IdleTimeout => &mut self.idle_timeout,
+            Reason::Error(_) => &mut self.error,
+            Reason::InputLimit => &mut self.input_limit,
+            Reason::Shutdown => &mut self.shutdown,
+        };
+        *counter += 1;
+    }
+}
+
+/// A snapshot of the reactor's counters. All counts are totals since the reactor was built,
+/// except the ones documented as current values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Loop turns (one `poll` each).
+    pub turns: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections open now (current value).
+    pub active: u64,
+    /// Connections closed, by reason.
+    pub closed: ClosedBy,
+    /// `accept` calls that failed (descriptor exhaustion, aborted handshakes, ...).
+    pub accept_errors: u64,
+    /// Times a listener stopped accepting because of `max_conns` or descriptor exhaustion.
+    pub accept_pauses: u64,
+    /// Bytes read from peers.
+    pub bytes_in: u64,
+    /// Bytes written to peers.
+    pub bytes_out: u64,
+    /// Events and completions dropped because their connection had closed (generation mismatch).
+    pub stale_events: u64,
+    /// Times reading from a peer paused because its pending output passed the high watermark.
+    pub backpressure_pauses: u64,
+    /// Output bytes buffered in the reactor for all connections now (current value).
+    pub out_buffered: u64,
+    /// The most output ever buffered for a single connection (a high-water mark).
+    pub out_buffered_peak: u64,
+    /// Timer callbacks delivered to handlers.
+    pub timers_fired: u64,
+    /// Jobs handed to the offload pool.
+    pub offload_submitted: u64,
+    /// Jobs refused because the offload queue was full.
+    pub offload_rejected: u64,
+    /// Offload results delivered to handlers.
+    pub offload_completed: u64,
+    /// Offload jobs that panicked (reported to their handler as an error).
+    pub offload_panics: u64,
+}

@@ -1,0 +1,111 @@
+//! How a `mio::Token` names what an event is for.
+//!
+//! ```text
+//!   mio::Token(usize) ──decode──► Target::Conn { slot, generation }  ─► slab[slot], if its generation matches
+//!                                 Target::Listener(index)            ─► listeners[index]
+//!                                 Target::Source(index)              ─► the embedder's own mio sources
+//!                                 Target::Waker                      ─► shutdown flag, offload results
+//! ```
+//!
+//! The two top bits of the token are a tag; the rest is the payload. A connection's payload
+//! carries its slab slot *and* a generation number, so an event that was queued for a
+//! connection that has since closed (and whose slot was handed to a new connection in the same
+//! poll batch) decodes to a generation that no longer matches and is dropped as stale. This is
+//! nginx's `instance` bit, widened to many bits.
+//!
+//! This module only encodes and decodes; it knows nothing about slabs or sockets.
+
+use mio::Token;
+
+/// Bits of a token used for the tag (top two bits).
+const TAG_BITS: u32 = 2;
+/// Bits of the payload below the tag.
+const PAYLOAD_BITS: u32 = usize::BITS - TAG_BITS;
+/// Bits of a connection payload used for the slab slot; the rest holds the generation.
+/// Half of the word: 32 bits of slot (4 billion connections) on 64-bit targets.
+const SLOT_BITS: u32 = usize::BITS / 2;
+/// Bits left for the generation: 30 on 64-bit targets.
+const GENERATION_BITS: u32 = PAYLOAD_BITS - SLOT_BITS;
+
+const TAG_CONN: usize = 0;
+const TAG_LISTENER: usize = 1;
+const TAG_SOURCE: usize = 2;
+const TAG_WAKER: usize = 3;
+
+/// The largest slab slot a connection token can name.
+pub(crate) const MAX_SLOT: usize = (1 << SLOT_BITS) - 1;
+
+/// The token of the reactor's one `mio::Waker`.
+pub(crate) const WAKER: Token = Token(TAG_WAKER << PAYLOAD_BITS);
+
+/// What an event's token points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A connection in slab slot `slot`, valid only while the slot's generation matches.
+    Conn { slot: usize, generation: u32 },
+    /// The listener at this index in the reactor's listener table.
+    Listener(usize),
+    /// The embedder's source at this index in the reactor's source table.
+    Source(usize),
+    /// The reactor's waker: another thread asked for attention.
+    Waker,
+}
+
+/// Wraps a generation counter into the bits a token can carry.
+pub(crate) fn next_generation(current: u32) -> u32 {
+    current.wrapping_add(1) & ((1u64 << GENERATION_BITS.min(32)) - 1) as u32
+}
+
+pub(crate) fn conn(slot: usize, generation: u32) -> Token {
+    debug_assert!(slot <= MAX_SLOT, "slot {slot} does not fit in a token");
+    Token((TAG_CONN << PAYLOAD_BITS) | ((generation as usize) << SLOT_BITS) | slot)
+}
+
+pub(crate) fn listener(index: usize) -> Token {
+    Token((TAG_LISTENER << PAYLOAD_BITS) | index)
+}
+
+pub(crate) fn source(index: usize) -> Token {
+    Token((TAG_SOURCE << PAYLOAD_BITS) | index)
+}
+
+pub(crate) fn decode(token: Token) -> Target {
+    let payload = token.0 & ((1 << PAYLOAD_BITS) - 1);
+    match token.0 >> PAYLOAD_BITS {
+        TAG_CONN => Target::Conn {
+            slot: payload & MAX_SLOT,
+            generation: (payload >> SLOT_BITS) as u32,
+        },
+        TAG_LISTENER => Target::Listener(payload),
+        TAG_SOURCE => Target::Source(payload),
+        _ => Target::Waker,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_kind() {
+        for (slot, generation) in [(0, 0), (7, 1), (MAX_SLOT, 12345), (1 << 20, next_generation(u32::MAX))] {
+            assert_eq!(decode(conn(slot, generation)), Target::Conn { slot, generation });
+        }
+        assert_eq!(decode(listener(3)), Target::Listener(3));
+        assert_eq!(decode(source(9)), Target::Source(9));
+        assert_eq!(decode(WAKER), Target::Waker);
+    }
+
+    #[test]
+    fn generations_differ_for_the_same_slot() {
+        let generation = 41;
+        assert_ne!(conn(5, generation), conn(5, next_generation(generation)));
+    }
+
+    #[test]
+    fn generation_wraps_within_its_bits() {
+        let mut generation = (1u32 << GENERATION_BITS.min(31)) - 1;
+        generation = next_generation(generation);
+        assert_eq!(decode(conn(1, generation)), Target::Conn { slot: 1, generation });
+    }
+}
