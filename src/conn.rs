@@ -103,6 +103,8 @@ pub(crate) struct Core {
     pub(crate) idle_timer: Option<TimerId>,
     /// Pending output reached zero after having waited on the socket: call `on_drained`.
     pub(crate) drained_pending: bool,
+    /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
+    pub(crate) failed: Option<io::ErrorKind>,
 }
 
 /// What a flush achieved.
@@ -135,6 +137,7 @@ impl Core {
             last_active: now,
             idle_timer: None,
             drained_pending: false,
+            failed: None,
         }
     }
 

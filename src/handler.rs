@@ -213,6 +213,22 @@ impl<'a, H: Handler> Cx<'a, H> {
         }
     }
 
+    /// Sends what this callback has written so far, now rather than when it returns, so
+    /// that [`pending_output`](Cx::pending_output) then tells how much the kernel refused.
+    /// A handler that streams a large body writes and flushes until output is pending, then
+    /// waits for [`Handler::on_drained`] to produce more.
+    ///
+    /// A write error closes the connection after the callback, with
+    /// [`Reason::Error`](crate::Reason::Error).
+    pub fn flush(&mut self) {
+        if self.core.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.shared.write_staged(self.core) {
+            self.core.failed = Some(e.kind());
+        }
+    }
+
     /// Output written but not yet taken by the kernel, in bytes (including this callback's).
     pub fn pending_output(&self) -> usize {
         self.core.pending_out() + self.shared.staging.len()

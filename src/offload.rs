@@ -166,9 +166,8 @@ impl<T: Send + 'static> OffloadPool<T> {
         let mut pool = OffloadPool { shared, workers: Vec::new() };
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
-            let worker = thread::Builder::new()
-                .name(format!("evloop-offload-{i}"))
-                .spawn(move || work(&shared))?;
+            let worker =
+                thread::Builder::new().name(format!("evloop-offload-{i}")).spawn(move || work(&shared))?;
             pool.workers.push(worker);
         }
         Ok(pool)

@@ -100,6 +100,34 @@ impl<D: Send + 'static> Shared<D> {
         self.deferred.push_back(Deferred::Read(token));
     }
 
+    /// Sends what the current callback staged, straight to the socket; copies what the
+    /// kernel refused into the connection's own output buffer.
+    pub(crate) fn write_staged(&mut self, core: &mut Core) -> io::Result<()> {
+        if self.staging.is_empty() {
+            return Ok(());
+        }
+        let mut staged = std::mem::take(&mut self.staging);
+        let result = core.write_some(&staged);
+        if let Ok(written) = result {
+            if written > 0 {
+                self.stats.bytes_out += written as u64;
+                core.last_active = self.now;
+            }
+            if written < staged.len() {
+                core.out.extend_from_slice(&staged[written..]);
+                self.stats.out_buffered += (staged.len() - written) as u64;
+                core.drained_pending = true;
+            }
+        }
+        staged.clear();
+        if staged.capacity() > 4 * self.config.read_chunk {
+            // One callback wrote a lot; don't keep the peak allocation forever.
+            staged = Vec::new();
+        }
+        self.staging = staged;
+        result.map(|_| ())
+    }
+
     pub(crate) fn offload(&mut self, token: Token, job: Job<D>) -> Result<(), OffloadError> {
         if self.offload_closed {
             return Err(OffloadError::Closed);
@@ -319,8 +347,7 @@ impl<H: Handler> Reactor<H> {
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
-        let options =
-            crate::net::ListenOptions { backlog: self.shared.config.backlog, reuse_port: false };
+        let options = crate::net::ListenOptions { backlog: self.shared.config.backlog, reuse_port: false };
         self.add_listener(crate::net::listen(addr, options)?, factory)
     }
 
@@ -582,8 +609,7 @@ impl<H: Handler> Reactor<H> {
         let mut input = Input::new(data);
         let mut cx = Cx { core: &mut conn.core, shared, slot };
         let handler = &mut conn.handler;
-        let outcome =
-            panic::catch_unwind(AssertUnwindSafe(|| handler.on_data(&mut input, &mut cx)));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| handler.on_data(&mut input, &mut cx)));
         let consumed = input.consumed();
         // Keep what the handler did not consume, and only that.
         if conn.input.is_empty() {
@@ -639,39 +665,20 @@ impl<H: Handler> Reactor<H> {
             self.close_now(slot, reason);
             return;
         }
-        if !shared.staging.is_empty() {
-            let staged = std::mem::take(&mut shared.staging);
-            let written = match core.write_some(&staged) {
-                Ok(written) => written,
-                Err(e) => {
-                    shared.staging = staged;
-                    shared.staging.clear();
-                    log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
-                    self.close_now(slot, Reason::Error(e.kind()));
-                    return;
-                }
-            };
-            if written > 0 {
-                shared.stats.bytes_out += written as u64;
-                core.last_active = shared.now;
-            }
-            if written < staged.len() {
-                core.out.extend_from_slice(&staged[written..]);
-                shared.stats.out_buffered += (staged.len() - written) as u64;
-                core.drained_pending = true;
-            }
-            shared.staging = staged;
-            shared.staging.clear();
-            if shared.staging.capacity() > 4 * self.scratch.len() {
-                // One callback wrote a lot; don't keep the peak allocation forever.
-                shared.staging = Vec::new();
-            }
+        if let Err(e) = shared.write_staged(core) {
+            log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
+            self.close_now(slot, Reason::Error(e.kind()));
+            return;
+        }
+        if let Some(kind) = core.failed {
+            self.close_now(slot, Reason::Error(kind));
+            return;
         }
         let pending = core.pending_out();
         if pending as u64 > shared.stats.out_buffered_peak {
             shared.stats.out_buffered_peak = pending as u64;
         }
-        if pending > shared.config.out_high_watermark && !core.paused_by_backpressure {
+        if pending >= shared.config.out_high_watermark && !core.paused_by_backpressure {
             core.paused_by_backpressure = true;
             shared.stats.backpressure_pauses += 1;
             log::trace!("conn slot={slot} peer={} paused: {pending} bytes pending", core.peer);
@@ -802,9 +809,13 @@ impl<H: Handler> Reactor<H> {
                     self.shared.stats.accept_errors += 1;
                     self.shared.stats.accept_pauses += 1;
                     let now = self.shared.now;
-                    let quiet = listener.last_warning.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
+                    let quiet =
+                        listener.last_warning.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
                     if !quiet {
-                        log::warn!("listener {index}: accept failed ({e}); retrying in {:?}", self.shared.config.accept_backoff);
+                        log::warn!(
+                            "listener {index}: accept failed ({e}); retrying in {:?}",
+                            self.shared.config.accept_backoff
+                        );
                     }
                     if !quiet {
                         listener.last_warning = Some(now);
@@ -836,7 +847,9 @@ impl<H: Handler> Reactor<H> {
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         let token = token::conn(slot, generation);
-        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+        {
             log::warn!("peer={peer}: could not register the connection: {e}");
             return;
         }
@@ -845,7 +858,8 @@ impl<H: Handler> Reactor<H> {
         let now = self.shared.now;
         let mut core = Core::new(stream, peer, generation, now);
         if let Some(idle) = self.shared.config.idle_timeout {
-            core.idle_timer = Some(self.shared.timers.insert(deadline_after(now, idle), TimerOwner::Idle(token)));
+            core.idle_timer =
+                Some(self.shared.timers.insert(deadline_after(now, idle), TimerOwner::Idle(token)));
         }
         entry.insert(Conn { handler, input: Vec::new(), core });
         self.shared.stats.accepted += 1;

@@ -72,10 +72,7 @@ pub(crate) fn source(index: usize) -> Token {
 pub(crate) fn decode(token: Token) -> Target {
     let payload = token.0 & ((1 << PAYLOAD_BITS) - 1);
     match token.0 >> PAYLOAD_BITS {
-        TAG_CONN => Target::Conn {
-            slot: payload & MAX_SLOT,
-            generation: (payload >> SLOT_BITS) as u32,
-        },
+        TAG_CONN => Target::Conn { slot: payload & MAX_SLOT, generation: (payload >> SLOT_BITS) as u32 },
         TAG_LISTENER => Target::Listener(payload),
         TAG_SOURCE => Target::Source(payload),
         _ => Target::Waker,

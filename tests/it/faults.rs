@@ -1,0 +1,174 @@
+//! Hostile and broken peers: floods, resets, handler bugs, requests that never end. In each
+//! case only the offending connection suffers and everyone else keeps being served.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use evloop::{Config, Cx, Handler, Input};
+
+use crate::util::{round_trip, set_linger_zero, small_config, Echo, Rng, Server};
+
+/// A client that floods and never reads: the server's buffered output for it stays under
+/// the high watermark (reading pauses instead), and another client is served meanwhile.
+#[test]
+fn flooder_that_never_reads_is_throttled_not_buffered() {
+    let config = small_config();
+    let high = config.out_high_watermark as u64;
+    let server = Server::start(config, |_| Echo);
+    let mut flooder = server.connect();
+    flooder.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+    let chunk = vec![0x5a; 64 * 1024];
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Write until the kernel's buffers and the server's are all full and writes block.
+    loop {
+        match flooder.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("flood write failed: {e}"),
+        }
+        assert!(Instant::now() < deadline, "the flood never blocked: the server keeps reading");
+    }
+    let stats = server.stats();
+    assert!(stats.backpressure_pauses >= 1, "{stats:?}");
+    assert!(stats.out_buffered_peak <= high, "buffered {} > high watermark {high}", stats.out_buffered_peak);
+    assert!(stats.out_buffered <= high);
+    assert!(sent as u64 > high, "sent only {sent} bytes before blocking");
+
+    // Everyone else is still served.
+    let mut other = server.connect();
+    round_trip(&mut other, b"still served");
+
+    // And once the flooder reads, it gets every byte back.
+    flooder.shutdown(Shutdown::Write).unwrap();
+    let mut echoed = 0usize;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match flooder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                assert!(buf[..n].iter().all(|&b| b == 0x5a));
+                echoed += n;
+            }
+            Err(e) => panic!("reading the echo back failed after {echoed} bytes: {e}"),
+        }
+    }
+    assert_eq!(echoed, sent);
+}
+
+/// An abrupt reset (SO_LINGER 0) in the middle of a stream disturbs no other connection.
+#[test]
+fn reset_mid_stream_disturbs_no_one_else() {
+    let server = Server::start(small_config(), |_| Echo);
+    let mut bystander = server.connect();
+    round_trip(&mut bystander, b"before");
+    for _ in 0..20 {
+        let mut victim = server.connect();
+        victim.write_all(&vec![7; 200_000]).unwrap();
+        let mut some = [0; 1000];
+        victim.read_exact(&mut some).unwrap();
+        set_linger_zero(&victim);
+        drop(victim);
+        round_trip(&mut bystander, b"during");
+    }
+    server.wait_for(Duration::from_secs(5), "all victims closed", |s| s.active == 1);
+    round_trip(&mut bystander, b"after");
+}
+
+/// A handler that panics on some input: that connection is closed, the loop and every
+/// other connection carry on.
+#[test]
+fn a_panicking_handler_closes_only_its_connection() {
+    struct Fragile;
+    impl Handler for Fragile {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            assert!(!input.bytes().contains(&b'!'), "handler bug triggered by input");
+            cx.write(input.bytes());
+            input.consume_all();
+        }
+    }
+    let server = Server::start(small_config(), |_| Fragile);
+    let mut good = server.connect();
+    round_trip(&mut good, b"hello");
+    let mut bad = server.connect();
+    bad.write_all(b"boom!").unwrap();
+    let mut rest = Vec::new();
+    // The server closes it (EOF or reset, depending on timing).
+    let _ = bad.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    round_trip(&mut good, b"still here");
+    server.wait_for(Duration::from_secs(5), "error close counted", |s| s.closed.error == 1);
+}
+
+/// A handler that never consumes its input (a request that never ends) gets its
+/// connection closed at `max_input`, with the reason counted; others are unaffected.
+#[test]
+fn input_that_is_never_consumed_hits_the_input_limit() {
+    struct Hoarder;
+    impl Handler for Hoarder {
+        type Done = ();
+        fn on_data(&mut self, _input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {}
+    }
+    let config = Config { max_input: 4096, ..small_config() };
+    let server = Server::start(config, |_| Hoarder);
+    let mut stream = server.connect();
+    // Writing may fail once the server resets the connection: that is the point.
+    let _ = stream.write_all(&vec![b'x'; 100_000]);
+    let _ = stream.read_to_end(&mut Vec::new());
+    let stats = server.wait_for(Duration::from_secs(5), "input limit close", |s| s.closed.input_limit == 1);
+    assert_eq!(stats.active, 0);
+}
+
+/// A handler that answers an error and closes while the client is still sending: the
+/// client reads the whole reply and then EOF, not a reset (the lingering close).
+#[test]
+fn close_while_peer_still_sends_delivers_the_reply() {
+    struct Refuser;
+    impl Handler for Refuser {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+            cx.write(b"ERR go away\n");
+            cx.close();
+        }
+    }
+    let server = Server::start(small_config(), |_| Refuser);
+    let mut stream = server.connect();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        // Keeps sending after the server has decided to close; errors are expected later.
+        for _ in 0..50 {
+            if writer.write_all(&[b'y'; 4096]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("the reply then EOF, not a reset");
+    assert_eq!(reply, b"ERR go away\n");
+    sender.join().unwrap();
+    server.wait_for(Duration::from_secs(5), "local close", |s| s.closed.local == 1);
+}
+
+/// Random garbage, including empty writes and every byte value, from many clients at once
+/// never upsets the loop (the echo handler returns it all).
+#[test]
+fn random_garbage_is_echoed_exactly() {
+    let server = Server::start(small_config(), |_| Echo);
+    let mut rng = Rng::seeded("random_garbage");
+    for _ in 0..50 {
+        let mut stream = server.connect();
+        let len = rng.range(0, 10_000);
+        let data = rng.bytes(len);
+        stream.write_all(&data).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        stream.read_to_end(&mut back).unwrap();
+        assert!(back == data);
+    }
+}

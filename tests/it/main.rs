@@ -1,0 +1,9 @@
+//! Integration tests over real loopback sockets: one test crate, a module per area
+//! (see "Delete Cargo Integration Tests"), helpers in `util`.
+
+mod echo;
+mod examples;
+mod faults;
+mod limits;
+mod reactor_api;
+mod util;

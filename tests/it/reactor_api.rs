@@ -1,0 +1,233 @@
+//! The embedding API: shutdown from another thread, `run_once` in a host loop, the
+//! embedder's own sources, handler timers, read pausing, write shutdown, `on_drained`.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use evloop::{Config, Cx, Handler, Input, Reactor, TimerId, Turn};
+
+use crate::util::{round_trip, small_config, Echo, Server};
+
+/// `Handle::shutdown()` from another thread makes `run()` return, with every connection
+/// closed: the clients read EOF.
+#[test]
+fn shutdown_from_another_thread_closes_everything() {
+    let server = Server::start(small_config(), |_| Echo);
+    let mut clients: Vec<_> = (0..10).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        round_trip(client, b"hi");
+    }
+    let handle = server.handle.clone();
+    thread::spawn(move || handle.shutdown()).join().unwrap();
+    server.stop().expect("run() returned an error");
+    for client in &mut clients {
+        let mut buf = [0; 4];
+        assert_eq!(client.read(&mut buf).unwrap(), 0, "client should see EOF after shutdown");
+    }
+}
+
+/// Shutdown flushes pending output before closing: a client that reads slowly still gets
+/// everything that was echoed before the shutdown.
+#[test]
+fn shutdown_flushes_pending_output() {
+    let server = Server::start(small_config(), |_| Echo);
+    let mut client = server.connect();
+    let payload = vec![9u8; 200_000];
+    client.write_all(&payload).unwrap();
+    server.wait_for(Duration::from_secs(5), "all input read", |s| s.bytes_in == payload.len() as u64);
+    server.handle.shutdown();
+    let mut echoed = Vec::new();
+    client.read_to_end(&mut echoed).unwrap();
+    assert_eq!(echoed.len(), payload.len());
+    server.stop().unwrap();
+}
+
+/// An embedder drives the reactor with `run_once` from its own loop and registers its own
+/// mio source (a UDP socket), whose callback runs on the loop thread.
+#[test]
+fn run_once_drives_the_loop_and_user_sources_fire() {
+    let mut reactor: Reactor<Echo> = Reactor::new(small_config()).unwrap();
+    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo).unwrap();
+    let udp = evloop::mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    let datagrams = Rc::new(Cell::new(0));
+    let seen = Rc::clone(&datagrams);
+    reactor
+        .register(udp, evloop::mio::Interest::READABLE, move |socket, _event| {
+            let mut buf = [0; 64];
+            while socket.recv_from(&mut buf).is_ok() {
+                seen.set(seen.get() + 1);
+            }
+        })
+        .unwrap();
+
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"ping", udp_addr).unwrap();
+    let client = thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        round_trip(&mut stream, b"embedded");
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(client.is_finished() && datagrams.get() == 1) {
+        assert!(Instant::now() < deadline, "host loop timed out");
+        assert_eq!(reactor.run_once(Some(Duration::from_millis(10))).unwrap(), Turn::Running);
+    }
+    client.join().unwrap();
+    // An empty turn with a zero timeout returns at once.
+    let started = Instant::now();
+    reactor.run_once(Some(Duration::ZERO)).unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+    reactor.handle().shutdown();
+    while reactor.run_once(Some(Duration::from_millis(10))).unwrap() == Turn::Running {}
+    assert_eq!(reactor.stats().accepted, 1);
+}
+
+/// Handler timers: one fires after its delay, a cancelled one never fires.
+#[test]
+fn handler_timers_fire_once_and_cancelled_ones_never() {
+    #[derive(Default)]
+    struct Timed {
+        fire: Option<TimerId>,
+        cancelled: Option<TimerId>,
+    }
+    impl Handler for Timed {
+        type Done = ();
+        fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+            self.fire = Some(cx.set_timer(Duration::from_millis(100)));
+            let doomed = cx.set_timer(Duration::from_millis(50));
+            assert!(cx.cancel_timer(doomed));
+            assert!(!cx.cancel_timer(doomed), "cancelling twice is a no-op");
+            self.cancelled = Some(doomed);
+        }
+        fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+        }
+        fn on_timer(&mut self, id: TimerId, cx: &mut Cx<'_, Self>) {
+            let which = if Some(id) == self.fire { "fired\n" } else { "WRONG TIMER\n" };
+            cx.write(which.as_bytes());
+            cx.close();
+        }
+    }
+    let server = Server::start(small_config(), |_| Timed::default());
+    let started = Instant::now();
+    let mut client = server.connect();
+    let mut reply = String::new();
+    client.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "fired\n");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(server.stats().timers_fired, 1);
+}
+
+/// `pause_read` stops input until `resume_read`; bytes that arrived meanwhile are then
+/// delivered (the edge they raised is not lost). Also `shutdown_write` sends FIN while the
+/// connection keeps reading.
+#[test]
+fn pause_resume_and_write_shutdown() {
+    /// Echoes one line, then pauses reading for 200 ms, then echoes the rest; on "fin",
+    /// shuts down its write side but keeps counting input.
+    struct Pauser {
+        paused_once: bool,
+        resume: Option<TimerId>,
+    }
+    impl Handler for Pauser {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            while let Some(line) = input.take_line(b'\n') {
+                if line == b"fin" {
+                    cx.write(b"bye\n");
+                    cx.shutdown_write();
+                    continue;
+                }
+                cx.write(line);
+                cx.write(b"\n");
+                if !self.paused_once {
+                    self.paused_once = true;
+                    cx.pause_read();
+                    self.resume = Some(cx.set_timer(Duration::from_millis(200)));
+                    return;
+                }
+            }
+        }
+        fn on_timer(&mut self, _id: TimerId, cx: &mut Cx<'_, Self>) {
+            cx.resume_read();
+        }
+        fn on_eof(&mut self, cx: &mut Cx<'_, Self>) {
+            cx.close();
+        }
+    }
+    let server = Server::start(small_config(), |_| Pauser { paused_once: false, resume: None });
+    let mut client = server.connect();
+    let started = Instant::now();
+    client.write_all(b"one\n").unwrap();
+    let mut buf = [0; 4];
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"one\n");
+    client.write_all(b"two\nfin\n").unwrap();
+    let mut rest = String::new();
+    client.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "two\nbye\n");
+    assert!(started.elapsed() >= Duration::from_millis(200), "input arrived while paused");
+    // The write side is shut, the read side is open: the server still takes our bytes.
+    client.write_all(b"more\n").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    server.wait_for(Duration::from_secs(5), "close after EOF", |s| s.closed.peer == 1);
+}
+
+/// `on_drained` fires once output that had to wait has been sent: a handler streams a
+/// large body in slices, producing the next slice only when the previous one drained.
+#[test]
+fn on_drained_paces_a_streaming_handler() {
+    const TOTAL: usize = 8 << 20;
+    const SLICE: usize = 256 << 10;
+    struct Streamer {
+        sent: usize,
+    }
+    impl Streamer {
+        /// Writes slices while the kernel takes them whole; stops once output is pending.
+        fn produce(&mut self, cx: &mut Cx<'_, Self>) {
+            while self.sent < TOTAL && cx.pending_output() == 0 {
+                cx.write(&[b'z'; SLICE]);
+                cx.flush();
+                self.sent += SLICE;
+            }
+            if self.sent == TOTAL {
+                cx.close();
+            }
+        }
+    }
+    impl Handler for Streamer {
+        type Done = ();
+        fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+            self.produce(cx);
+        }
+        fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+        }
+        fn on_drained(&mut self, cx: &mut Cx<'_, Self>) {
+            self.produce(cx);
+        }
+    }
+    let config = Config { out_high_watermark: 1 << 20, ..small_config() };
+    let server = Server::start(config, |_| Streamer { sent: 0 });
+    let mut client = server.connect();
+    thread::sleep(Duration::from_millis(100));
+    let mut total = 0;
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = client.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n].iter().all(|&b| b == b'z'));
+        total += n;
+    }
+    assert_eq!(total, TOTAL);
+    let stats = server.stats();
+    assert!(stats.out_buffered_peak <= SLICE as u64, "streamer buffered {}", stats.out_buffered_peak);
+    assert!(stats.bytes_out == TOTAL as u64);
+}

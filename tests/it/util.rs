@@ -1,0 +1,196 @@
+//! Shared test helpers: an in-process server on `127.0.0.1:0`, a seeded PRNG, deadlines,
+//! and socket tricks. Every wait here is bounded, so a hang becomes a failure.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use evloop::{Config, Cx, Handle, Handler, Input, Reactor, Stats};
+
+/// Starts env_logger once (quiet unless `RUST_LOG` is set).
+pub fn init() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// A reactor running on its own thread; shut down and joined on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub handle: Handle,
+    /// The server thread's kernel thread id, to read its CPU time.
+    pub tid: u32,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Server {
+    /// Starts a reactor with `config`, listening on an ephemeral loopback port.
+    pub fn start<H, F>(config: Config, factory: F) -> Server
+    where
+        H: Handler,
+        F: FnMut(SocketAddr) -> H + Send + 'static,
+    {
+        init();
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut reactor = Reactor::new(config)?;
+            let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), factory)?;
+            let tid = current_tid();
+            tx.send((addr, reactor.handle(), tid)).unwrap();
+            reactor.run()
+        });
+        let (addr, handle, tid) = rx.recv_timeout(Duration::from_secs(10)).expect("server did not start");
+        Server { addr, handle, tid, thread: Some(thread) }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.handle.stats()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    }
+
+    /// Shuts the reactor down and waits (bounded) for `run()` to return.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        let Some(thread) = self.thread.take() else { return Ok(()) };
+        self.handle.shutdown();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !thread.is_finished() {
+            assert!(Instant::now() < deadline, "reactor did not stop within 20 s of shutdown()");
+            thread::sleep(Duration::from_millis(5));
+        }
+        thread.join().expect("reactor thread panicked")
+    }
+
+    /// Waits until `check(stats)` holds, or panics after `within`.
+    #[track_caller]
+    pub fn wait_for(&self, within: Duration, what: &str, check: impl Fn(&Stats) -> bool) -> Stats {
+        let deadline = Instant::now() + within;
+        loop {
+            let stats = self.stats();
+            if check(&stats) {
+                return stats;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; stats: {stats:#?}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// CPU time (user + system) the reactor thread has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        thread_cpu_time(self.tid)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            self.stop_inner().expect("reactor returned an error");
+        } else if let Some(_thread) = self.thread.take() {
+            self.handle.shutdown();
+        }
+    }
+}
+
+/// The calling thread's kernel id, from `/proc/thread-self` (Linux).
+fn current_tid() -> u32 {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// CPU time of one thread of this process, from `/proc/self/task/TID/stat` (clock ticks).
+pub fn thread_cpu_time(tid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    cpu_from_stat(&stat)
+}
+
+/// utime + stime from a `/proc/.../stat` line, assuming the usual 100 ticks per second.
+pub fn cpu_from_stat(stat: &str) -> Duration {
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return Duration::ZERO };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, i.e. 11 and 12 after the name.
+    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// xorshift64*: a tiny seeded PRNG so failures can be replayed (`EVLOOP_SEED`).
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// A seed from `EVLOOP_SEED` or the clock, printed so a failing run can be repeated.
+    pub fn seeded(test: &str) -> Rng {
+        let seed = std::env::var("EVLOOP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
+        eprintln!("{test}: EVLOOP_SEED={seed}");
+        Rng::new(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Sends RST instead of FIN when `stream` is dropped.
+pub fn set_linger_zero(stream: &TcpStream) {
+    socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)).unwrap();
+}
+
+/// One echo round trip: `msg` out, the same bytes back.
+#[track_caller]
+pub fn round_trip(stream: &mut TcpStream, msg: &[u8]) {
+    stream.write_all(msg).unwrap();
+    let mut back = vec![0; msg.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+/// The echo handler the tests serve.
+pub struct Echo;
+
+impl Handler for Echo {
+    type Done = ();
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        cx.write(input.bytes());
+        input.consume_all();
+    }
+}
+
+/// A small config for tests: small buffers so limits are reached quickly.
+pub fn small_config() -> Config {
+    Config {
+        max_conns: 512,
+        max_input: 8 * 1024,
+        out_high_watermark: 64 * 1024,
+        out_low_watermark: 16 * 1024,
+        shutdown_timeout: Duration::from_secs(2),
+        ..Config::default()
+    }
+}
