@@ -48,6 +48,7 @@ use crate::token;
 ///         input.consume_all();
 ///     }
 /// }
+/// # let _reactor = evloop::Reactor::<Echo>::new(evloop::Config::default());
 /// ```
 pub trait Handler: Sized + 'static {
     /// What jobs handed to [`Cx::offload`] return; `()` if the handler never offloads.
