@@ -55,6 +55,7 @@ mod handler;
 pub mod net;
 pub mod offload;
 mod reactor;
+pub mod select;
 mod stats;
 mod timer;
 mod token;

@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::thread;
 use std::time::Duration;
 
-use crate::util::{round_trip, small_config, Echo, Rng, Server};
+use crate::util::{round_trip, small_config, stream_and_verify, Echo, Rng, Server};
 
 /// Bytes each client streams: 1 MiB in release builds or with `EVLOOP_FULL=1`, 64 KiB in
 /// the default debug run so the suite stays quick.
@@ -17,34 +17,6 @@ fn bytes_per_client() -> usize {
     } else {
         64 << 10
     }
-}
-
-/// Streams `payload` in random chunks (1 B to 64 KiB, log-uniform, so tiny chunks are common)
-/// with occasional pauses while reading the echo concurrently, then half-closes and checks
-/// that the echo is exact and followed by the server's EOF.
-fn stream_and_verify(server_addr: std::net::SocketAddr, payload: Vec<u8>, mut rng: Rng) {
-    let mut stream = std::net::TcpStream::connect(server_addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let expected = payload.clone();
-    let sender = thread::spawn(move || {
-        let mut sent = 0;
-        while sent < payload.len() {
-            let magnitude = rng.range(0, 16);
-            let chunk = rng.range(1, 1 << magnitude).min(payload.len() - sent);
-            writer.write_all(&payload[sent..sent + chunk]).unwrap();
-            sent += chunk;
-            if rng.range(0, 15) == 0 {
-                thread::sleep(Duration::from_micros(rng.range(0, 2000) as u64));
-            }
-        }
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut echoed = Vec::with_capacity(expected.len());
-    stream.read_to_end(&mut echoed).expect("read echo until the server's EOF");
-    sender.join().unwrap();
-    assert_eq!(echoed.len(), expected.len(), "echoed length");
-    assert!(echoed == expected, "echoed bytes differ from the ones sent");
 }
 
 /// 300 concurrent clients, each streaming random bytes in random chunks and then

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,18 +40,23 @@ impl Running {
     }
 
     /// Sends `signal` (by name, e.g. "TERM") to this child and waits (bounded) for its exit.
-    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+    pub fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
         let status =
             Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        self.wait_timeout(Duration::from_secs(10)).unwrap_or_else(|| panic!("no exit after SIG{signal}"))
+    }
+
+    /// Waits up to `limit` for the child to exit.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+                return Some(status);
             }
-            assert!(Instant::now() < deadline, "example did not exit after SIG{signal}");
             thread::sleep(Duration::from_millis(10));
         }
+        None
     }
 
     /// CPU time the child has used so far.

@@ -6,4 +6,5 @@ mod examples;
 mod faults;
 mod limits;
 mod reactor_api;
+mod select;
 mod util;
