@@ -875,10 +875,16 @@ impl<H: Handler> Reactor<H> {
             let Some(work) = self.shared.deferred.pop_front() else { break };
             match work {
                 Deferred::Read(token) => {
-                    if let Target::Conn { slot, generation } = token::decode(token) {
-                        if self.conns.get(slot).is_some_and(|c| c.core.generation == generation) {
-                            self.read(slot);
-                        }
+                    let Some(slot) = self.live_slot(token) else { continue };
+                    // Input left over from before a pause is offered again first: no
+                    // readiness event will announce bytes the reactor already holds.
+                    let conn = &self.conns[slot];
+                    let throttled = conn.core.paused_by_handler || conn.core.paused_by_backpressure;
+                    if !conn.input.is_empty() && conn.core.phase == Phase::Open && !throttled {
+                        self.deliver(slot, 0);
+                    }
+                    if self.conns.contains(slot) {
+                        self.read(slot);
                     }
                 }
                 Deferred::Accept(index) => self.accept(index),

@@ -1,6 +1,9 @@
 //! Small helpers shared by the examples: flag parsing, logging, and stopping on signals.
 //! Each example includes this with `mod common;`; it uses only evloop's public API.
 
+// Each example uses a different subset of these helpers.
+#![allow(dead_code)]
+
 use std::io;
 use std::process::exit;
 use std::str::FromStr;
@@ -37,17 +40,24 @@ impl Flags {
     where
         T::Err: std::fmt::Display,
     {
-        let Some(at) = self.args.iter().position(|a| a == name) else { return default };
+        self.optional(name).unwrap_or(default)
+    }
+
+    /// The value after `--name`, parsed, or `None` when the flag is absent.
+    pub fn optional<T: FromStr>(&mut self, name: &str) -> Option<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let at = self.args.iter().position(|a| a == name)?;
         if at + 1 >= self.args.len() {
             self.fail(&format!("{name} needs a value"));
         }
         let raw = self.args.remove(at + 1);
         self.args.remove(at);
-        raw.parse().unwrap_or_else(|e| self.fail(&format!("{name} {raw:?}: {e}")))
+        Some(raw.parse().unwrap_or_else(|e| self.fail(&format!("{name} {raw:?}: {e}"))))
     }
 
     /// Is the bare switch `--name` present?
-    #[allow(dead_code)]
     pub fn switch(&mut self, name: &str) -> bool {
         match self.args.iter().position(|a| a == name) {
             Some(at) => {
@@ -65,7 +75,8 @@ impl Flags {
         }
     }
 
-    fn fail(&self, message: &str) -> ! {
+    /// Prints `message` and the usage to stderr, exits with status 2.
+    pub fn fail(&self, message: &str) -> ! {
         eprint!("error: {message}\n\n{}", self.usage);
         exit(2);
     }

@@ -4,7 +4,9 @@
 mod echo;
 mod examples;
 mod faults;
+mod fib;
 mod limits;
+mod offload;
 mod reactor_api;
 mod select;
 mod util;

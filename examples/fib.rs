@@ -1,0 +1,299 @@
+//! The fib server: CPU-bound requests that must not stall the event loop.
+//!
+//! Run:  cargo run --release --example fib                 (offload mode, port 40404)
+//!       cargo run --release --example fib -- --mode inline (computes on the loop: watch it stall)
+//! Talk: nc 127.0.0.1 40404    then type `30` (→ 832040) or `sleep 500` (→ slept 500)
+//!
+//! Protocol, one request per line (`\n` or `\r\n`):
+//!   `N`          → `fib(N)` by the naive recursive function (CPU-bound; offloaded for N > 20)
+//!   `sleep MS`   → `slept MS` after a reactor timer (I/O-bound: never blocks anything)
+//!   anything bad → `ERR <reason>`; the connection stays usable, except after a line over
+//!                  64 bytes, which is answered and then closed.
+//! Requests on one connection are answered in order: while one is being computed, the
+//! connection stops reading (its next lines wait in the buffers).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
+
+const USAGE: &str = "\
+fib: an evloop server computing fib(N) the slow way, without stalling the loop.
+
+usage: fib [--addr HOST:PORT] [--mode offload|inline] [--threads K] [--queue N]
+           [--max-n N] [--on-connect N]
+
+  --addr HOST:PORT   address to listen on (default 127.0.0.1:40404)
+  --mode MODE        offload: compute on worker threads (default);
+                     inline: compute on the loop thread, stalling every client (the demo)
+  --threads K        offload worker threads (default: one per CPU)
+  --queue N          jobs that may wait for a worker before clients get ERR busy (default 1024)
+  --max-n N          largest N accepted (default 45; at most 92, the largest fib in 64 bits)
+  --on-connect N     compute fib(N) as soon as a client connects, send the decimal
+                     digits, close (the classic demo server whose clients only recv)
+  -h, --help         this help
+
+Requests, one per line:  N  |  sleep MS
+";
+
+/// Longest request line accepted, delimiter included.
+const MAX_LINE: usize = 64;
+/// Requests up to this N are computed on the loop even in offload mode: fib(20) is about
+/// 20,000 calls (tens of microseconds), cheaper than a round trip through the pool, and it
+/// must not wait in the queue behind long jobs.
+const INLINE_MAX_N: u32 = 20;
+/// Longest `sleep` accepted, in milliseconds: a client should not park a timer for days.
+const MAX_SLEEP_MS: u64 = 600_000;
+
+/// The CPU-bound workload, recursive on purpose: fib(35) makes about 30 million calls.
+fn fib(n: u32) -> u64 {
+    if n < 2 {
+        u64::from(n)
+    } else {
+        fib(n - 1) + fib(n - 2)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Offload,
+    Inline,
+}
+
+/// Settings every connection shares.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    mode: Mode,
+    max_n: u32,
+    on_connect: Option<u32>,
+}
+
+/// A parsed request line.
+#[derive(Debug, PartialEq)]
+enum Request {
+    Fib(u32),
+    Sleep(u64),
+}
+
+/// Parses one request line (without its `\n`), or says what is wrong with it.
+fn parse(line: &[u8], max_n: u32) -> Result<Request, String> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line).map_err(|_| "invalid utf-8".to_string())?.trim();
+    if text.is_empty() {
+        return Err("empty request".into());
+    }
+    if let Some(ms) = text.strip_prefix("sleep") {
+        return match ms.trim().parse::<u64>() {
+            Ok(ms) if ms <= MAX_SLEEP_MS => Ok(Request::Sleep(ms)),
+            _ => Err(format!("sleep needs milliseconds from 0 to {MAX_SLEEP_MS}")),
+        };
+    }
+    if text.starts_with('-') && text[1..].bytes().all(|b| b.is_ascii_digit()) && text.len() > 1 {
+        return Err("negative number".into());
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("not a number".into());
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n <= max_n => Ok(Request::Fib(n)),
+        _ => Err(format!("too large (max {max_n})")),
+    }
+}
+
+/// Where a connection is in its conversation.
+#[derive(Debug, PartialEq)]
+enum State {
+    /// Waiting for a request line.
+    Reading,
+    /// A fib job is on the offload pool; reading is paused until `on_done`.
+    Computing,
+    /// A `sleep` timer is armed; reading is paused until `on_timer`.
+    Sleeping { ms: u64, timer: TimerId },
+    /// The reply is out (or on its way) and the connection is closing.
+    Done,
+}
+
+/// One client's protocol state machine.
+struct FibConn {
+    settings: Settings,
+    state: State,
+}
+
+impl FibConn {
+    /// Handles complete lines until one starts something that takes time.
+    fn serve_lines(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        while self.state == State::Reading {
+            let Some(line) = input.take_line(b'\n') else {
+                if input.len() > MAX_LINE {
+                    self.refuse_and_close("line too long", cx);
+                }
+                return;
+            };
+            if line.len() + 1 > MAX_LINE {
+                self.refuse_and_close("line too long", cx);
+                return;
+            }
+            match parse(line, self.settings.max_n) {
+                Ok(Request::Fib(n)) => self.compute(n, cx),
+                Ok(Request::Sleep(ms)) => {
+                    let timer = cx.set_timer(Duration::from_millis(ms));
+                    self.wait(State::Sleeping { ms, timer }, cx);
+                }
+                Err(reason) => cx.write(format!("ERR {reason}\n").as_bytes()),
+            }
+        }
+    }
+
+    /// Computes fib(n) according to the mode: on the pool, or right here (stalling the loop
+    /// in inline mode; harmless for small n).
+    fn compute(&mut self, n: u32, cx: &mut Cx<'_, Self>) {
+        let mode = if n <= INLINE_MAX_N { Mode::Inline } else { self.settings.mode };
+        match mode {
+            Mode::Inline => cx.write(format!("{}\n", fib(n)).as_bytes()),
+            Mode::Offload => match cx.offload(move || fib(n)) {
+                Ok(()) => self.wait(State::Computing, cx),
+                Err(OffloadError::Busy) => cx.write(b"ERR busy\n"),
+                Err(OffloadError::Closed) => cx.write(b"ERR shutting down\n"),
+            },
+        }
+    }
+
+    /// Enters a waiting state: no more requests are read until it ends, so replies stay
+    /// in request order and a pipelining client cannot queue unbounded work.
+    fn wait(&mut self, state: State, cx: &mut Cx<'_, Self>) {
+        self.state = state;
+        cx.pause_read();
+    }
+
+    /// Leaves a waiting state: reading resumes, and lines that arrived meanwhile are served.
+    fn resume(&mut self, cx: &mut Cx<'_, Self>) {
+        self.state = State::Reading;
+        cx.resume_read();
+    }
+
+    fn refuse_and_close(&mut self, reason: &str, cx: &mut Cx<'_, Self>) {
+        cx.write(format!("ERR {reason}\n").as_bytes());
+        self.state = State::Done;
+        cx.close();
+    }
+}
+
+impl Handler for FibConn {
+    type Done = u64;
+
+    fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+        let Some(n) = self.settings.on_connect else { return };
+        match self.settings.mode {
+            Mode::Inline => {
+                cx.write(fib(n).to_string().as_bytes());
+                self.state = State::Done;
+                cx.close();
+            }
+            Mode::Offload => match cx.offload(move || fib(n)) {
+                Ok(()) => self.state = State::Computing,
+                Err(e) => self.refuse_and_close(&e.to_string(), cx),
+            },
+        }
+    }
+
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        match self.state {
+            State::Reading => self.serve_lines(input, cx),
+            // In on-connect mode the client has nothing to say: ignore it.
+            State::Computing if self.settings.on_connect.is_some() => input.consume_all(),
+            // Busy: leave the bytes for later (reading is paused, so few can arrive).
+            State::Computing | State::Sleeping { .. } | State::Done => {}
+        }
+    }
+
+    fn on_done(&mut self, result: Result<u64, JobError>, cx: &mut Cx<'_, Self>) {
+        if self.settings.on_connect.is_some() {
+            match result {
+                Ok(value) => cx.write(value.to_string().as_bytes()),
+                Err(e) => log::error!("on-connect job failed: {e}"),
+            }
+            self.state = State::Done;
+            cx.close();
+            return;
+        }
+        match result {
+            Ok(value) => cx.write(format!("{value}\n").as_bytes()),
+            Err(e) => {
+                log::error!("conn {}: {e}", cx.id());
+                cx.write(b"ERR internal\n");
+            }
+        }
+        self.resume(cx);
+    }
+
+    fn on_timer(&mut self, id: TimerId, cx: &mut Cx<'_, Self>) {
+        if let State::Sleeping { ms, timer } = self.state {
+            if timer == id {
+                cx.write(format!("slept {ms}\n").as_bytes());
+                self.resume(cx);
+            }
+        }
+    }
+}
+
+fn main() {
+    common::init_logging();
+    let mut flags = common::Flags::parse(USAGE);
+    let addr: SocketAddr = flags.value("--addr", "127.0.0.1:40404".parse().unwrap());
+    let mode = match flags.value("--mode", "offload".to_string()).as_str() {
+        "offload" => Mode::Offload,
+        "inline" => Mode::Inline,
+        other => flags.fail(&format!("--mode must be offload or inline, not {other:?}")),
+    };
+    let threads: usize = flags.value("--threads", 0);
+    let queue: usize = flags.value("--queue", 1024);
+    let max_n: u32 = flags.value("--max-n", 45);
+    let on_connect: Option<u32> = flags.optional("--on-connect");
+    if max_n > 92 {
+        flags.fail("--max-n must be at most 92 (fib(93) overflows 64 bits)");
+    }
+    if on_connect.is_some_and(|n| n > max_n) {
+        flags.fail("--on-connect N must not exceed --max-n");
+    }
+    flags.finish();
+
+    let settings = Settings { mode, max_n, on_connect };
+    let config = Config { offload_threads: threads, offload_queue: queue, ..Config::default() };
+    if let Err(e) = serve(addr, config, settings) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
+    let mut reactor = Reactor::new(config)?;
+    let bound = reactor.listen(addr, move |_peer| FibConn { settings, state: State::Reading })?;
+    common::stop_on_signals(&mut reactor)?;
+    log::info!("fib server, mode {:?}", settings.mode);
+    common::announce(bound);
+    reactor.run()?;
+    log::info!("stats: {:?}", reactor.stats());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests_and_names_every_error() {
+        assert_eq!(parse(b"35", 45), Ok(Request::Fib(35)));
+        assert_eq!(parse(b" 7\r", 45), Ok(Request::Fib(7)));
+        assert_eq!(parse(b"sleep 250", 45), Ok(Request::Sleep(250)));
+        assert_eq!(parse(b"-1", 45), Err("negative number".into()));
+        assert_eq!(parse(b"abc", 45), Err("not a number".into()));
+        assert_eq!(parse(b"46", 45), Err("too large (max 45)".into()));
+        assert_eq!(parse(b"99999999999", 45), Err("too large (max 45)".into()));
+        assert_eq!(parse(b"", 45), Err("empty request".into()));
+        assert_eq!(parse(b"\xff\xfe", 45), Err("invalid utf-8".into()));
+        assert!(parse(b"sleep forever", 45).is_err());
+        assert_eq!(fib(20), 6765);
+    }
+}
