@@ -332,7 +332,7 @@ impl ClientConn {
                 let (id, seq, pos, got, want) =
                     (self.id, self.done, self.rx_off + at, data[at], expected[at]);
                 return Err(format!(
-                    "MISMATCH conn {id} message {seq} byte {pos}: got {got:#04x}, sent {want:#04x}"
+                    "MISMATCH conn {id} message {seq} byte {pos}: got {got:#04x}, expected {want:#04x}"
                 ));
             }
             self.rx_off += n;

@@ -69,3 +69,8 @@ pub use timer::TimerId;
 
 /// Re-exported so embedders name the same `mio` types the reactor uses.
 pub use mio;
+
+/// The README's Rust examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -106,26 +106,82 @@ impl<D: Send + 'static> Shared<D> {
         if self.staging.is_empty() {
             return Ok(());
         }
-        let mut staged = std::mem::take(&mut self.staging);
-        let result = core.write_some(&staged);
+        let result = core.write_some(&self.staging);
         if let Ok(written) = result {
             if written > 0 {
                 self.stats.bytes_out += written as u64;
                 core.last_active = self.now;
             }
-            if written < staged.len() {
-                core.out.extend_from_slice(&staged[written..]);
-                self.stats.out_buffered += (staged.len() - written) as u64;
+            if written < self.staging.len() {
+                core.out.extend_from_slice(&self.staging[written..]);
+                self.stats.out_buffered += (self.staging.len() - written) as u64;
                 core.drained_pending = true;
             }
         }
-        staged.clear();
-        if staged.capacity() > 4 * self.config.read_chunk {
+        self.staging.clear();
+        if self.staging.capacity() > 4 * self.config.read_chunk {
             // One callback wrote a lot; don't keep the peak allocation forever.
-            staged = Vec::new();
+            self.staging = Vec::new();
         }
-        self.staging = staged;
         result.map(|_| ())
+    }
+
+    /// After a callback: sends what it wrote, applies the watermarks, and carries out the
+    /// write shutdown or graceful close it asked for. Returns the reason when the connection
+    /// must be closed now (the caller owns the slab, so it does the closing).
+    fn settle(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
+        if core.abort_requested {
+            self.staging.clear();
+            return Some(if core.peer_eof { Reason::PeerClosed } else { Reason::Local });
+        }
+        if let Err(e) = self.write_staged(core) {
+            log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
+            return Some(Reason::Error(e.kind()));
+        }
+        let pending = core.pending_out();
+        // The common case, checked first: everything sent, nothing requested.
+        if pending == 0
+            && core.phase == Phase::Open
+            && !core.shutdown_write_requested
+            && core.failed.is_none()
+        {
+            return None;
+        }
+        if let Some(kind) = core.failed {
+            return Some(Reason::Error(kind));
+        }
+        if pending as u64 > self.stats.out_buffered_peak {
+            self.stats.out_buffered_peak = pending as u64;
+        }
+        if pending >= self.config.out_high_watermark && !core.paused_by_backpressure {
+            core.paused_by_backpressure = true;
+            self.stats.backpressure_pauses += 1;
+            log::trace!("conn slot={slot} peer={} paused: {pending} bytes pending", core.peer);
+        }
+        if pending > 0 {
+            return None;
+        }
+        if core.shutdown_write_requested {
+            shut_write(core, slot);
+        }
+        let Phase::Closing { reason } = core.phase else { return None };
+        // Everything is sent. If the peer may still be sending, linger: send FIN and
+        // read-and-discard until its EOF or a deadline, so unread input does not turn our
+        // close into an RST that could destroy the reply in flight (nginx's lingering
+        // close). A finished peer, or shutdown, closes at once.
+        let linger = !core.peer_eof && matches!(reason, Reason::Local | Reason::InputLimit);
+        if !linger {
+            return Some(reason);
+        }
+        core.phase = Phase::Lingering { reason };
+        shut_write(core, slot);
+        let token = token::conn(slot, core.generation);
+        let deadline = deadline_after(self.now, self.config.linger_timeout);
+        self.timers.insert(deadline, TimerOwner::Linger(token));
+        if core.read_ready {
+            self.defer_read(token);
+        }
+        None
     }
 
     pub(crate) fn offload(&mut self, token: Token, job: Job<D>) -> Result<(), OffloadError> {
@@ -516,67 +572,64 @@ impl<H: Handler> Reactor<H> {
     /// pauses it, or the per-turn budget is spent (then the rest waits for the next turn).
     /// A closing connection's input is read and discarded, so the final close sends a FIN
     /// rather than the RST that unread data would cause.
+    ///
+    /// This is the hot path: the connection is looked up once, and each read is handed to
+    /// the handler and settled in place.
     fn read(&mut self, slot: usize) {
-        let mut budget = self.shared.config.read_budget;
-        loop {
-            let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Reactor { conns, shared, scratch, .. } = self;
+        let Some(conn) = conns.get_mut(slot) else { return };
+        let mut budget = shared.config.read_budget;
+        let end = loop {
             if !conn.core.wants_read() {
                 return;
             }
             let open = conn.core.phase == Phase::Open;
             let room = if open {
                 let held = conn.input.len();
-                let max_input = self.shared.config.max_input;
+                let max_input = shared.config.max_input;
                 if held >= max_input {
                     log::debug!("conn slot={slot} peer={} left {held} bytes unconsumed", conn.core.peer);
-                    self.close_now(slot, Reason::InputLimit);
-                    return;
+                    break ReadEnd::Close(Reason::InputLimit);
                 }
                 // Read no more than the handler may keep, and no more than the output
                 // headroom: an echo-like handler then never buffers past the high watermark.
-                let high = self.shared.config.out_high_watermark;
-                let headroom = high.saturating_sub(conn.core.pending_out()).max(1);
-                self.scratch.len().min(max_input - held).min(headroom)
+                let headroom =
+                    shared.config.out_high_watermark.saturating_sub(conn.core.pending_out()).max(1);
+                scratch.len().min(max_input - held).min(headroom)
             } else {
-                self.scratch.len()
+                scratch.len()
             };
             // A zero-length read would return Ok(0) and look like EOF.
             debug_assert!(room > 0);
-            match conn.core.stream.read(&mut self.scratch[..room]) {
+            match conn.core.stream.read(&mut scratch[..room]) {
                 Ok(0) => {
                     conn.core.read_ready = false;
                     conn.core.peer_eof = true;
                     log::trace!("conn slot={slot} peer={} sent EOF", conn.core.peer);
-                    match conn.core.phase {
-                        Phase::Open => self.callback(slot, |handler, cx| handler.on_eof(cx)),
-                        Phase::Closing { .. } => self.settle(slot),
-                        Phase::Lingering { reason } => self.close_now(slot, reason),
-                    }
-                    return;
+                    break ReadEnd::Eof(conn.core.phase);
                 }
                 Ok(n) => {
-                    self.shared.stats.bytes_in += n as u64;
-                    conn.core.last_active = self.shared.now;
-                    let hangup = conn.core.read_hangup;
+                    shared.stats.bytes_in += n as u64;
+                    conn.core.last_active = shared.now;
                     if open {
-                        self.deliver(slot, n);
+                        match deliver(conn, shared, &scratch[..n], slot) {
+                            Delivered::Settled => {}
+                            Delivered::Close(reason) => break ReadEnd::Close(reason),
+                            Delivered::Panicked => break ReadEnd::Panicked,
+                        }
                     }
                     // A short read drained the socket: the kernel reports the next arrival
                     // as a new edge, so the read that would only say `WouldBlock` is skipped
                     // (unless a hang-up was signalled: then the EOF is read now).
-                    if n < room && !hangup {
-                        if let Some(conn) = self.conns.get_mut(slot) {
-                            conn.core.read_ready = false;
-                        }
+                    if n < room && !conn.core.read_hangup {
+                        conn.core.read_ready = false;
                         return;
                     }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
-                        if let Some(conn) = self.conns.get(slot) {
-                            if conn.core.wants_read() {
-                                let token = token::conn(slot, conn.core.generation);
-                                self.shared.defer_read(token);
-                            }
+                        if conn.core.wants_read() {
+                            let token = token::conn(slot, conn.core.generation);
+                            shared.defer_read(token);
                         }
                         return;
                     }
@@ -588,45 +641,28 @@ impl<H: Handler> Reactor<H> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("conn slot={slot} peer={} read failed: {e}", conn.core.peer);
-                    self.close_now(slot, Reason::Error(e.kind()));
-                    return;
+                    break ReadEnd::Close(Reason::Error(e.kind()));
                 }
             }
+        };
+        match end {
+            ReadEnd::Close(reason) => self.close_now(slot, reason),
+            ReadEnd::Panicked => self.handler_panicked(slot),
+            ReadEnd::Eof(Phase::Open) => self.callback(slot, |handler, cx| handler.on_eof(cx)),
+            ReadEnd::Eof(Phase::Closing { .. }) => self.settle(slot),
+            ReadEnd::Eof(Phase::Lingering { reason }) => self.close_now(slot, reason),
         }
     }
 
-    /// Hands `n` freshly read bytes (in `scratch`) to the handler, after any leftover input.
-    fn deliver(&mut self, slot: usize, n: usize) {
-        let Reactor { conns, shared, scratch, .. } = self;
-        let conn = &mut conns[slot];
-        let fresh = &scratch[..n];
-        let data: &[u8] = if conn.input.is_empty() {
-            fresh
-        } else {
-            conn.input.extend_from_slice(fresh);
-            &conn.input
-        };
-        let mut input = Input::new(data);
-        let mut cx = Cx { core: &mut conn.core, shared, slot };
-        let handler = &mut conn.handler;
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| handler.on_data(&mut input, &mut cx)));
-        let consumed = input.consumed();
-        // Keep what the handler did not consume, and only that.
-        if conn.input.is_empty() {
-            if consumed < n {
-                conn.input.extend_from_slice(&fresh[consumed..]);
-            }
-        } else {
-            conn.input.drain(..consumed);
-            if conn.input.is_empty() && conn.input.capacity() > KEEP_BUFFER_BYTES {
-                conn.input = Vec::new();
-            }
+    /// Offers input already held by a connection to its handler again (after a pause).
+    fn redeliver(&mut self, slot: usize) {
+        let Reactor { conns, shared, .. } = self;
+        let Some(conn) = conns.get_mut(slot) else { return };
+        match deliver(conn, shared, &[], slot) {
+            Delivered::Settled => {}
+            Delivered::Close(reason) => self.close_now(slot, reason),
+            Delivered::Panicked => self.handler_panicked(slot),
         }
-        if outcome.is_err() {
-            self.handler_panicked(slot);
-            return;
-        }
-        self.settle(slot);
     }
 
     /// Runs a handler callback for `slot`, then settles the connection.
@@ -653,67 +689,12 @@ impl<H: Handler> Reactor<H> {
         self.close_now(slot, Reason::Error(io::ErrorKind::Other));
     }
 
-    /// After a callback: send what it wrote, apply the watermarks, and carry out a close,
-    /// abort or write shutdown it asked for.
+    /// Settles a connection after a callback (see `Shared::settle`), closing it if asked.
     fn settle(&mut self, slot: usize) {
         let Reactor { conns, shared, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
-        let core = &mut conn.core;
-        if core.abort_requested {
-            shared.staging.clear();
-            let reason = if core.peer_eof { Reason::PeerClosed } else { Reason::Local };
+        if let Some(reason) = shared.settle(&mut conn.core, slot) {
             self.close_now(slot, reason);
-            return;
-        }
-        if let Err(e) = shared.write_staged(core) {
-            log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
-            self.close_now(slot, Reason::Error(e.kind()));
-            return;
-        }
-        if let Some(kind) = core.failed {
-            self.close_now(slot, Reason::Error(kind));
-            return;
-        }
-        let pending = core.pending_out();
-        if pending as u64 > shared.stats.out_buffered_peak {
-            shared.stats.out_buffered_peak = pending as u64;
-        }
-        if pending >= shared.config.out_high_watermark && !core.paused_by_backpressure {
-            core.paused_by_backpressure = true;
-            shared.stats.backpressure_pauses += 1;
-            log::trace!("conn slot={slot} peer={} paused: {pending} bytes pending", core.peer);
-        }
-        if pending == 0 {
-            if core.shutdown_write_requested && !core.write_shut {
-                core.write_shut = true;
-                if let Err(e) = core.stream.shutdown(std::net::Shutdown::Write) {
-                    log::debug!("conn slot={slot} peer={} shutdown(Write) failed: {e}", core.peer);
-                }
-            }
-            if let Phase::Closing { reason } = core.phase {
-                // Everything is sent. If the peer may still be sending, linger: send FIN and
-                // read-and-discard until its EOF or a deadline, so unread input does not turn
-                // our close into an RST that could destroy the reply in flight (nginx's
-                // lingering close). A finished peer, or shutdown, closes at once.
-                let linger = !core.peer_eof && matches!(reason, Reason::Local | Reason::InputLimit);
-                if !linger {
-                    self.close_now(slot, reason);
-                    return;
-                }
-                core.phase = Phase::Lingering { reason };
-                if !core.write_shut {
-                    core.write_shut = true;
-                    if let Err(e) = core.stream.shutdown(std::net::Shutdown::Write) {
-                        log::debug!("conn slot={slot} peer={} shutdown(Write) failed: {e}", core.peer);
-                    }
-                }
-                let token = token::conn(slot, core.generation);
-                let deadline = deadline_after(shared.now, shared.config.linger_timeout);
-                shared.timers.insert(deadline, TimerOwner::Linger(token));
-                if core.read_ready {
-                    shared.defer_read(token);
-                }
-            }
         }
     }
 
@@ -881,7 +862,7 @@ impl<H: Handler> Reactor<H> {
                     let conn = &self.conns[slot];
                     let throttled = conn.core.paused_by_handler || conn.core.paused_by_backpressure;
                     if !conn.input.is_empty() && conn.core.phase == Phase::Open && !throttled {
-                        self.deliver(slot, 0);
+                        self.redeliver(slot);
                     }
                     if self.conns.contains(slot) {
                         self.read(slot);
@@ -1009,6 +990,76 @@ impl<H: Handler> Reactor<H> {
         }
         self.stopped = true;
         log::info!("shut down");
+    }
+}
+
+/// How a read loop ended, when it did not simply drain the socket.
+enum ReadEnd {
+    /// The peer sent EOF; the phase the connection was in.
+    Eof(Phase),
+    /// The connection must close.
+    Close(Reason),
+    /// The handler panicked.
+    Panicked,
+}
+
+/// What became of input handed to a handler.
+enum Delivered {
+    /// Consumed (or kept), output sent, connection still open.
+    Settled,
+    /// The connection must close now.
+    Close(Reason),
+    /// The handler panicked.
+    Panicked,
+}
+
+/// Hands `fresh` bytes to the handler, after any input it left unconsumed earlier; keeps
+/// what it does not consume; settles the connection.
+fn deliver<H: Handler>(
+    conn: &mut Conn<H>,
+    shared: &mut Shared<H::Done>,
+    fresh: &[u8],
+    slot: usize,
+) -> Delivered {
+    let data: &[u8] = if conn.input.is_empty() {
+        fresh
+    } else {
+        conn.input.extend_from_slice(fresh);
+        &conn.input
+    };
+    let mut input = Input::new(data);
+    let mut cx = Cx { core: &mut conn.core, shared, slot };
+    let handler = &mut conn.handler;
+    // Don't let one handler's panic take down every other connection.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| handler.on_data(&mut input, &mut cx)));
+    let consumed = input.consumed();
+    // Keep what the handler did not consume, and only that.
+    if conn.input.is_empty() {
+        if consumed < fresh.len() {
+            conn.input.extend_from_slice(&fresh[consumed..]);
+        }
+    } else {
+        conn.input.drain(..consumed);
+        if conn.input.is_empty() && conn.input.capacity() > KEEP_BUFFER_BYTES {
+            conn.input = Vec::new();
+        }
+    }
+    if outcome.is_err() {
+        return Delivered::Panicked;
+    }
+    match shared.settle(&mut conn.core, slot) {
+        None => Delivered::Settled,
+        Some(reason) => Delivered::Close(reason),
+    }
+}
+
+/// Sends FIN (`shutdown(Write)`) once.
+fn shut_write(core: &mut Core, slot: usize) {
+    if !core.write_shut {
+        core.write_shut = true;
+        if let Err(e) = core.stream.shutdown(std::net::Shutdown::Write) {
+            log::debug!("conn slot={slot} peer={} shutdown(Write) failed: {e}", core.peer);
+        }
     }
 }
 
