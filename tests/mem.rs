@@ -1,0 +1,139 @@
+//! Memory on the hot path, measured with a counting global allocator (a test binary of its
+//! own, since a `#[global_allocator]` is per binary): steady-state echo allocates nothing per
+//! message, and idle connections hold no per-connection buffers.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use evloop::{Config, Cx, Handler, Input, Reactor};
+
+/// Counts allocations, and live bytes, made by threads that opted in (the reactor thread),
+/// so the test's own client threads don't blur the numbers.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counted() -> bool {
+    COUNTED.try_with(Cell::get).unwrap_or(false)
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counted() {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: forwarding the caller's layout to the system allocator unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if counted() {
+            LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: `ptr` came from `System.alloc` with this layout (see `alloc`).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counted() {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc` and `dealloc`: the pointer and layout are the caller's own.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+struct Echo;
+
+impl Handler for Echo {
+    type Done = ();
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        cx.write(input.bytes());
+        input.consume_all();
+    }
+}
+
+/// Starts a counted reactor thread; returns its address and handle.
+fn start() -> (std::net::SocketAddr, evloop::Handle, thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let server = thread::spawn(move || {
+        COUNTED.with(|c| c.set(true));
+        let mut reactor = Reactor::new(Config::default()).unwrap();
+        let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo).unwrap();
+        tx.send((addr, reactor.handle())).unwrap();
+        reactor.run().unwrap();
+    });
+    let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    (addr, handle, server)
+}
+
+fn ping_pong(streams: &mut [TcpStream], rounds: usize, size: usize) {
+    let msg = vec![0xabu8; size];
+    let mut back = vec![0u8; size];
+    for _ in 0..rounds {
+        for stream in streams.iter_mut() {
+            stream.write_all(&msg).unwrap();
+        }
+        for stream in streams.iter_mut() {
+            stream.read_exact(&mut back).unwrap();
+            assert_eq!(back, msg);
+        }
+    }
+}
+
+/// Both tests share the counters, so they run one after the other inside one test.
+#[test]
+fn steady_state_echo_allocates_nothing_and_idle_connections_hold_no_buffers() {
+    let (addr, handle, server) = start();
+
+    // Zero allocations per message once warmed up: 10 connections, 64 B and 16 KiB messages.
+    let mut streams: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    for stream in &streams {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_nodelay(true).unwrap();
+    }
+    ping_pong(&mut streams, 200, 64);
+    ping_pong(&mut streams, 50, 16 * 1024);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    ping_pong(&mut streams, 2000, 64);
+    ping_pong(&mut streams, 200, 16 * 1024);
+    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    assert_eq!(during, 0, "{during} allocations during 22,000 echoed messages");
+
+    // Idle connections: the live bytes the reactor holds per connection, after a burst.
+    drop(streams);
+    thread::sleep(Duration::from_millis(200));
+    let baseline = LIVE_BYTES.load(Ordering::SeqCst);
+    let mut idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    for stream in &mut idle {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // One burst each (64 KiB: the size of the shared read buffer) so that any buffer a
+        // connection kept would show.
+        let burst = vec![7u8; 64 * 1024];
+        stream.write_all(&burst).unwrap();
+        let mut back = vec![0u8; burst.len()];
+        stream.read_exact(&mut back).unwrap();
+    }
+    thread::sleep(Duration::from_millis(200));
+    let per_conn = (LIVE_BYTES.load(Ordering::SeqCst) - baseline) / idle.len() as i64;
+    println!("reactor heap per idle connection: {per_conn} bytes");
+    assert!(per_conn < 1024, "{per_conn} bytes of heap per idle connection");
+
+    drop(idle);
+    handle.shutdown();
+    server.join().unwrap();
+}
