@@ -111,7 +111,9 @@ pub struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Input<'a> {
+    /// A view over `data`, nothing consumed. The reactor builds these; handlers' unit tests
+    /// can too.
+    pub fn new(data: &'a [u8]) -> Input<'a> {
         Input { data, consumed: 0 }
     }
 

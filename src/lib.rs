@@ -57,8 +57,9 @@ pub mod offload;
 mod reactor;
 pub mod select;
 mod stats;
-mod timer;
-mod token;
+pub mod timer;
+#[doc(hidden)]
+pub mod token;
 
 pub use config::Config;
 pub use handler::{ConnId, Cx, Handler, Input};

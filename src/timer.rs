@@ -13,7 +13,8 @@
 //! bound). A [`TimerId`] carries the entry's generation, so a stale handle — one whose timer
 //! fired or was cancelled, its slot since reused — can never cancel somebody else's timer.
 //!
-//! This module keeps no clock and fires nothing: the reactor asks it what has expired.
+//! This module keeps no clock and fires nothing: the reactor asks it what has expired. It is
+//! public because it is useful on its own (and so the micro-benchmarks can reach it).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -42,8 +43,26 @@ struct Entry<T> {
 type HeapItem = Reverse<(Instant, u64, u32, u32)>;
 
 /// A set of pending deadlines, each tagged with an `owner` the caller uses to route it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use evloop::timer::Timers;
+///
+/// let now = Instant::now();
+/// let mut timers = Timers::default();
+/// let late = timers.insert(now + Duration::from_secs(2), "late");
+/// timers.insert(now + Duration::from_secs(1), "soon");
+/// timers.cancel(late);
+/// let fence = timers.sequence();
+/// let fired: Vec<_> = std::iter::from_fn(|| timers.pop_expired(now + Duration::from_secs(5), fence))
+///     .map(|(_, owner)| owner)
+///     .collect();
+/// assert_eq!(fired, ["soon"]);
+/// ```
 #[derive(Debug)]
-pub(crate) struct Timers<T> {
+pub struct Timers<T> {
     entries: Slab<Entry<T>>,
     heap: BinaryHeap<HeapItem>,
     /// Insertion counter: breaks ties between equal deadlines (FIFO) and lets
@@ -61,7 +80,7 @@ impl<T> Default for Timers<T> {
 
 impl<T> Timers<T> {
     /// Adds a timer that expires at `deadline`.
-    pub(crate) fn insert(&mut self, deadline: Instant, owner: T) -> TimerId {
+    pub fn insert(&mut self, deadline: Instant, owner: T) -> TimerId {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         let slot = self.entries.insert(Entry { generation, owner });
@@ -74,7 +93,7 @@ impl<T> Timers<T> {
     }
 
     /// Cancels a pending timer, returning its owner. `None` if it already fired or was cancelled.
-    pub(crate) fn cancel(&mut self, id: TimerId) -> Option<T> {
+    pub fn cancel(&mut self, id: TimerId) -> Option<T> {
         let slot = id.slot as usize;
         match self.entries.get(slot) {
             Some(entry) if entry.generation == id.generation => {
@@ -87,7 +106,7 @@ impl<T> Timers<T> {
     }
 
     /// Cancels a pending timer only if `belongs(owner)` says so; returns whether it did.
-    pub(crate) fn cancel_if(&mut self, id: TimerId, belongs: impl FnOnce(&T) -> bool) -> bool {
+    pub fn cancel_if(&mut self, id: TimerId, belongs: impl FnOnce(&T) -> bool) -> bool {
         match self.entries.get(id.slot as usize) {
             Some(entry) if entry.generation == id.generation && belongs(&entry.owner) => {
                 self.cancel(id).is_some()
@@ -97,7 +116,7 @@ impl<T> Timers<T> {
     }
 
     /// The earliest live deadline, if any. Drops stale heap items it finds on top.
-    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+    pub fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(Reverse((deadline, _, slot, generation))) = self.heap.peek().copied() {
             if self.is_live(slot, generation) {
                 return Some(deadline);
@@ -109,7 +128,7 @@ impl<T> Timers<T> {
 
     /// The insertion sequence so far; pass it to [`Timers::pop_expired`] to leave timers
     /// added after this point for the next pass.
-    pub(crate) fn sequence(&self) -> u64 {
+    pub fn sequence(&self) -> u64 {
         self.seq
     }
 
@@ -118,7 +137,7 @@ impl<T> Timers<T> {
     ///
     /// The `up_to` fence matters: a callback that re-arms a zero-length timer while timers
     /// are being fired would otherwise keep this loop busy forever.
-    pub(crate) fn pop_expired(&mut self, now: Instant, up_to: u64) -> Option<(TimerId, T)> {
+    pub fn pop_expired(&mut self, now: Instant, up_to: u64) -> Option<(TimerId, T)> {
         while let Some(Reverse((deadline, seq, slot, generation))) = self.heap.peek().copied() {
             if !self.is_live(slot, generation) {
                 self.heap.pop();
@@ -135,8 +154,13 @@ impl<T> Timers<T> {
     }
 
     /// Live timers.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Are there no live timers?
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     fn is_live(&self, slot: u32, generation: u32) -> bool {

@@ -13,7 +13,8 @@
 //! poll batch) decodes to a generation that no longer matches and is dropped as stale. This is
 //! nginx's `instance` bit, widened to many bits.
 //!
-//! This module only encodes and decodes; it knows nothing about slabs or sockets.
+//! This module only encodes and decodes; it knows nothing about slabs or sockets. It is
+//! public only so the micro-benchmarks can reach it (hidden from the docs, not an API).
 
 use mio::Token;
 
@@ -33,14 +34,14 @@ const TAG_SOURCE: usize = 2;
 const TAG_WAKER: usize = 3;
 
 /// The largest slab slot a connection token can name.
-pub(crate) const MAX_SLOT: usize = (1 << SLOT_BITS) - 1;
+pub const MAX_SLOT: usize = (1 << SLOT_BITS) - 1;
 
 /// The token of the reactor's one `mio::Waker`.
-pub(crate) const WAKER: Token = Token(TAG_WAKER << PAYLOAD_BITS);
+pub const WAKER: Token = Token(TAG_WAKER << PAYLOAD_BITS);
 
 /// What an event's token points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
+pub enum Target {
     /// A connection in slab slot `slot`, valid only while the slot's generation matches.
     Conn { slot: usize, generation: u32 },
     /// The listener at this index in the reactor's listener table.
@@ -52,24 +53,24 @@ pub(crate) enum Target {
 }
 
 /// Wraps a generation counter into the bits a token can carry.
-pub(crate) fn next_generation(current: u32) -> u32 {
+pub fn next_generation(current: u32) -> u32 {
     current.wrapping_add(1) & ((1u64 << GENERATION_BITS.min(32)) - 1) as u32
 }
 
-pub(crate) fn conn(slot: usize, generation: u32) -> Token {
+pub fn conn(slot: usize, generation: u32) -> Token {
     debug_assert!(slot <= MAX_SLOT, "slot {slot} does not fit in a token");
     Token((TAG_CONN << PAYLOAD_BITS) | ((generation as usize) << SLOT_BITS) | slot)
 }
 
-pub(crate) fn listener(index: usize) -> Token {
+pub fn listener(index: usize) -> Token {
     Token((TAG_LISTENER << PAYLOAD_BITS) | index)
 }
 
-pub(crate) fn source(index: usize) -> Token {
+pub fn source(index: usize) -> Token {
     Token((TAG_SOURCE << PAYLOAD_BITS) | index)
 }
 
-pub(crate) fn decode(token: Token) -> Target {
+pub fn decode(token: Token) -> Target {
     let payload = token.0 & ((1 << PAYLOAD_BITS) - 1);
     match token.0 >> PAYLOAD_BITS {
         TAG_CONN => Target::Conn { slot: payload & MAX_SLOT, generation: (payload >> SLOT_BITS) as u32 },
