@@ -1,0 +1,165 @@
+//! Scale: how many concurrent connections one evloop reactor holds, and what an idle one
+//! costs in server memory.
+//!
+//! The bench builds and starts the `echo` example (release) as a child process, opens N
+//! connections to it from this process, has every connection echo a message (each byte
+//! verified), and reads the server's resident memory (`VmRSS` in `/proc/PID/status`) before
+//! and after: `(RSS with N idle connections - RSS before) / N` is the server's memory per idle
+//! connection. Kernel socket buffers are not in RSS; this is the reactor's own cost.
+//!
+//! Run: `cargo bench --bench scale` (10,000 connections) or
+//!      `cargo bench --bench scale -- --conns 100000` (spread over source addresses
+//!      127.0.0.1-127.0.0.8 so the ephemeral port range is not exhausted).
+//! Descriptor limits: the bench re-executes itself under `bash -c 'ulimit -n ...'` when the
+//! soft limit is too low (as root, the hard limit is raised too). Everything stays on
+//! loopback; the child is killed by its PID at the end, whatever happens.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+const USAGE: &str = "usage: cargo bench --bench scale -- [--conns N] [--size BYTES]";
+
+/// Kills and reaps the server when the bench ends, on every path.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    let value = |name: &str, default: usize| -> usize {
+        args.iter().position(|a| a == name).map_or(default, |i| {
+            args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
+        })
+    };
+    let conns = value("--conns", 10_000);
+    let size = value("--size", 64);
+
+    // Client and server each need one descriptor per connection, plus slack.
+    let needed = conns + 1024;
+    if soft_fd_limit() < needed as u64 && std::env::var_os("EVLOOP_SCALE_REEXEC").is_none() {
+        let me = std::env::current_exe().unwrap();
+        let line = format!(
+            "ulimit -Hn {needed} 2>/dev/null; ulimit -n {needed} && exec '{}' {}",
+            me.display(),
+            args.join(" ")
+        );
+        let status =
+            Command::new("bash").arg("-c").arg(line).env("EVLOOP_SCALE_REEXEC", "1").status().unwrap();
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    assert!(soft_fd_limit() >= needed as u64, "need a descriptor limit of {needed}; ulimit -n is lower");
+
+    let echo = build_echo();
+    let mut child = Command::new(echo)
+        .args(["--addr", "127.0.0.1:0", "--max-conns", &(conns + 16).to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the echo example");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let server = Server(child);
+    let addr: SocketAddr =
+        line.trim().strip_prefix("listening on ").expect("listening line").parse().unwrap();
+    let pid = server.0.id();
+    println!("# reproduce: cargo bench --bench scale -- --conns {conns} --size {size}");
+
+    // Warm the server up with a few connections so one-off allocations are in the baseline.
+    for _ in 0..32 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        round_trip(&mut s, &vec![1u8; size]);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_before = rss_kib(pid);
+
+    let started = Instant::now();
+    let mut streams = Vec::with_capacity(conns);
+    for i in 0..conns {
+        // 28k ephemeral ports per source address: spread big runs over 127.0.0.1-8.
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (i / 25_000) as u8);
+        streams.push(connect_from(source, addr).unwrap_or_else(|e| panic!("connection {i}: {e}")));
+    }
+    let connect_s = started.elapsed().as_secs_f64();
+
+    // Every connection echoes one message, every byte verified, while all stay open.
+    let started = Instant::now();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let msg: Vec<u8> = (0..size).map(|b| (i * 31 + b) as u8).collect();
+        round_trip(stream, &msg);
+    }
+    let echo_s = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_idle = rss_kib(pid);
+
+    // And a second pass: still all served.
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let msg: Vec<u8> = (0..size).map(|b| (i * 17 + b) as u8).collect();
+        round_trip(stream, &msg);
+    }
+    let per_conn = (rss_idle.saturating_sub(rss_before)) as f64 * 1024.0 / conns as f64;
+    println!("connections       {conns}");
+    println!("connect time      {connect_s:.2} s");
+    println!(
+        "echo pass         {echo_s:.2} s ({:.0} round trips/s, each byte verified)",
+        conns as f64 / echo_s
+    );
+    println!("server RSS before {rss_before} KiB, with {conns} idle connections {rss_idle} KiB");
+    println!("RESULT conns={conns} rss_per_idle_conn_bytes={per_conn:.0} target<=2048");
+    drop(streams);
+}
+
+/// Builds the echo example in release mode and returns its path.
+fn build_echo() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--example", "echo"])
+        .current_dir(root)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the echo example failed");
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{root}/target"));
+    std::path::PathBuf::from(target).join("release/examples/echo")
+}
+
+fn connect_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
+    socket.connect(&to.into())?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn round_trip(stream: &mut TcpStream, msg: &[u8]) {
+    stream.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg, "echo mismatch");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn soft_fd_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or("");
+    line.split_whitespace().nth(3).and_then(|v| v.parse().ok()).unwrap_or(1024)
+}
