@@ -49,10 +49,13 @@ fn main() {
 
     // Client and server each need one descriptor per connection, plus slack.
     let needed = conns + 1024;
-    if soft_fd_limit() < needed as u64 && std::env::var_os("EVLOOP_SCALE_REEXEC").is_none() {
+    if fd_limit(Limit::Soft) < needed as u64 && std::env::var_os("EVLOOP_SCALE_REEXEC").is_none() {
         let me = std::env::current_exe().unwrap();
+        let hard = fd_limit(Limit::Hard);
         let line = format!(
-            "ulimit -Hn {needed} 2>/dev/null; ulimit -n {needed} && exec '{}' {}",
+            "ulimit -Hn {needed} 2>/dev/null || [ {hard} -ge {needed} ] || \
+             {{ echo 'need {needed} descriptors but the hard limit is {hard} and cannot be raised here' >&2; exit 2; }}; \
+             ulimit -n {needed} && exec '{}' {}",
             me.display(),
             args.join(" ")
         );
@@ -60,7 +63,7 @@ fn main() {
             Command::new("bash").arg("-c").arg(line).env("EVLOOP_SCALE_REEXEC", "1").status().unwrap();
         std::process::exit(status.code().unwrap_or(1));
     }
-    assert!(soft_fd_limit() >= needed as u64, "need a descriptor limit of {needed}; ulimit -n is lower");
+    assert!(fd_limit(Limit::Soft) >= needed as u64, "need a descriptor limit of {needed}; ulimit -n is lower");
 
     let echo = build_echo();
     let mut child = Command::new(echo)
@@ -158,8 +161,18 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-fn soft_fd_limit() -> u64 {
+enum Limit {
+    Soft,
+    Hard,
+}
+
+/// The descriptor limit, from `/proc/self/limits` (no libc needed).
+fn fd_limit(which: Limit) -> u64 {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or("");
-    line.split_whitespace().nth(3).and_then(|v| v.parse().ok()).unwrap_or(1024)
+    let field = match which {
+        Limit::Soft => 3,
+        Limit::Hard => 4,
+    };
+    line.split_whitespace().nth(field).and_then(|v| v.parse().ok()).unwrap_or(1024)
 }
