@@ -63,7 +63,10 @@ fn main() {
             Command::new("bash").arg("-c").arg(line).env("EVLOOP_SCALE_REEXEC", "1").status().unwrap();
         std::process::exit(status.code().unwrap_or(1));
     }
-    assert!(fd_limit(Limit::Soft) >= needed as u64, "need a descriptor limit of {needed}; ulimit -n is lower");
+    assert!(
+        fd_limit(Limit::Soft) >= needed as u64,
+        "need a descriptor limit of {needed}; ulimit -n is lower"
+    );
 
     let echo = build_echo();
     let mut child = Command::new(echo)
