@@ -26,7 +26,7 @@
 //! # Running
 //!
 //! ```text
-//! cargo bench --bench echo                        # 3 configs x 7 rounds x 2 s (~2 min)
+//! cargo bench --bench echo                        # 5 configs x 7 rounds x 2 s (~4 min)
 //! cargo bench --bench echo -- --quick             # 1 round x 1 s: a smoke test
 //! cargo bench --bench echo -- --secs 2 --rounds 5 --conns 100 --configs 50x64x1,10x4096x4
 //! cargo bench --bench echo -- --help
@@ -65,7 +65,7 @@ usage: cargo bench --bench echo -- [options]
   --secs S          measured seconds per run (default 2)
   --warmup S        unmeasured seconds before each run's window (default 0.5)
   --rounds R        interleaved rounds per config (default 7)
-  --configs LIST    comma-separated CONNSxSIZExDEPTH (default 50x64x1,50x16384x1,50x64x16)
+  --configs LIST    comma-separated CONNSxSIZExDEPTH (default 1x64x1,50x64x1,1000x64x1,50x16384x1,50x64x16)
   --conns N         override the connection count of every config
   --quick           1 round x 1 s (smoke test)
   --no-pin          do not pin servers to CPU 0 and the client to CPU 1 (uses taskset)
@@ -476,7 +476,7 @@ fn parse_args() -> Opts {
     // Many short interleaved rounds: this VM's speed drifts by up to 2x over seconds, so the
     // median of per-round paired ratios is steadier than fewer, longer runs.
     let (mut secs, mut warmup, mut rounds) = (2.0_f64, 0.5_f64, 7_usize);
-    let mut configs = "50x64x1,50x16384x1,50x64x16".to_string();
+    let mut configs = "1x64x1,50x64x1,1000x64x1,50x16384x1,50x64x16".to_string();
     let mut conns: Option<usize> = None;
     let mut pin = true;
     let mut args = std::env::args().skip(1);
