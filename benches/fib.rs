@@ -9,24 +9,42 @@
 //! answering pings in microseconds. Timers (`sleep`) never block anything in either mode.
 //!
 //! The bench builds `examples/fib.rs`, starts it as a separate process (`--mode inline`, then
-//! `--mode offload`, a fresh process each) and measures, from client threads here:
+//! `--mode offload`, a fresh process each), then starts a **tokio peer** (below), and measures
+//! all three servers with the same N, the same client code and the same probe, in one run,
+//! from client threads here:
 //!
-//! - **one_req_s**: one `fib(N)` request alone (median of 3). N is calibrated first so this
-//!   takes ~0.3–0.5 s (`--n` forces it).
+//! - **one_req_s**: one `fib(N)` request alone (median of 3). N is calibrated first (against
+//!   evloop offload) so this takes ~0.3–0.5 s (`--n` forces it).
 //! - **10xfib_wall_s**: 10 connections send `N` at once; time until all 10 answered (every
 //!   answer is checked against an iterative fib). **lat_s** gives each client's own latency,
 //!   min/median/max.
 //! - **target**: what the wall time should be. Inline: ≈ 10 × one (the requests run serially
-//!   on the loop). Offload: ≤ 1.15 × ceil(10 / C) × one, C = worker threads (default: one
-//!   per CPU; printed).
+//!   on the loop). Offload and tokio: ≤ 1.15 × ceil(10 / C) × one, C = worker threads
+//!   (default: one per CPU; printed).
 //! - **ping_***: an 11th connection sends `1` (fib(1), answered on the loop), one in flight
 //!   at a time, for as long as the 10 fib clients run; count and p50 / p99 / max round trip.
-//!   Target: p99 < 5 ms in offload mode; in inline mode, up to one fib request per ping.
+//!   Target: p99 < 5 ms in offload mode (and tokio); in inline mode, up to one fib request
+//!   per ping.
 //! - **10xsleep1000_wall_s**: 10 connections send `sleep 1000` at once; time until all
-//!   answered. Target: ≈ 1 s in both modes (they are timers, not work).
+//!   answered. Target: ≈ 1 s in every mode (they are timers, not work).
 //!
-//! The final `RESULT` lines repeat the figures in key=value form: `ratio_to_bound` (offload:
-//! wall / bound, ≤ 1 meets the target) and `ratio_to_serial` (inline: wall / (10 × one)).
+//! The `RESULT` lines repeat the figures in key=value form: `ratio_to_bound` (offload and
+//! tokio: wall / bound, ≤ 1 meets the target) and `ratio_to_serial` (inline: wall /
+//! (10 × one)). A final `RATIO offload_vs_tokio` line divides evloop offload's wall time and
+//! ping p99 by tokio's (< 1: evloop did better).
+//!
+//! # The tokio peer
+//!
+//! The `tokio` row is the same fib protocol served the standard tokio way, in this process on
+//! a thread of its own: a current-thread runtime (one loop thread, like evloop), a task per
+//! connection reading lines, `fib(N)` for N > 20 handed to `spawn_blocking` with the blocking
+//! pool capped at C threads (`max_blocking_threads`, the same C as evloop's `--threads`), N ≤
+//! 20 computed on the loop as evloop does, and `sleep MS` on a tokio timer. It is the fair
+//! comparison for offload mode: both keep the loop thread free and hand the CPU work to C
+//! threads, so any gap is the cost of the runtime itself — handing jobs over, waking the loop,
+//! writing replies — not of a different design. (Inline mode has no tokio counterpart on
+//! purpose: blocking a tokio task is the same stall.) Running in-process changes nothing the
+//! clients can see: they talk to it over loopback TCP exactly as to the evloop processes.
 //!
 //! # Running
 //!
@@ -57,12 +75,14 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
-fib bench: the event-loop stall table (inline vs offload) against examples/fib.rs.
+fib bench: the event-loop stall table (inline vs offload) against examples/fib.rs, with
+a tokio server of the standard design (spawn_blocking on C threads) as a peer.
 
 usage: cargo bench --bench fib -- [options]
 
   --n N             use fib(N) instead of calibrating N to ~0.4 s per request (21..=45)
-  --threads K       offload worker threads (default: available parallelism)
+  --threads K       offload worker threads, and tokio's max_blocking_threads
+                    (default: available parallelism)
   --quick           calibrate N to ~0.05 s per request (smoke test)
   --ping-gap-ms MS  pause after each ping's reply (default 1; 0 = strictly back to back,
                     which on a small machine takes a core from the offload workers)
@@ -79,6 +99,9 @@ const SLACK: f64 = 1.15;
 const MIN_N: u32 = 21;
 /// The server's default --max-n.
 const MAX_N: u32 = 45;
+/// Requests up to this N are computed on the loop thread, by evloop's example and the tokio
+/// peer alike.
+const INLINE_MAX_N: u32 = 20;
 
 /// The table's header; `run` prints the rows with the same widths.
 const HEADER: &str =
@@ -205,6 +228,139 @@ impl Drop for Server {
     }
 }
 
+/// The tokio peer: the fib protocol on a current-thread tokio runtime, on a thread of this
+/// process (see the module doc). Dropping it stops the server and joins its thread.
+struct TokioServer {
+    addr: SocketAddr,
+    /// Tells the accept loop to return; `None` once sent.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The loop thread; `None` once joined.
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl TokioServer {
+    /// Binds 127.0.0.1:0 and starts the loop thread; `threads` caps the blocking pool.
+    fn start(threads: usize) -> Res<TokioServer> {
+        let err = |e: io::Error| format!("tokio server: {e}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .max_blocking_threads(threads)
+            .thread_name("tokio-fib-worker")
+            .build()
+            .map_err(err)?;
+        // Bind here, so the address and any error are known before `start` returns. The
+        // listener registers with the runtime's I/O driver, which moves with the runtime.
+        let listener = {
+            let _in_runtime = runtime.enter();
+            let std_listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
+            std_listener.set_nonblocking(true).map_err(err)?;
+            tokio::net::TcpListener::from_std(std_listener).map_err(err)?
+        };
+        let addr = listener.local_addr().map_err(err)?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let thread = thread::Builder::new()
+            .name("tokio-fib-loop".into())
+            // Dropping the runtime at the end of the thread cancels the connection tasks.
+            .spawn(move || runtime.block_on(tokio_accept_loop(listener, stop_rx)))
+            .map_err(err)?;
+        Ok(TokioServer { addr, stop: Some(stop_tx), thread: Some(thread) })
+    }
+
+    /// Stops the server, joins its thread and reports how the accept loop ended.
+    fn shut_down(&mut self) -> Res {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(()); // fails only if the loop already returned (an error)
+        }
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(format!("tokio server: {e}")),
+            Some(Err(_)) => Err("tokio server: its thread panicked".into()),
+        }
+    }
+}
+
+impl Drop for TokioServer {
+    fn drop(&mut self) {
+        let _ = self.shut_down();
+    }
+}
+
+/// Accepts connections, a task each, until `stop` fires.
+async fn tokio_accept_loop(
+    listener: tokio::net::TcpListener,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> io::Result<()> {
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            accepted = listener.accept() => {
+                let (stream, _peer) = accepted?;
+                tokio::spawn(async move {
+                    // A failed connection only ends itself; the clients report what they saw.
+                    let _ = tokio_serve_conn(stream).await;
+                });
+            }
+        }
+    }
+}
+
+/// One connection: answers request lines in order, one at a time, like the evloop server
+/// (which stops reading while a request is in progress).
+async fn tokio_serve_conn(mut stream: tokio::net::TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    stream.set_nodelay(true)?; // as evloop does for every accepted connection
+    let (read, mut write) = stream.split();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        let reply = match parse_request(&line) {
+            // Small N on the loop thread, as evloop does: cheaper than a trip to the pool.
+            Ok(Request::Fib(n)) if n <= INLINE_MAX_N => fib(n).to_string(),
+            // The standard fix for CPU work under tokio: a blocking-pool thread.
+            Ok(Request::Fib(n)) => match tokio::task::spawn_blocking(move || fib(n)).await {
+                Ok(value) => value.to_string(),
+                Err(_) => "ERR internal".into(),
+            },
+            Ok(Request::Sleep(ms)) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                format!("slept {ms}")
+            }
+            Err(reason) => format!("ERR {reason}"),
+        };
+        write.write_all(format!("{reply}\n").as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// A request of the fib protocol (see `examples/fib.rs`).
+enum Request {
+    Fib(u32),
+    Sleep(u64),
+}
+
+/// Parses one request line for the tokio peer: the valid requests exactly as the example
+/// parses them (`N` up to MAX_N, `sleep MS`); every other line gets a short `ERR`.
+fn parse_request(line: &str) -> Result<Request, &'static str> {
+    let text = line.trim();
+    if let Some(ms) = text.strip_prefix("sleep") {
+        return ms.trim().parse().map(Request::Sleep).map_err(|_| "bad sleep");
+    }
+    match text.parse() {
+        Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) && n <= MAX_N => Ok(Request::Fib(n)),
+        _ => Err("bad request"),
+    }
+}
+
+/// The server's CPU-bound workload, the same naive recursion as `examples/fib.rs`.
+fn fib(n: u32) -> u64 {
+    if n < 2 {
+        u64::from(n)
+    } else {
+        fib(n - 1) + fib(n - 2)
+    }
+}
+
 /// A blocking line-protocol client; every read and write times out.
 struct Client {
     reader: BufReader<TcpStream>,
@@ -289,6 +445,7 @@ fn burst(clients: Vec<Client>, request: &str, want: &str, go: &Arc<Barrier>) -> 
 
 /// Everything measured against one server.
 struct ModeResult {
+    /// `inline` / `offload` (evloop's modes) or `tokio`.
     mode: &'static str,
     one_s: f64,
     wall_s: f64,
@@ -299,11 +456,10 @@ struct ModeResult {
     sleep_wall_s: f64,
 }
 
-/// Measures one mode on a fresh server: one request alone, the 10 fib clients with the ping
-/// probe, then the 10 sleepers.
-fn run_mode(bin: &Path, mode: &'static str, opts: &Opts, n: u32) -> Res<ModeResult> {
-    let server = Server::start(bin, mode, opts.threads)?;
-    let addr = server.addr;
+/// Measures one server, already started and answering at `addr`: one request alone, the
+/// 10 fib clients with the ping probe, then the 10 sleepers. Every server goes through this
+/// same client code.
+fn measure(addr: SocketAddr, mode: &'static str, opts: &Opts, n: u32) -> Res<ModeResult> {
     let ones = (0..3).map(|_| one_request(addr, n)).collect::<Res<Vec<f64>>>()?;
     let one_s = percentile(&sorted(ones), 0.5);
     // Inline mode answers the last of 10 after ~10 × one: leave room for a slow machine.
@@ -311,23 +467,10 @@ fn run_mode(bin: &Path, mode: &'static str, opts: &Opts, n: u32) -> Res<ModeResu
 
     // Connect everyone first, so that connecting is not part of what is timed.
     let fib_clients = (0..CLIENTS).map(|_| Client::connect(addr, timeout)).collect::<Res<Vec<_>>>()?;
-    let mut probe = Client::connect(addr, timeout)?;
+    let probe = Client::connect(addr, timeout)?;
     let go = Arc::new(Barrier::new(CLIENTS + 1));
     let stop = Arc::new(AtomicBool::new(false));
-    let pinger = {
-        let (go, stop, gap) = (go.clone(), stop.clone(), opts.ping_gap);
-        thread::spawn(move || -> Res<Vec<f64>> {
-            go.wait();
-            let mut rtts = Vec::new();
-            while !stop.load(Ordering::Acquire) {
-                let start = Instant::now();
-                probe.call("1", "1")?;
-                rtts.push(start.elapsed().as_secs_f64() * 1e3);
-                thread::sleep(gap); // see the note on pacing in the module doc
-            }
-            Ok(rtts)
-        })
-    };
+    let pinger = start_pinger(probe, go.clone(), stop.clone(), opts.ping_gap);
     let fibs = burst(fib_clients, &n.to_string(), &fib_iter(n).to_string(), &go);
     stop.store(true, Ordering::Release); // also on error: the pinger must end either way
     let pings_ms = join(pinger)?;
@@ -341,8 +484,28 @@ fn run_mode(bin: &Path, mode: &'static str, opts: &Opts, n: u32) -> Res<ModeResu
         &Arc::new(Barrier::new(CLIENTS)),
     )?;
 
-    drop(server);
     Ok(ModeResult { mode, one_s, wall_s, latencies_s, pings_ms: sorted(pings_ms), sleep_wall_s })
+}
+
+/// The ping probe: once past `go`, sends `1` (answered on the loop thread), one in flight at
+/// a time with `gap` after each reply, until `stop`. Returns each round trip in milliseconds.
+fn start_pinger(
+    mut probe: Client,
+    go: Arc<Barrier>,
+    stop: Arc<AtomicBool>,
+    gap: Duration,
+) -> JoinHandle<Res<Vec<f64>>> {
+    thread::spawn(move || {
+        go.wait();
+        let mut rtts = Vec::new();
+        while !stop.load(Ordering::Acquire) {
+            let start = Instant::now();
+            probe.call("1", "1")?;
+            rtts.push(start.elapsed().as_secs_f64() * 1e3);
+            thread::sleep(gap); // see the note on pacing in the module doc
+        }
+        Ok(rtts)
+    })
 }
 
 fn sorted(mut values: Vec<f64>) -> Vec<f64> {
@@ -361,7 +524,10 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn run(opts: &Opts) -> Res {
     let bin = build_example()?;
     let c = opts.threads;
-    println!("# C = {c} offload threads (available parallelism: {:?})", thread::available_parallelism().ok());
+    println!(
+        "# C = {c} offload threads / tokio max_blocking_threads (available parallelism: {:?})",
+        thread::available_parallelism().ok()
+    );
     let n = match opts.n {
         Some(n) => n,
         None => {
@@ -371,11 +537,17 @@ fn run(opts: &Opts) -> Res {
     };
     println!("# N = {n}{}", if opts.n.is_some() { " (forced with --n)" } else { " (calibrated)" });
 
+    // Each server is fresh, and stopped (its guard dropped) before the next one starts.
     let mut results = Vec::new();
     for mode in ["inline", "offload"] {
-        eprintln!("# measuring {mode} mode ...");
-        results.push(run_mode(&bin, mode, opts, n)?);
+        eprintln!("# measuring evloop {mode} mode ...");
+        let server = Server::start(&bin, mode, c)?;
+        results.push(measure(server.addr, mode, opts, n)?);
     }
+    eprintln!("# measuring the tokio peer ...");
+    let mut server = TokioServer::start(c)?;
+    results.push(measure(server.addr, "tokio", opts, n)?);
+    server.shut_down()?;
 
     println!("\n{HEADER}");
     let mut lines = Vec::new();
@@ -413,6 +585,14 @@ fn run(opts: &Opts) -> Res {
             r.mode, r.one_s, r.wall_s, r.sleep_wall_s
         ));
     }
+    // evloop offload against its fair peer: < 1 means evloop did better.
+    let by_mode = |mode| results.iter().find(|r| r.mode == mode).expect("every mode was measured");
+    let (offload, tokio) = (by_mode("offload"), by_mode("tokio"));
+    lines.push(format!(
+        "RATIO offload_vs_tokio wall={:.3} ping_p99={:.3}",
+        offload.wall_s / tokio.wall_s,
+        percentile(&offload.pings_ms, 0.99) / percentile(&tokio.pings_ms, 0.99)
+    ));
     println!();
     for line in &lines {
         println!("{line}");

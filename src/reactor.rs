@@ -628,6 +628,7 @@ impl<H: Handler> Reactor<H> {
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         if conn.core.wants_read() {
+                            shared.stats.read_budget_yields += 1;
                             let token = token::conn(slot, conn.core.generation);
                             shared.defer_read(token);
                         }

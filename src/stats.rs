@@ -101,6 +101,9 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Events and completions dropped because their connection had closed (generation mismatch).
     pub stale_events: u64,
+    /// Times a connection's reads were cut off by [`Config::read_budget`](crate::Config::read_budget)
+    /// and left for the next turn, so that others could be served.
+    pub read_budget_yields: u64,
     /// Times reading from a peer paused because its pending output passed the high watermark.
     pub backpressure_pauses: u64,
     /// Output bytes buffered in the reactor for all connections now (current value).

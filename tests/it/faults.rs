@@ -3,6 +3,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -171,4 +173,49 @@ fn random_garbage_is_echoed_exactly() {
         stream.read_to_end(&mut back).unwrap();
         assert!(back == data);
     }
+}
+
+/// A flooding client that reads its echo as fast as it can cannot starve the others: its
+/// reads are cut off by the per-turn budget (counted), and a canary's round trips all
+/// complete while the flood is still going (it only stops once the canary is done).
+#[test]
+fn a_flooder_is_cut_off_by_the_read_budget_and_others_are_served() {
+    let config = Config { read_budget: 16 * 1024, ..small_config() };
+    let server = Server::start(config, |_| Echo);
+    let mut flooder = server.connect();
+    let mut flood_writer = flooder.try_clone().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_writer = Arc::clone(&stop);
+    let writer = thread::spawn(move || {
+        let chunk = vec![0xf1u8; 1 << 20];
+        let mut sent = 0;
+        while !stop_writer.load(Ordering::Relaxed) {
+            flood_writer.write_all(&chunk).unwrap();
+            sent += chunk.len();
+        }
+        flood_writer.shutdown(Shutdown::Write).unwrap();
+        sent
+    });
+    let reader = thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            let n = flooder.read(&mut buf).unwrap();
+            if n == 0 {
+                return total;
+            }
+            assert!(buf[..n].iter().all(|&b| b == 0xf1));
+            total += n;
+        }
+    });
+    server.wait_for(Duration::from_secs(10), "the flood to start", |s| s.bytes_in > 4 << 20);
+    let mut canary = server.connect();
+    for i in 0..200u32 {
+        round_trip(&mut canary, &i.to_le_bytes());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let stats = server.stats();
+    assert!(stats.read_budget_yields > 0, "the flooder was never cut off: {stats:?}");
+    let sent = writer.join().unwrap();
+    assert_eq!(reader.join().unwrap(), sent, "the flooder got every byte back");
 }
