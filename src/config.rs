@@ -139,6 +139,10 @@ impl Config {
         if self.idle_timeout == Some(Duration::ZERO) {
             return Err(invalid("config: idle_timeout must be positive (use None to disable)".into()));
         }
+        if self.accept_backoff.is_zero() {
+            // A zero backoff would retry `accept` every turn while descriptors are exhausted.
+            return Err(invalid("config: accept_backoff must be positive".into()));
+        }
         if self.backlog <= 0 {
             return Err(invalid("config: backlog must be positive".into()));
         }
@@ -171,5 +175,8 @@ mod tests {
 
         let bad = Config { idle_timeout: Some(Duration::ZERO), ..Config::default() };
         assert!(bad.validate().is_err());
+
+        let bad = Config { accept_backoff: Duration::ZERO, ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("accept_backoff"));
     }
 }

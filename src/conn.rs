@@ -101,6 +101,13 @@ pub(crate) struct Core {
     pub(crate) last_active: Instant,
     /// The idle-timeout timer, if `Config::idle_timeout` is set.
     pub(crate) idle_timer: Option<TimerId>,
+    /// The lingering-close deadline, while lingering.
+    pub(crate) linger_timer: Option<TimerId>,
+    /// Timers the handler set and that have not fired or been cancelled: cancelled when the
+    /// connection closes. Usually empty or tiny, so a `Vec` with linear removal is fine.
+    pub(crate) timers: Vec<TimerId>,
+    /// A read for this connection is already in the deferred queue.
+    pub(crate) read_deferred: bool,
     /// Pending output reached zero after having waited on the socket: call `on_drained`.
     pub(crate) drained_pending: bool,
     /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
@@ -136,8 +143,18 @@ impl Core {
             abort_requested: false,
             last_active: now,
             idle_timer: None,
+            linger_timer: None,
+            timers: Vec::new(),
+            read_deferred: false,
             drained_pending: false,
             failed: None,
+        }
+    }
+
+    /// Drops `id` from the handler timers this connection tracks (it fired or was cancelled).
+    pub(crate) fn forget_timer(&mut self, id: TimerId) {
+        if let Some(at) = self.timers.iter().position(|&t| t == id) {
+            self.timers.swap_remove(at);
         }
     }
 

@@ -268,7 +268,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn resume_read(&mut self) {
         if self.core.paused_by_handler {
             self.core.paused_by_handler = false;
-            self.shared.defer_read(token::conn(self.slot, self.core.generation));
+            self.shared.defer_read(self.core, self.slot);
         }
     }
 
@@ -276,14 +276,21 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn set_timer(&mut self, after: Duration) -> TimerId {
         let deadline = deadline_after(self.shared.now, after);
         let owner = crate::reactor::TimerOwner::Handler(token::conn(self.slot, self.core.generation));
-        self.shared.timers.insert(deadline, owner)
+        let id = self.shared.timers.insert(deadline, owner);
+        self.core.timers.push(id);
+        id
     }
 
     /// Cancels a timer this connection set. Returns `false` if it already fired, was
     /// cancelled, or belongs to another connection.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
         let mine = token::conn(self.slot, self.core.generation);
-        self.shared.timers.cancel_if(id, |owner| *owner == crate::reactor::TimerOwner::Handler(mine))
+        let cancelled =
+            self.shared.timers.cancel_if(id, |owner| *owner == crate::reactor::TimerOwner::Handler(mine));
+        if cancelled {
+            self.core.forget_timer(id);
+        }
+        cancelled
     }
 
     /// Runs `job` on the offload pool's worker threads; its result comes back to

@@ -96,8 +96,12 @@ pub(crate) struct Shared<D> {
 }
 
 impl<D: Send + 'static> Shared<D> {
-    pub(crate) fn defer_read(&mut self, token: Token) {
-        self.deferred.push_back(Deferred::Read(token));
+    /// Queues a read (or a re-offer of held input) for the next turn, once per connection.
+    pub(crate) fn defer_read(&mut self, core: &mut Core, slot: usize) {
+        if !core.read_deferred {
+            core.read_deferred = true;
+            self.deferred.push_back(Deferred::Read(token::conn(slot, core.generation)));
+        }
     }
 
     /// Sends what the current callback staged, straight to the socket; copies what the
@@ -177,9 +181,9 @@ impl<D: Send + 'static> Shared<D> {
         shut_write(core, slot);
         let token = token::conn(slot, core.generation);
         let deadline = deadline_after(self.now, self.config.linger_timeout);
-        self.timers.insert(deadline, TimerOwner::Linger(token));
+        core.linger_timer = Some(self.timers.insert(deadline, TimerOwner::Linger(token)));
         if core.read_ready {
-            self.defer_read(token);
+            self.defer_read(core, slot);
         }
         None
     }
@@ -516,6 +520,7 @@ impl<H: Handler> Reactor<H> {
         if self.shutting_down && self.conns.is_empty() {
             self.finish_shutdown();
         }
+        self.shared.stats.timers = self.shared.timers.len() as u64;
         *self.remote.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.shared.stats;
         Ok(if self.stopped { Turn::Stopped } else { Turn::Running })
     }
@@ -563,8 +568,25 @@ impl<H: Handler> Reactor<H> {
         if (ready.writable || ready.error) && (core.pending_out() > 0 || core.write_blocked) {
             self.flush(slot);
         }
-        if self.conns.contains(slot) {
+        if self.conns.get(slot).is_some_and(|conn| conn.core.wants_read()) {
             self.read(slot);
+        }
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        if (ready.error || ready.hangup) && !conn.core.wants_read() {
+            // Not reading (the handler or backpressure paused it, perhaps just now, with the
+            // error still unread behind the data), so the read that would surface a reset
+            // is not coming: ask the socket. A dead connection must not hold its slot until
+            // some timer fires. (A plain FIN is only a half-close and is handled when
+            // reading resumes.)
+            let reason = match conn.core.stream.take_error() {
+                Ok(Some(e)) | Err(e) => Some(Reason::Error(e.kind())),
+                Ok(None) if ready.hangup => Some(Reason::Error(io::ErrorKind::ConnectionReset)),
+                Ok(None) => None,
+            };
+            if let Some(reason) = reason {
+                log::debug!("conn slot={slot} peer={} failed while paused: {reason}", conn.core.peer);
+                self.close_now(slot, reason);
+            }
         }
     }
 
@@ -589,7 +611,11 @@ impl<H: Handler> Reactor<H> {
                 let max_input = shared.config.max_input;
                 if held >= max_input {
                     log::debug!("conn slot={slot} peer={} left {held} bytes unconsumed", conn.core.peer);
-                    break ReadEnd::Close(Reason::InputLimit);
+                    // Close gracefully: flush what is pending, then linger, so the peer sees
+                    // our last bytes and a FIN rather than a reset.
+                    conn.input = Vec::new();
+                    conn.core.phase = Phase::Closing { reason: Reason::InputLimit };
+                    break ReadEnd::Settle;
                 }
                 // Read no more than the handler may keep, and no more than the output
                 // headroom: an echo-like handler then never buffers past the high watermark.
@@ -610,8 +636,11 @@ impl<H: Handler> Reactor<H> {
                 }
                 Ok(n) => {
                     shared.stats.bytes_in += n as u64;
-                    conn.core.last_active = shared.now;
                     if open {
+                        // Only input the handler sees counts as activity: a closing
+                        // connection's discarded input must not keep it (and its pending
+                        // output) alive past the idle timeout.
+                        conn.core.last_active = shared.now;
                         match deliver(conn, shared, &scratch[..n], slot) {
                             Delivered::Settled => {}
                             Delivered::Close(reason) => break ReadEnd::Close(reason),
@@ -629,8 +658,7 @@ impl<H: Handler> Reactor<H> {
                     if budget == 0 {
                         if conn.core.wants_read() {
                             shared.stats.read_budget_yields += 1;
-                            let token = token::conn(slot, conn.core.generation);
-                            shared.defer_read(token);
+                            shared.defer_read(&mut conn.core, slot);
                         }
                         return;
                     }
@@ -648,6 +676,7 @@ impl<H: Handler> Reactor<H> {
         };
         match end {
             ReadEnd::Close(reason) => self.close_now(slot, reason),
+            ReadEnd::Settle => self.settle(slot),
             ReadEnd::Panicked => self.handler_panicked(slot),
             ReadEnd::Eof(Phase::Open) => self.callback(slot, |handler, cx| handler.on_eof(cx)),
             ReadEnd::Eof(Phase::Closing { .. }) => self.settle(slot),
@@ -714,10 +743,11 @@ impl<H: Handler> Reactor<H> {
                 let pending = before - written;
                 if conn.core.paused_by_backpressure && pending <= self.shared.config.out_low_watermark {
                     conn.core.paused_by_backpressure = false;
-                    // Readiness seen while paused was left unread: go back for it.
-                    if conn.core.read_ready {
-                        let token = token::conn(slot, conn.core.generation);
-                        self.shared.defer_read(token);
+                    // Readiness seen while paused was left unread, and input held from before
+                    // the pause was never offered: no event will announce either, so go back
+                    // for them (regression: `resume_read_during_backpressure_serves_held_input`).
+                    if conn.core.read_ready || !conn.input.is_empty() {
+                        self.shared.defer_read(&mut conn.core, slot);
                     }
                 }
                 if flushed == Flushed::All && conn.core.drained_pending {
@@ -743,7 +773,11 @@ impl<H: Handler> Reactor<H> {
         if let Err(e) = self.poll.registry().deregister(&mut core.stream) {
             log::debug!("conn slot={slot} deregister failed: {e}");
         }
-        if let Some(id) = core.idle_timer.take() {
+        // A closed connection's timers would otherwise sit in the heap until their
+        // deadlines (perhaps minutes away) only to be dropped as stale.
+        for id in
+            core.idle_timer.take().into_iter().chain(core.linger_timer.take()).chain(core.timers.drain(..))
+        {
             self.shared.timers.cancel(id);
         }
         self.shared.stats.out_buffered -= core.pending_out() as u64;
@@ -836,7 +870,12 @@ impl<H: Handler> Reactor<H> {
             return;
         }
         let listener = self.listeners[index].as_mut().expect("cannot fail: accepting from it");
-        let handler = (listener.factory)(peer);
+        let factory = &mut listener.factory;
+        let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(|| factory(peer))) else {
+            log::error!("peer={peer}: the handler factory panicked; dropping the connection");
+            let _ = self.poll.registry().deregister(&mut stream);
+            return;
+        };
         let now = self.shared.now;
         let mut core = Core::new(stream, peer, generation, now);
         if let Some(idle) = self.shared.config.idle_timeout {
@@ -858,6 +897,7 @@ impl<H: Handler> Reactor<H> {
             match work {
                 Deferred::Read(token) => {
                     let Some(slot) = self.live_slot(token) else { continue };
+                    self.conns[slot].core.read_deferred = false;
                     // Input left over from before a pause is offered again first: no
                     // readiness event will announce bytes the reactor already holds.
                     let conn = &self.conns[slot];
@@ -881,6 +921,7 @@ impl<H: Handler> Reactor<H> {
             match owner {
                 TimerOwner::Handler(token) => match self.live_slot(token) {
                     Some(slot) => {
+                        self.conns[slot].core.forget_timer(id);
                         self.shared.stats.timers_fired += 1;
                         self.callback(slot, |handler, cx| handler.on_timer(id, cx));
                     }
@@ -998,6 +1039,8 @@ impl<H: Handler> Reactor<H> {
 enum ReadEnd {
     /// The peer sent EOF; the phase the connection was in.
     Eof(Phase),
+    /// The connection changed phase: settle it.
+    Settle,
     /// The connection must close.
     Close(Reason),
     /// The handler panicked.
@@ -1072,6 +1115,8 @@ pub(crate) struct Ready {
     pub(crate) writable: bool,
     pub(crate) read_closed: bool,
     pub(crate) error: bool,
+    /// Both directions are closed (`EPOLLHUP`): the connection is dead.
+    pub(crate) hangup: bool,
 }
 
 impl From<&Event> for Ready {
@@ -1081,6 +1126,7 @@ impl From<&Event> for Ready {
             writable: event.is_writable(),
             read_closed: event.is_read_closed(),
             error: event.is_error(),
+            hangup: event.is_read_closed() && event.is_write_closed(),
         }
     }
 }

@@ -110,6 +110,8 @@ pub struct Stats {
     pub out_buffered: u64,
     /// The most output ever buffered for a single connection (a high-water mark).
     pub out_buffered_peak: u64,
+    /// Timers pending now, of every kind (current value).
+    pub timers: u64,
     /// Timer callbacks delivered to handlers.
     pub timers_fired: u64,
     /// Jobs handed to the offload pool.

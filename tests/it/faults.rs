@@ -106,7 +106,8 @@ fn a_panicking_handler_closes_only_its_connection() {
 }
 
 /// A handler that never consumes its input (a request that never ends) gets its
-/// connection closed at `max_input`, with the reason counted; others are unaffected.
+/// connection closed at `max_input`, with the reason counted, gracefully: the client's
+/// writes are read and discarded and it sees EOF, not a reset. Others are unaffected.
 #[test]
 fn input_that_is_never_consumed_hits_the_input_limit() {
     struct Hoarder;
@@ -117,9 +118,10 @@ fn input_that_is_never_consumed_hits_the_input_limit() {
     let config = Config { max_input: 4096, ..small_config() };
     let server = Server::start(config, |_| Hoarder);
     let mut stream = server.connect();
-    // Writing may fail once the server resets the connection: that is the point.
-    let _ = stream.write_all(&vec![b'x'; 100_000]);
-    let _ = stream.read_to_end(&mut Vec::new());
+    stream.write_all(&vec![b'x'; 100_000]).expect("the lingering close reads what we send");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("EOF, not a reset");
+    drop(stream);
     let stats = server.wait_for(Duration::from_secs(5), "input limit close", |s| s.closed.input_limit == 1);
     assert_eq!(stats.active, 0);
 }
@@ -218,4 +220,50 @@ fn a_flooder_is_cut_off_by_the_read_budget_and_others_are_served() {
     assert!(stats.read_budget_yields > 0, "the flooder was never cut off: {stats:?}");
     let sent = writer.join().unwrap();
     assert_eq!(reader.join().unwrap(), sent, "the flooder got every byte back");
+}
+
+/// A paused connection (its handler waits on a long timer) whose client resets is closed
+/// at once, not when the timer fires: a dead peer must not hold a slot.
+#[test]
+fn a_reset_is_noticed_while_the_handler_has_paused_reading() {
+    struct Waiter;
+    impl Handler for Waiter {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+            cx.pause_read();
+            cx.set_timer(Duration::from_secs(600));
+        }
+    }
+    let server = Server::start(small_config(), |_| Waiter);
+    for k in 1..=20u64 {
+        let mut client = server.connect();
+        client.write_all(b"wait for me\n").unwrap();
+        server.wait_for(Duration::from_secs(5), "request read", |s| s.bytes_in == 12 * k);
+        set_linger_zero(&client);
+    }
+    let stats = server.wait_for(Duration::from_secs(5), "resets noticed", |s| s.closed.error == 20);
+    assert_eq!(stats.active, 0);
+    assert_eq!(stats.timers, 0, "the closed connections' timers were cancelled");
+}
+
+/// A panicking handler factory drops that one connection; the listener keeps serving.
+#[test]
+fn a_panicking_factory_drops_only_that_connection() {
+    let mut count = 0;
+    let server = Server::start(small_config(), move |_| {
+        count += 1;
+        assert!(count != 2, "factory bug on the second connection");
+        Echo
+    });
+    let mut first = server.connect();
+    round_trip(&mut first, b"one");
+    let mut second = server.connect();
+    let _ = second.write_all(b"two");
+    let mut rest = Vec::new();
+    let _ = second.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    let mut third = server.connect();
+    round_trip(&mut third, b"three");
+    round_trip(&mut first, b"still");
 }

@@ -231,3 +231,71 @@ fn on_drained_paces_a_streaming_handler() {
     assert!(stats.out_buffered_peak <= SLICE as u64, "streamer buffered {}", stats.out_buffered_peak);
     assert!(stats.bytes_out == TOTAL as u64);
 }
+
+/// Regression (found in review): input held while the handler paused reading was stranded
+/// when `resume_read` came while backpressure also paused reading. Here "sleep" pauses the
+/// connection with "ping" still unread; the timer then writes a reply far above the high
+/// watermark and resumes. "PONG" must still come once the client drains the reply.
+#[test]
+fn resume_read_during_backpressure_serves_held_input() {
+    const BIG: usize = 4 << 20;
+    struct Sleeper;
+    impl Handler for Sleeper {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            while let Some(line) = input.take_line(b'\n') {
+                if line == b"sleep" {
+                    cx.pause_read();
+                    cx.set_timer(Duration::from_millis(50));
+                    return;
+                }
+                cx.write(b"PONG\n");
+            }
+        }
+        fn on_timer(&mut self, _id: TimerId, cx: &mut Cx<'_, Self>) {
+            cx.write(&vec![b'z'; BIG]);
+            cx.write(b"slept\n");
+            cx.resume_read();
+        }
+    }
+    let server = Server::start(small_config(), |_| Sleeper);
+    let mut client = server.connect();
+    client.write_all(b"sleep\nping\n").unwrap();
+    // Let the big reply hit the watermark before reading anything.
+    server.wait_for(Duration::from_secs(5), "backpressure", |s| s.backpressure_pauses >= 1);
+    let mut expected = vec![b'z'; BIG];
+    expected.extend_from_slice(b"slept\nPONG\n");
+    let mut got = vec![0u8; expected.len()];
+    client.read_exact(&mut got).expect("the held ping is answered");
+    assert!(got == expected);
+}
+
+/// Regression (found in review): a closing connection whose peer never reads but trickles
+/// bytes was kept alive forever, because discarded input counted as activity. The idle
+/// timeout must close it.
+#[test]
+fn a_closing_connection_that_trickles_input_still_times_out() {
+    struct Dumper;
+    impl Handler for Dumper {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+            cx.write(&vec![b'd'; 16 << 20]);
+            cx.close();
+        }
+    }
+    let config = Config { idle_timeout: Some(Duration::from_millis(300)), ..small_config() };
+    let server = Server::start(config, |_| Dumper);
+    let mut client = server.connect();
+    client.write_all(b"go").unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if server.stats().closed.idle_timeout == 1 {
+            break;
+        }
+        // Never read; keep sending a byte now and then.
+        let _ = client.write_all(b".");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.stats().closed.idle_timeout, 1, "the trickler kept the connection alive");
+}
