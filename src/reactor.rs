@@ -568,26 +568,30 @@ impl<H: Handler> Reactor<H> {
         if (ready.writable || ready.error) && (core.pending_out() > 0 || core.write_blocked) {
             self.flush(slot);
         }
-        if self.conns.get(slot).is_some_and(|conn| conn.core.wants_read()) {
-            self.read(slot);
+        self.read(slot);
+        if ready.error || ready.hangup {
+            self.probe_failure(slot, ready.hangup);
         }
+    }
+
+    /// After an error or hang-up event, closes a connection that is not reading (the handler
+    /// or backpressure paused it, perhaps just now with the error still unread behind the
+    /// data): the read that would surface a reset is not coming, and a dead connection must
+    /// not hold its slot until some timer fires. A plain FIN is only a half-close and is
+    /// handled when reading resumes.
+    #[cold]
+    fn probe_failure(&mut self, slot: usize, hangup: bool) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
-        if (ready.error || ready.hangup) && !conn.core.wants_read() {
-            // Not reading (the handler or backpressure paused it, perhaps just now, with the
-            // error still unread behind the data), so the read that would surface a reset
-            // is not coming: ask the socket. A dead connection must not hold its slot until
-            // some timer fires. (A plain FIN is only a half-close and is handled when
-            // reading resumes.)
-            let reason = match conn.core.stream.take_error() {
-                Ok(Some(e)) | Err(e) => Some(Reason::Error(e.kind())),
-                Ok(None) if ready.hangup => Some(Reason::Error(io::ErrorKind::ConnectionReset)),
-                Ok(None) => None,
-            };
-            if let Some(reason) = reason {
-                log::debug!("conn slot={slot} peer={} failed while paused: {reason}", conn.core.peer);
-                self.close_now(slot, reason);
-            }
+        if conn.core.wants_read() {
+            return;
         }
+        let reason = match conn.core.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Reason::Error(e.kind()),
+            Ok(None) if hangup => Reason::Error(io::ErrorKind::ConnectionReset),
+            Ok(None) => return,
+        };
+        log::debug!("conn slot={slot} peer={} failed while paused: {reason}", conn.core.peer);
+        self.close_now(slot, reason);
     }
 
     /// Reads from a connection until the socket is drained, the handler or backpressure
@@ -1121,12 +1125,13 @@ pub(crate) struct Ready {
 
 impl From<&Event> for Ready {
     fn from(event: &Event) -> Ready {
+        let read_closed = event.is_read_closed();
         Ready {
             readable: event.is_readable(),
             writable: event.is_writable(),
-            read_closed: event.is_read_closed(),
+            read_closed,
             error: event.is_error(),
-            hangup: event.is_read_closed() && event.is_write_closed(),
+            hangup: read_closed && event.is_write_closed(),
         }
     }
 }
