@@ -8,8 +8,8 @@
 //! connection. Kernel socket buffers are not in RSS; this is the reactor's own cost.
 //!
 //! Run: `cargo bench --bench scale` (10,000 connections) or
-//!      `cargo bench --bench scale -- --conns 100000` (spread over source addresses
-//!      127.0.0.1-127.0.0.8 so the ephemeral port range is not exhausted).
+//!      `cargo bench --bench scale -- --conns 100000` (connections are spread over source
+//!      addresses 127.0.x.y, 5,000 each, so the ephemeral port range is not exhausted).
 //! Descriptor limits: the bench re-executes itself under `bash -c 'ulimit -n ...'` when the
 //! soft limit is too low (as root, the hard limit is raised too). Everything stays on
 //! loopback; the child is killed by its PID at the end, whatever happens.
@@ -91,11 +91,15 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
     let rss_before = rss_kib(pid);
 
+    let base_host = 256 + (std::process::id() % 40_000);
     let started = Instant::now();
     let mut streams = Vec::with_capacity(conns);
     for i in 0..conns {
-        // 28k ephemeral ports per source address: spread big runs over 127.0.0.1-8.
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (i / 25_000) as u8);
+        // 28k ephemeral ports per source address: spread connections over 127.0.x.y,
+        // 5,000 per address, starting at an address that depends on the process id, so
+        // large runs fit and the TIME_WAIT left by earlier runs (or tests) is not in the way.
+        let host = base_host + (i / 5_000) as u32;
+        let source = Ipv4Addr::new(127, 0, (host >> 8) as u8, host as u8);
         streams.push(connect_from(source, addr).unwrap_or_else(|e| panic!("connection {i}: {e}")));
     }
     let connect_s = started.elapsed().as_secs_f64();
@@ -143,6 +147,9 @@ fn build_echo() -> std::path::PathBuf {
 
 fn connect_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    // Earlier runs leave thousands of ports in TIME_WAIT; SO_REUSEADDR lets bind(port 0)
+    // pick them again instead of failing with "address in use".
+    socket.set_reuse_address(true)?;
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
     socket.connect(&to.into())?;
     let stream: TcpStream = socket.into();
