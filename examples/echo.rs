@@ -42,6 +42,9 @@ fn main() {
     let addr: std::net::SocketAddr = flags.value("--addr", "127.0.0.1:7000".parse().unwrap());
     let max_conns: usize = flags.value("--max-conns", 1024);
     let idle_secs: u64 = flags.value("--idle-timeout", 0);
+    if max_conns == 0 {
+        flags.fail("--max-conns must be at least 1");
+    }
     flags.finish();
 
     let config = Config {

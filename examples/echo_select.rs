@@ -29,6 +29,24 @@ Any line (or EOF) on stdin stops the server.";
 /// Stop reading from a client while this many bytes wait to be echoed.
 const MAX_QUEUED: usize = 64 * 1024;
 
+/// Descriptors kept free for ourselves: stdin/out/err, the listener, and the epoll that
+/// every `select()` call opens.
+const RESERVED_FDS: usize = 16;
+
+/// Most clients served at once: a little under the descriptor limit, so `accept` and
+/// `select` never run out of descriptors (which would stop the server). Beyond it the
+/// listener is not watched and new clients wait in the kernel's backlog.
+fn max_clients() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1024);
+    soft.saturating_sub(RESERVED_FDS).max(1)
+}
+
 struct Client {
     stream: TcpStream,
     queue: VecDeque<Vec<u8>>, // chunks read but not yet echoed
@@ -85,11 +103,15 @@ fn run(addr: &str) -> io::Result<()> {
     let stdin = io::stdin();
     let (server_fd, stdin_fd) = (server.as_raw_fd(), stdin.as_raw_fd());
     let mut clients: HashMap<RawFd, Client> = HashMap::new();
+    let max_clients = max_clients();
 
     loop {
         // Python keeps `inputs`/`outputs` lists up to date by hand; we
         // rebuild them from each client's state, which cannot drift.
-        let mut inputs = vec![server_fd, stdin_fd];
+        let mut inputs = vec![stdin_fd];
+        if clients.len() < max_clients {
+            inputs.push(server_fd);
+        }
         let mut outputs = Vec::new();
         for (&fd, c) in &clients {
             if !c.read_closed && c.queued < MAX_QUEUED {
@@ -100,7 +122,17 @@ fn run(addr: &str) -> io::Result<()> {
             }
         }
         let every_client: Vec<RawFd> = clients.keys().copied().collect();
-        let (readable, writable, exceptional) = select(&inputs, &outputs, &every_client, None)?;
+        let (readable, writable, exceptional) = match select(&inputs, &outputs, &every_client, None) {
+            Ok(ready) => ready,
+            // Out of descriptors (another part of the process, or the system, used them
+            // up): transient, so wait a moment instead of giving up on every client.
+            Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                log::warn!("select: {e}; retrying shortly");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
 
         // Clients are closed only at the end of the turn: until then their fd
         // numbers stay taken, so an accept() below cannot reuse a number that

@@ -28,7 +28,7 @@ usage: fib [--addr HOST:PORT] [--mode offload|inline] [--threads K] [--queue N]
   --addr HOST:PORT   address to listen on (default 127.0.0.1:40404)
   --mode MODE        offload: compute on worker threads (default);
                      inline: compute on the loop thread, stalling every client (the demo)
-  --threads K        offload worker threads (default: one per CPU)
+  --threads K        offload worker threads, at most 1024 (default 0: one per CPU)
   --queue N          jobs that may wait for a worker before clients get ERR busy (default 1024)
   --max-n N          largest N accepted (default 45; at most 92, the largest fib in 64 bits)
   --on-connect N     compute fib(N) as soon as a client connects, send the decimal
@@ -44,6 +44,13 @@ const MAX_LINE: usize = 64;
 /// 20,000 calls (tens of microseconds), cheaper than a round trip through the pool, and it
 /// must not wait in the queue behind long jobs.
 const INLINE_MAX_N: u32 = 20;
+/// Requests answered per `on_data` call before yielding to the other connections: a client
+/// that pipelines thousands of small requests must not hold the loop (each may cost up to
+/// fib(20) of CPU).
+const MAX_LINES_PER_TURN: usize = 64;
+/// Replies pending for the client above which no more requests are read until they drain:
+/// a client that pipelines but never reads must not make us buffer without bound.
+const MAX_PENDING_REPLIES: usize = 16 * 1024;
 /// Longest `sleep` accepted, in milliseconds: a client should not park a timer for days.
 const MAX_SLEEP_MS: u64 = 600_000;
 
@@ -111,6 +118,8 @@ enum State {
     Computing,
     /// A `sleep` timer is armed; reading is paused until `on_timer`.
     Sleeping { ms: u64, timer: TimerId },
+    /// Replies are piling up unread; reading is paused until `on_drained`.
+    Draining,
     /// The reply is out (or on its way) and the connection is closing.
     Done,
 }
@@ -122,9 +131,23 @@ struct FibConn {
 }
 
 impl FibConn {
-    /// Handles complete lines until one starts something that takes time.
+    /// Handles complete lines until one starts something that takes time, a batch is done
+    /// (then it yields the loop), or replies pile up unread (then it waits for them to drain).
     fn serve_lines(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        let mut served = 0;
         while self.state == State::Reading {
+            if served == MAX_LINES_PER_TURN {
+                cx.yield_now();
+                return;
+            }
+            if cx.pending_output() >= MAX_PENDING_REPLIES {
+                cx.flush();
+                if cx.pending_output() > 0 {
+                    self.wait(State::Draining, cx);
+                    return;
+                }
+            }
+            served += 1;
             let Some(line) = input.take_line(b'\n') else {
                 if input.len() > MAX_LINE {
                     self.refuse_and_close("line too long", cx);
@@ -192,7 +215,11 @@ impl Handler for FibConn {
                 cx.close();
             }
             Mode::Offload => match cx.offload(move || fib(n)) {
-                Ok(()) => self.state = State::Computing,
+                Ok(()) => {
+                    // The client has nothing to say; not reading also means an early
+                    // half-close (EOF) cannot close the connection before the answer.
+                    self.wait(State::Computing, cx);
+                }
                 Err(e) => self.refuse_and_close(&e.to_string(), cx),
             },
         }
@@ -201,10 +228,8 @@ impl Handler for FibConn {
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         match self.state {
             State::Reading => self.serve_lines(input, cx),
-            // In on-connect mode the client has nothing to say: ignore it.
-            State::Computing if self.settings.on_connect.is_some() => input.consume_all(),
             // Busy: leave the bytes for later (reading is paused, so few can arrive).
-            State::Computing | State::Sleeping { .. } | State::Done => {}
+            State::Computing | State::Sleeping { .. } | State::Draining | State::Done => {}
         }
     }
 
@@ -228,6 +253,12 @@ impl Handler for FibConn {
         self.resume(cx);
     }
 
+    fn on_drained(&mut self, cx: &mut Cx<'_, Self>) {
+        if self.state == State::Draining {
+            self.resume(cx);
+        }
+    }
+
     fn on_timer(&mut self, id: TimerId, cx: &mut Cx<'_, Self>) {
         if let State::Sleeping { ms, timer } = self.state {
             if timer == id {
@@ -249,6 +280,12 @@ fn main() {
     };
     let threads: usize = flags.value("--threads", 0);
     let queue: usize = flags.value("--queue", 1024);
+    if threads > 1024 {
+        flags.fail("--threads must be at most 1024");
+    }
+    if queue == 0 {
+        flags.fail("--queue must be at least 1");
+    }
     let max_n: u32 = flags.value("--max-n", 45);
     let on_connect: Option<u32> = flags.optional("--on-connect");
     if max_n > 92 {

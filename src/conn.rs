@@ -108,6 +108,8 @@ pub(crate) struct Core {
     pub(crate) timers: Vec<TimerId>,
     /// A read for this connection is already in the deferred queue.
     pub(crate) read_deferred: bool,
+    /// The handler yielded ([`Cx::yield_now`](crate::Cx::yield_now)): no more input this turn.
+    pub(crate) yielded: bool,
     /// Pending output reached zero after having waited on the socket: call `on_drained`.
     pub(crate) drained_pending: bool,
     /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
@@ -146,6 +148,7 @@ impl Core {
             linger_timer: None,
             timers: Vec::new(),
             read_deferred: false,
+            yielded: false,
             drained_pending: false,
             failed: None,
         }
@@ -165,7 +168,7 @@ impl Core {
 
     /// Should the reactor read from this socket now?
     pub(crate) fn wants_read(&self) -> bool {
-        let throttled = self.paused_by_handler || self.paused_by_backpressure;
+        let throttled = self.paused_by_handler || self.paused_by_backpressure || self.yielded;
         // Closing connections read (and discard) regardless of pauses.
         self.read_ready && !self.peer_eof && (self.phase != Phase::Open || !throttled)
     }

@@ -272,6 +272,15 @@ impl<'a, H: Handler> Cx<'a, H> {
         }
     }
 
+    /// Stops delivering input for this turn: the unconsumed input (and anything still in
+    /// the socket) is offered again on the next turn, after the other connections have been
+    /// served. A handler that works through pipelined requests yields after a batch so one
+    /// client cannot monopolise the loop.
+    pub fn yield_now(&mut self) {
+        self.core.yielded = true;
+        self.shared.defer_read(self.core, self.slot);
+    }
+
     /// Arms a timer that calls [`Handler::on_timer`] once, `after` from now.
     pub fn set_timer(&mut self, after: Duration) -> TimerId {
         let deadline = deadline_after(self.shared.now, after);

@@ -901,7 +901,9 @@ impl<H: Handler> Reactor<H> {
             match work {
                 Deferred::Read(token) => {
                     let Some(slot) = self.live_slot(token) else { continue };
-                    self.conns[slot].core.read_deferred = false;
+                    let core = &mut self.conns[slot].core;
+                    core.read_deferred = false;
+                    core.yielded = false;
                     // Input left over from before a pause is offered again first: no
                     // readiness event will announce bytes the reactor already holds.
                     let conn = &self.conns[slot];

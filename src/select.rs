@@ -68,8 +68,10 @@
 //! (`raw_os_error() == Some(9)`, "Bad file descriptor"), passed through
 //! unchanged so you can match on the errno, as with Python's `OSError.errno`.
 //! Closing an fd while it is still in a `Selector` (instead of unregistering
-//! it first) makes the next [`Selector::select`] fail once with an error
-//! naming that fd.
+//! it first) is a bug in the caller that the selector can only partly detect:
+//! if the fd had been reported ready, the next [`Selector::select`] fails once
+//! with an error naming it; if it was quiet, epoll silently forgets it and it is
+//! never reported again. Always `unregister` before closing, as in Python.
 //!
 //! # From Python
 //!
@@ -181,6 +183,13 @@ pub fn select(
     }
 
     let mut poll = Poll::new()?;
+    // The new epoll takes the lowest free descriptor number: if it equals one of
+    // the caller's fds, that fd was closed (and epoll would answer a confusing
+    // EINVAL for adding itself). Report the EBADF the caller's fd deserves.
+    if order.contains(&poll.as_raw_fd()) {
+        const EBADF: i32 = 9;
+        return Err(io::Error::from_raw_os_error(EBADF));
+    }
     let mut unpollable = HashSet::new();
     for &fd in &order {
         // cannot fail: every fd in `order` was inserted into `wanted`.
@@ -471,9 +480,11 @@ impl<T> Selector<T> {
     ///
     /// # Errors
     ///
-    /// OS errors from epoll. If an fd was closed while still registered, the
-    /// re-arm fails and this call returns that error once (the other fds are
-    /// re-armed regardless); `unregister` the fd to clean up.
+    /// OS errors from epoll. If an fd that was reported ready by the previous
+    /// call has since been closed while still registered, the re-arm fails and
+    /// this call returns that error once (the other fds are re-armed
+    /// regardless); `unregister` the fd to clean up. An fd closed while quiet
+    /// cannot be detected (see the module docs): unregister before closing.
     pub fn select(&mut self, timeout: Option<Duration>) -> io::Result<Vec<(RawFd, Events)>> {
         let rearm_error = self.rearm();
         if let Some(e) = rearm_error {

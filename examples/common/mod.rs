@@ -85,12 +85,21 @@ impl Flags {
 /// Makes SIGINT and SIGTERM shut the reactor down gracefully: the signals arrive through a
 /// self-pipe registered as one more source in the loop (signal-hook-mio), not in a handler
 /// that could run at any point.
+///
+/// A second signal exits at once: shutdown waits for running offload jobs, and an impatient
+/// user should not have to wait for a fib(90).
 pub fn stop_on_signals<H: Handler>(reactor: &mut Reactor<H>) -> io::Result<()> {
     let signals = Signals::new([SIGINT, SIGTERM])?;
     let handle = reactor.handle();
+    let mut stopping = false;
     reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _event| {
         for signal in signals.pending() {
-            log::info!("signal {signal}: shutting down");
+            if stopping {
+                log::warn!("signal {signal} again: exiting now");
+                exit(130);
+            }
+            log::info!("signal {signal}: shutting down (again to exit at once)");
+            stopping = true;
             handle.shutdown();
         }
     })?;

@@ -159,3 +159,47 @@ fn fib_command_line() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// `--on-connect` with a client that half-closes at once (it has nothing to say) still
+/// gets its answer before the close.
+#[test]
+fn on_connect_answers_a_client_that_half_closes() {
+    let server = fib_server(&["--on-connect", "30"]);
+    let mut stream = server.connect();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = String::new();
+    stream.read_to_string(&mut all).unwrap();
+    assert_eq!(all, "832040");
+}
+
+/// A client that pipelines requests and never reads the replies cannot make the server
+/// buffer without bound: empty lines until the server stops reading (each worth an 18-byte
+/// `ERR` reply) leave its resident memory small, and another client is still served.
+#[test]
+fn pipelining_without_reading_keeps_memory_bounded() {
+    let server = fib_server(&[]);
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().to_string();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    let before = rss();
+    let mut flooder = server.connect();
+    flooder.set_write_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+    let newlines = vec![b'\n'; 64 * 1024];
+    let mut sent = 0;
+    // Until the server stops reading (writes block) or 32 MiB: each newline is worth an
+    // 18-byte reply, so an unbounded server would buffer hundreds of MiB.
+    while sent < 32 << 20 {
+        match flooder.write(&newlines) {
+            Ok(n) => sent += n,
+            Err(_) => break, // the server stopped reading: the point of the test
+        }
+    }
+    let mut other = server.connect();
+    assert_eq!(ask(&mut other, "10\n"), "55\n");
+    thread::sleep(std::time::Duration::from_millis(300));
+    let grown_kib = rss().saturating_sub(before);
+    eprintln!("sent {sent} bytes of newlines; server RSS grew by {grown_kib} KiB");
+    assert!(grown_kib < 1024, "server RSS grew by {grown_kib} KiB");
+}

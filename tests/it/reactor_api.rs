@@ -300,3 +300,49 @@ fn a_closing_connection_that_trickles_input_still_times_out() {
     }
     assert_eq!(server.stats().closed.idle_timeout, 1, "the trickler kept the connection alive");
 }
+
+/// `yield_now` hands the loop to the others: two clients pipelining 300 requests each, to a
+/// handler that answers one request per call and yields, are served interleaved (without
+/// the yield, one client's whole batch would be answered before the other's first), and
+/// every request is answered, in order per client.
+#[test]
+fn yield_now_interleaves_pipelining_clients() {
+    use std::sync::{Arc, Mutex};
+    struct OneAtATime {
+        me: usize,
+        log: Arc<Mutex<Vec<usize>>>,
+    }
+    impl Handler for OneAtATime {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            if let Some(line) = input.take_line(b'\n') {
+                self.log.lock().unwrap().push(self.me);
+                cx.write(line);
+                cx.write(b"\n");
+                if !input.is_empty() {
+                    cx.yield_now();
+                }
+            }
+        }
+    }
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let factory_log = Arc::clone(&log);
+    let mut next = 0;
+    let server = Server::start(small_config(), move |_| {
+        next += 1;
+        OneAtATime { me: next, log: Arc::clone(&factory_log) }
+    });
+    let mut a = server.connect();
+    let mut b = server.connect();
+    let batch = |tag: &str| (0..300).map(|i| format!("{tag}{i}\n")).collect::<String>();
+    a.write_all(batch("a").as_bytes()).unwrap();
+    b.write_all(batch("b").as_bytes()).unwrap();
+    for (stream, tag) in [(&mut a, "a"), (&mut b, "b")] {
+        let mut got = vec![0u8; batch(tag).len()];
+        stream.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), batch(tag));
+    }
+    let log = log.lock().unwrap();
+    let switches = log.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(switches > 10, "clients were served one after the other ({switches} switches)");
+}

@@ -151,6 +151,13 @@ fn errors_have_documented_kinds() {
     let err = select(&[fd, closed], &[], &[], NOW).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(EBADF), "{err}");
     assert!(sel.is_empty(), "failed registrations must not leave keys");
+
+    // A closed fd whose number the free function's own epoll would take: still EBADF.
+    let (client, _server) = pair();
+    let fd = client.as_raw_fd();
+    drop(client);
+    let err = select(&[fd], &[], &[], NOW).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(EBADF), "{err}");
 }
 
 /// The teaching counter-example: in edge mode (no re-arm) data left unread is
@@ -297,4 +304,45 @@ fn example_command_line() {
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("unknown argument '--bogus'") && stderr.contains("usage:"), "{stderr}");
+}
+
+/// Descriptor exhaustion: under `ulimit -n 32`, more clients than descriptors connect. The
+/// server caps its clients below the limit (the rest wait in the backlog) instead of
+/// exiting when `accept` or `select` run out of descriptors, and serves the waiting ones
+/// once others leave.
+#[test]
+fn example_survives_descriptor_exhaustion() {
+    let mut command = Command::new("bash");
+    let line = format!("ulimit -n 32 && exec '{}' --addr 127.0.0.1:0", example("echo_select").display());
+    command.arg("-c").arg(line).stdin(Stdio::piped());
+    let mut child = Running::start(command);
+    let mut clients: Vec<TcpStream> = (0..40).map(|_| child.connect()).collect();
+    for client in &mut clients {
+        client.write_all(b"hi").unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let mut waiting = Vec::new();
+    let mut served = 0;
+    for client in clients.iter_mut() {
+        client.set_nonblocking(true).unwrap();
+        let mut buf = [0; 2];
+        match client.read(&mut buf) {
+            Ok(2) => served += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => waiting.push(client.try_clone().unwrap()),
+            other => panic!("client failed: {other:?}"),
+        }
+    }
+    assert!(served > 0 && !waiting.is_empty(), "served {served}, waiting {}", waiting.len());
+    assert!(child.child.try_wait().unwrap().is_none(), "the server exited under descriptor pressure");
+    // Free some slots: the first waiting client is served.
+    clients.drain(..10);
+    let first = &mut waiting[0];
+    first.set_nonblocking(false).unwrap();
+    first.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0; 2];
+    first.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hi");
+    child.child.stdin.as_mut().unwrap().write_all(b"stop\n").unwrap();
+    let status = child.wait_timeout(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
