@@ -314,23 +314,3 @@ fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Resul
     log::info!("stats: {:?}", reactor.stats());
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_requests_and_names_every_error() {
-        assert_eq!(parse(b"35", 45), Ok(Request::Fib(35)));
-        assert_eq!(parse(b" 7\r", 45), Ok(Request::Fib(7)));
-        assert_eq!(parse(b"sleep 250", 45), Ok(Request::Sleep(250)));
-        assert_eq!(parse(b"-1", 45), Err("negative number".into()));
-        assert_eq!(parse(b"abc", 45), Err("not a number".into()));
-        assert_eq!(parse(b"46", 45), Err("too large (max 45)".into()));
-        assert_eq!(parse(b"99999999999", 45), Err("too large (max 45)".into()));
-        assert_eq!(parse(b"", 45), Err("empty request".into()));
-        assert_eq!(parse(b"\xff\xfe", 45), Err("invalid utf-8".into()));
-        assert!(parse(b"sleep forever", 45).is_err());
-        assert_eq!(fib(20), 6765);
-    }
-}
