@@ -8,15 +8,17 @@ mod common;
 
 use std::time::Duration;
 
+use evloop::workers::Workers;
 use evloop::{Config, Cx, Handler, Input, Reactor};
 
 const USAGE: &str = "\
 echo: an evloop echo server; every byte sent comes back, in order.
 
-usage: echo [--addr HOST:PORT] [--max-conns N] [--idle-timeout SECS]
+usage: echo [--addr HOST:PORT] [--workers N] [--max-conns N] [--idle-timeout SECS]
 
   --addr HOST:PORT     address to listen on (default 127.0.0.1:7000)
-  --max-conns N        most clients served at once; others wait (default 1024)
+  --workers N          reactor threads sharing the address with SO_REUSEPORT (default 1)
+  --max-conns N        most clients served at once, per worker; others wait (default 1024)
   --idle-timeout SECS  close a connection silent this long, 0 = never (default 0)
   -h, --help           this help
 
@@ -42,6 +44,10 @@ fn main() {
     let addr: std::net::SocketAddr = flags.value("--addr", "127.0.0.1:7000".parse().unwrap());
     let max_conns: usize = flags.value("--max-conns", 1024);
     let idle_secs: u64 = flags.value("--idle-timeout", 0);
+    let workers: usize = flags.value("--workers", 1);
+    if !(1..=256).contains(&workers) {
+        flags.fail("--workers must be from 1 to 256");
+    }
     if max_conns == 0 {
         flags.fail("--max-conns must be at least 1");
     }
@@ -52,12 +58,14 @@ fn main() {
         idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
         ..Config::default()
     };
-    if let Err(e) = serve(addr, config) {
+    let served = if workers == 1 { serve(addr, config) } else { serve_on_workers(workers, addr, config) };
+    if let Err(e) = served {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
+/// One reactor on the main thread.
 fn serve(addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
     let bound = reactor.listen(addr, |_peer| Echo)?;
@@ -65,5 +73,16 @@ fn serve(addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
     common::announce(bound);
     reactor.run()?;
     log::info!("stats: {:?}", reactor.stats());
+    Ok(())
+}
+
+/// `count` share-nothing reactors on their own threads; the main thread only waits.
+fn serve_on_workers(count: usize, addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
+    let workers = Workers::start(count, addr, config, |_worker| |_peer| Echo)?;
+    common::stop_workers_on_signals(&workers)?;
+    log::info!("{count} workers");
+    common::announce(workers.addr());
+    let stats = workers.join()?;
+    log::info!("stats: {stats:?}");
     Ok(())
 }

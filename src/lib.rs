@@ -42,6 +42,7 @@
 //! - [`Handler`] and [`Cx`]: the callbacks and what a handler may do.
 //! - [`Config`]: every limit that keeps memory bounded and the loop fair.
 //! - [`offload`]: the worker pool.
+//! - [`workers`]: one reactor per core on a shared `SO_REUSEPORT` address.
 //! - `ARCHITECTURE.md` in the repository: the code map and the invariants.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -60,6 +61,7 @@ mod stats;
 pub mod timer;
 #[doc(hidden)]
 pub mod token;
+pub mod workers;
 
 pub use config::Config;
 pub use handler::{ConnId, Cx, Handler, Input};

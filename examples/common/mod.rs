@@ -8,6 +8,7 @@ use std::io;
 use std::process::exit;
 use std::str::FromStr;
 
+use evloop::workers::Workers;
 use evloop::{Handler, Reactor};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -101,6 +102,26 @@ pub fn stop_on_signals<H: Handler>(reactor: &mut Reactor<H>) -> io::Result<()> {
             log::info!("signal {signal}: shutting down (again to exit at once)");
             stopping = true;
             handle.shutdown();
+        }
+    })?;
+    Ok(())
+}
+
+/// The same for several reactors on their own threads ([`Workers`]): a thread waits for the
+/// signals and shuts every worker down.
+pub fn stop_workers_on_signals(workers: &Workers) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let handles = workers.handles().to_vec();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut stopping = false;
+        for signal in signals.forever() {
+            if stopping {
+                log::warn!("signal {signal} again: exiting now");
+                exit(130);
+            }
+            log::info!("signal {signal}: shutting down (again to exit at once)");
+            stopping = true;
+            handles.iter().for_each(evloop::Handle::shutdown);
         }
     })?;
     Ok(())

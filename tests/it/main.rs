@@ -10,3 +10,4 @@ mod offload;
 mod reactor_api;
 mod select;
 mod util;
+mod workers;

@@ -1,0 +1,218 @@
+//! Multi-core, share-nothing: N reactors, one per thread, each with its own listening socket
+//! on the same address (`SO_REUSEPORT`), so the kernel spreads new connections across them.
+//!
+//! ```text
+//!                       ┌─► thread 0: Reactor ◄── listener (SO_REUSEPORT) ─┐
+//!  clients ─► kernel ───┼─► thread 1: Reactor ◄── listener (SO_REUSEPORT) ─┼── same address
+//!   (hash of 4-tuple)   └─► thread N: Reactor ◄── listener (SO_REUSEPORT) ─┘
+//! ```
+//!
+//! Nothing is shared between the workers: no locks, no queues, no connection ever moves
+//! between threads (nginx's worker processes, as threads). The price is balance: the kernel
+//! assigns each new connection to a worker by a hash, whatever that worker's load, so a few
+//! long busy connections can leave one core idle while another is saturated. This module does
+//! not balance load or share state; it starts, stops and counts.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+
+use crate::net::{listen, ListenOptions};
+use crate::{Config, Handle, Handler, Reactor, Stats};
+
+/// N reactors on N threads serving one address. Dropping it shuts them all down and joins.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::{workers::Workers, Config, Cx, Handler, Input};
+/// use std::io::{Read, Write};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     type Done = ();
+///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+///         cx.write(input.bytes());
+///         input.consume_all();
+///     }
+/// }
+///
+/// # fn main() -> std::io::Result<()> {
+/// // The closure runs once on each worker thread and returns that worker's handler factory,
+/// // so handlers themselves need not be `Send`.
+/// let workers = Workers::start(2, "127.0.0.1:0".parse().unwrap(), Config::default(), |_worker| {
+///     |_peer| Echo
+/// })?;
+/// let mut stream = std::net::TcpStream::connect(workers.addr())?;
+/// stream.write_all(b"hi")?;
+/// let mut back = [0; 2];
+/// stream.read_exact(&mut back)?;
+/// assert_eq!(&back, b"hi");
+/// workers.shutdown();
+/// let stats = workers.join()?;
+/// assert_eq!(stats.accepted, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Workers {
+    addr: SocketAddr,
+    handles: Vec<Handle>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl Workers {
+    /// Starts `count` worker threads (at least one) serving `addr`. `factory_for(worker)` runs
+    /// on each worker's thread and returns its handler factory.
+    ///
+    /// With port 0, the first worker picks the port and the others join it.
+    ///
+    /// # Errors
+    ///
+    /// If a worker cannot build its reactor or bind (for example when `SO_REUSEPORT` is not
+    /// supported); the workers already started are shut down and joined first.
+    pub fn start<H, F, M>(
+        count: usize,
+        addr: SocketAddr,
+        config: Config,
+        factory_for: M,
+    ) -> io::Result<Workers>
+    where
+        H: Handler,
+        F: FnMut(SocketAddr) -> H + 'static,
+        M: Fn(usize) -> F + Send + Sync + Clone + 'static,
+    {
+        config.validate()?;
+        let mut workers = Workers { addr, handles: Vec::new(), threads: Vec::new() };
+        for index in 0..count.max(1) {
+            // Worker 0 may bind port 0; the others must join the port it got.
+            let bind_to = workers.addr;
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let (config, factory_for) = (config.clone(), factory_for.clone());
+            let spawned = thread::Builder::new().name(format!("evloop-worker-{index}")).spawn(move || {
+                let started = (|| -> io::Result<(Reactor<H>, SocketAddr)> {
+                    let mut reactor = Reactor::new(config.clone())?;
+                    let options = ListenOptions { backlog: config.backlog, reuse_port: true };
+                    let bound = reactor.add_listener(listen(bind_to, options)?, factory_for(index))?;
+                    Ok((reactor, bound))
+                })();
+                match started {
+                    Ok((mut reactor, bound)) => {
+                        // The receiver waits for this message; it cannot have gone away.
+                        let _ = ready_tx.send(Ok((bound, reactor.handle())));
+                        reactor.run()
+                    }
+                    Err(e) => {
+                        let message = io::Error::new(e.kind(), format!("worker {index}: {e}"));
+                        let _ = ready_tx.send(Err(message));
+                        Err(e)
+                    }
+                }
+            });
+            let result = spawned.and_then(|thread| {
+                workers.threads.push(thread);
+                ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
+            });
+            match result {
+                Ok((bound, handle)) => {
+                    workers.addr = bound;
+                    workers.handles.push(handle);
+                }
+                Err(e) => {
+                    workers.shutdown();
+                    let _ = workers.join_all();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(workers)
+    }
+
+    /// The address every worker listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// One handle per worker, in worker order (for per-worker stats or shutdown).
+    pub fn handles(&self) -> &[Handle] {
+        &self.handles
+    }
+
+    /// Asks every worker to shut down gracefully (see [`Handle::shutdown`]).
+    pub fn shutdown(&self) {
+        for handle in &self.handles {
+            handle.shutdown();
+        }
+    }
+
+    /// The workers' counters added together.
+    pub fn stats(&self) -> Stats {
+        self.handles.iter().map(Handle::stats).fold(Stats::default(), add_stats)
+    }
+
+    /// Waits for every worker to finish (after [`shutdown`](Workers::shutdown)) and returns
+    /// their final counters, added together.
+    ///
+    /// # Errors
+    ///
+    /// The first error a worker's `run()` returned.
+    pub fn join(mut self) -> io::Result<Stats> {
+        self.join_all()?;
+        Ok(self.stats())
+    }
+
+    fn join_all(&mut self) -> io::Result<()> {
+        let mut first_error = Ok(());
+        for thread in self.threads.drain(..) {
+            let result = thread.join().unwrap_or_else(|_| Err(io::Error::other("worker thread panicked")));
+            if first_error.is_ok() {
+                first_error = result;
+            }
+        }
+        first_error
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown();
+            let _ = self.join_all();
+        }
+    }
+}
+
+/// Adds two stats snapshots: totals add up, and so do the current values (`active`,
+/// `out_buffered`, `timers`); the peak is the larger of the two.
+fn add_stats(a: Stats, b: Stats) -> Stats {
+    let closed = crate::ClosedBy {
+        peer: a.closed.peer + b.closed.peer,
+        local: a.closed.local + b.closed.local,
+        idle_timeout: a.closed.idle_timeout + b.closed.idle_timeout,
+        error: a.closed.error + b.closed.error,
+        input_limit: a.closed.input_limit + b.closed.input_limit,
+        shutdown: a.closed.shutdown + b.closed.shutdown,
+    };
+    Stats {
+        turns: a.turns + b.turns,
+        accepted: a.accepted + b.accepted,
+        active: a.active + b.active,
+        closed,
+        accept_errors: a.accept_errors + b.accept_errors,
+        accept_pauses: a.accept_pauses + b.accept_pauses,
+        bytes_in: a.bytes_in + b.bytes_in,
+        bytes_out: a.bytes_out + b.bytes_out,
+        stale_events: a.stale_events + b.stale_events,
+        read_budget_yields: a.read_budget_yields + b.read_budget_yields,
+        backpressure_pauses: a.backpressure_pauses + b.backpressure_pauses,
+        out_buffered: a.out_buffered + b.out_buffered,
+        out_buffered_peak: a.out_buffered_peak.max(b.out_buffered_peak),
+        timers: a.timers + b.timers,
+        timers_fired: a.timers_fired + b.timers_fired,
+        offload_submitted: a.offload_submitted + b.offload_submitted,
+        offload_rejected: a.offload_rejected + b.offload_rejected,
+        offload_completed: a.offload_completed + b.offload_completed,
+        offload_panics: a.offload_panics + b.offload_panics,
+    }
+}
