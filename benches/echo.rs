@@ -12,8 +12,9 @@
 //! After 0.5 s of unmeasured warm-up, it measures for T seconds:
 //!
 //! - **msgs/s** and **p50/p99 latency** (from queueing a message to its last echoed byte);
-//! - **server µs/msg**: the server thread's on-CPU time (`/proc/self/task/TID/schedstat`,
-//!   first field, nanoseconds) over the window, divided by the messages echoed in it.
+//! - **server µs/msg**: the server threads' on-CPU time (`/proc/self/task/TID/schedstat`,
+//!   first field, nanoseconds, summed over the server's threads) over the window, divided by
+//!   the messages echoed in it.
 //!
 //! # Why CPU per message
 //!
@@ -29,6 +30,7 @@
 //! cargo bench --bench echo                        # 5 configs x 7 rounds x 2 s (~4 min)
 //! cargo bench --bench echo -- --quick             # 1 round x 1 s: a smoke test
 //! cargo bench --bench echo -- --secs 2 --rounds 5 --conns 100 --configs 50x64x1,10x4096x4
+//! cargo bench --bench echo -- --workers 2 --configs 50x64x1,1000x64x1   # multi-core mode
 //! cargo bench --bench echo -- --help
 //! ```
 //!
@@ -44,21 +46,41 @@
 //! evloop/tokio measured in the same round: `throughput_... > 1` means evloop echoed more
 //! messages per second; `cpu_per_msg_... < 1` means evloop spent less CPU per message
 //! (cheaper). With the client as the bottleneck, expect throughput near 1.0 and look at CPU.
+//!
+//! # Multi-core mode: `--workers N`
+//!
+//! With `--workers N` (N ≥ 2) the same echo runs on N threads per side:
+//!
+//! - **evloop x N**: `evloop::workers::Workers`, N share-nothing reactors, each with its own
+//!   `SO_REUSEPORT` listener on one address (the kernel spreads connections by hash);
+//! - **tokio mt x N**: a `multi_thread` runtime with `worker_threads(N)`, the same task per
+//!   connection; its accept loop runs in `block_on` on one more thread, as under
+//!   `#[tokio::main]`.
+//!
+//! Server CPU is summed over **all** of a server's threads (each records its thread id as it
+//! starts: evloop's in the per-worker factory closure, tokio's in `on_thread_start`), so
+//! `srv_cpu%` can exceed 100. Servers are not pinned (on one CPU the workers would take turns);
+//! the client stays pinned to CPU 1 (`--no-pin` unpins it). On a 2-core machine the client
+//! then competes with the server threads for CPU, so these figures show scheduling and
+//! contention as much as server efficiency; a `# pinning` line in the output says so. Rows are
+//! labelled `evloop x N` / `tokio mt x N`, and `RATIO` lines start with `workers=N`.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use evloop::workers::Workers;
 use evloop::{Config, Cx, Handle, Handler, Input, Reactor};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 const USAGE: &str = "\
-echo bench: evloop vs tokio current_thread echo servers, same process, same load.
+echo bench: evloop vs tokio current_thread echo servers, same process, same load
+(with --workers N: N evloop workers vs a tokio multi_thread runtime with N workers).
 
 usage: cargo bench --bench echo -- [options]
 
@@ -68,7 +90,9 @@ usage: cargo bench --bench echo -- [options]
   --configs LIST    comma-separated CONNSxSIZExDEPTH (default 1x64x1,50x64x1,1000x64x1,50x16384x1,50x64x16)
   --conns N         override the connection count of every config
   --quick           1 round x 1 s (smoke test)
-  --no-pin          do not pin servers to CPU 0 and the client to CPU 1 (uses taskset)
+  --workers N       multi-core mode, N >= 2: evloop::workers::Workers vs tokio multi_thread
+  --no-pin          do not pin servers to CPU 0 and the client to CPU 1 (uses taskset);
+                    with --workers, servers are never pinned and this unpins the client
   -h, --help        this help
 ";
 
@@ -91,20 +115,24 @@ impl Handler for Echo {
     }
 }
 
+/// Kernel thread ids of a server's threads, for their schedstat. Each thread records itself
+/// (evloop workers in their factory closure, tokio's in `on_thread_start`), hence the mutex.
+type Tids = Arc<Mutex<Vec<u32>>>;
+
 enum Stop {
-    Evloop(Handle),
+    Evloop(Handle, JoinHandle<()>),
+    Workers(Workers),
     /// tokio's accept loop checks this flag after each accept; stopping sets it and connects
     /// once so the loop wakes up (avoids needing tokio's "sync" feature for a oneshot).
-    Tokio(Arc<AtomicBool>),
+    Tokio(Arc<AtomicBool>, JoinHandle<()>),
 }
 
 struct Server {
-    name: &'static str,
+    name: String,
     addr: SocketAddr,
-    /// Kernel thread id of the server's only thread, for its schedstat.
-    tid: u32,
+    /// Every thread the server runs on; its CPU time is the sum over them.
+    tids: Tids,
     stop: Stop,
-    thread: JoinHandle<()>,
 }
 
 fn loopback() -> SocketAddr {
@@ -124,21 +152,50 @@ fn start_evloop() -> Server {
         })
         .expect("spawn evloop thread");
     let (addr, handle, tid) = rx.recv().expect("evloop server thread died during startup");
-    Server { name: "evloop", addr, tid, stop: Stop::Evloop(handle), thread }
+    let tids = Arc::new(Mutex::new(vec![tid]));
+    Server { name: "evloop".into(), addr, tids, stop: Stop::Evloop(handle, thread) }
 }
 
-fn start_tokio() -> Server {
+/// `count` share-nothing reactors on `count` threads, one `SO_REUSEPORT` listener each.
+fn start_evloop_workers(count: usize) -> Server {
+    let tids = Tids::default();
+    let record = Arc::clone(&tids);
+    let workers = Workers::start(count, loopback(), Config::default(), move |_worker| {
+        // Runs once on each worker's own thread, before its reactor starts.
+        record.lock().expect("tids lock").push(current_tid());
+        |_peer| Echo
+    })
+    .expect("evloop: workers");
+    let addr = workers.addr();
+    Server { name: format!("evloop x {count}"), addr, tids, stop: Stop::Workers(workers) }
+}
+
+/// tokio's echo: a `current_thread` runtime, or with `workers: Some(n)` a `multi_thread` one
+/// with `n` worker threads. Either way the accept loop runs in `block_on` on the thread started
+/// here (as under `#[tokio::main]`) and each connection is a spawned task.
+fn start_tokio(workers: Option<usize>) -> Server {
     let listener = std::net::TcpListener::bind(loopback()).expect("tokio: bind");
     listener.set_nonblocking(true).expect("tokio: nonblocking");
     let addr = listener.local_addr().expect("tokio: local_addr");
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
+    let tids = Tids::default();
+    let record = Arc::clone(&tids);
     let (tx, rx) = mpsc::channel();
     let thread = thread::Builder::new()
         .name("tokio-server".into())
         .spawn(move || {
-            tx.send(current_tid()).expect("tokio: report");
-            let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("tokio: rt");
+            record.lock().expect("tids lock").push(current_tid());
+            let rt = match workers {
+                None => tokio::runtime::Builder::new_current_thread().enable_io().build(),
+                Some(n) => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .enable_io()
+                    .on_thread_start(move || record.lock().expect("tids lock").push(current_tid()))
+                    .build(),
+            }
+            .expect("tokio: rt");
+            tx.send(()).expect("tokio: report");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio: from_std");
                 loop {
@@ -152,8 +209,9 @@ fn start_tokio() -> Server {
             // Dropping the runtime drops any task still alive (none: the client closed them).
         })
         .expect("spawn tokio thread");
-    let tid = rx.recv().expect("tokio server thread died during startup");
-    Server { name: "tokio", addr, tid, stop: Stop::Tokio(stop), thread }
+    rx.recv().expect("tokio server thread died during startup");
+    let name = workers.map_or_else(|| "tokio".into(), |n| format!("tokio mt x {n}"));
+    Server { name, addr, tids, stop: Stop::Tokio(stop, thread) }
 }
 
 async fn tokio_echo(mut stream: tokio::net::TcpStream) {
@@ -172,23 +230,33 @@ async fn tokio_echo(mut stream: tokio::net::TcpStream) {
 }
 
 impl Server {
-    /// Stops the server and waits for its thread to end.
+    /// Stops the server and waits for its threads to end.
     fn shutdown(self) {
-        match &self.stop {
-            Stop::Evloop(handle) => handle.shutdown(),
-            Stop::Tokio(flag) => {
+        let name = self.name;
+        let joined = |thread: JoinHandle<()>| {
+            thread.join().unwrap_or_else(|_| panic!("{name} server thread panicked"));
+        };
+        let stats = match self.stop {
+            Stop::Evloop(handle, thread) => {
+                handle.shutdown();
+                joined(thread);
+                handle.stats()
+            }
+            Stop::Workers(workers) => {
+                workers.shutdown();
+                workers.join().unwrap_or_else(|e| panic!("{name}: {e}"))
+            }
+            Stop::Tokio(flag, thread) => {
                 flag.store(true, Ordering::SeqCst);
                 let _ = std::net::TcpStream::connect(self.addr); // wakes the accept loop
+                joined(thread);
+                return;
             }
-        }
-        self.thread.join().unwrap_or_else(|_| panic!("{} server thread panicked", self.name));
-        if let Stop::Evloop(handle) = &self.stop {
-            let s = handle.stats();
-            println!(
-                "# evloop stats: accepted={} closed_by_error={} bytes_in={} bytes_out={}",
-                s.accepted, s.closed.error, s.bytes_in, s.bytes_out
-            );
-        }
+        };
+        println!(
+            "# {name} stats: accepted={} closed_by_error={} bytes_in={} bytes_out={}",
+            stats.accepted, stats.closed.error, stats.bytes_in, stats.bytes_out
+        );
     }
 }
 
@@ -208,10 +276,28 @@ fn current_tid() -> u32 {
     link.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()).expect("parse thread id")
 }
 
-/// Nanoseconds thread `tid` of this process has spent on a CPU (user + system).
-fn cpu_ns(tid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).expect("read schedstat");
-    text.split_whitespace().next().and_then(|f| f.parse().ok()).expect("parse schedstat")
+/// Nanoseconds thread `tid` of this process has spent on a CPU (user + system), or `None` if
+/// the thread is gone.
+fn cpu_ns(tid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    Some(text.split_whitespace().next().and_then(|f| f.parse().ok()).expect("parse schedstat"))
+}
+
+/// (thread id, on-CPU nanoseconds) for each of a server's threads at one instant.
+type CpuSnapshot = Vec<(u32, u64)>;
+
+/// On-CPU nanoseconds of each of the server's threads, read now.
+fn cpu_snapshot(tids: &Tids) -> CpuSnapshot {
+    let tids = tids.lock().expect("tids lock").clone();
+    tids.into_iter().filter_map(|tid| Some((tid, cpu_ns(tid)?))).collect()
+}
+
+/// On-CPU nanoseconds the server's threads spent since `before`, summed over all of them. A
+/// thread started since then counts from zero; one that has ended is left out (neither happens
+/// here: every server thread lives as long as its server).
+fn cpu_since(before: &CpuSnapshot, tids: &Tids) -> u64 {
+    let since = |&(tid, now): &(u32, u64)| now - before.iter().find(|b| b.0 == tid).map_or(0, |b| b.1);
+    cpu_snapshot(tids).iter().map(since).sum()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,9 +471,10 @@ fn run_load(server: &Server, load: Load, opts: &Opts) -> Res<Sample> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut events = Events::with_capacity(1024);
     let client_tid = current_tid();
+    let client_ns = || cpu_ns(client_tid).expect("read the client's schedstat");
     let start = Instant::now();
     let (measure_at, end_at) = (start + opts.warmup, start + opts.warmup + opts.secs);
-    let mut window: Option<(Instant, u64, u64)> = None; // (start, server ns, client ns)
+    let mut window: Option<(Instant, CpuSnapshot, u64)> = None; // (start, server ns, client ns)
     let mut sample = None;
     let mut sending = true;
     for c in &mut conns {
@@ -399,11 +486,11 @@ fn run_load(server: &Server, load: Load, opts: &Opts) -> Res<Sample> {
         let now = Instant::now();
         if !rec.measuring && sample.is_none() && now >= measure_at {
             rec.measuring = true;
-            window = Some((now, cpu_ns(server.tid), cpu_ns(client_tid)));
+            window = Some((now, cpu_snapshot(&server.tids), client_ns()));
         } else if rec.measuring && now >= end_at {
             // Close the window first, then stop sending and collect what is still in flight.
-            let (t0, srv0, cli0) = window.expect("window opened");
-            let cpu = (cpu_ns(server.tid) - srv0, cpu_ns(client_tid) - cli0);
+            let (t0, srv0, cli0) = window.take().expect("window opened");
+            let cpu = (cpu_since(&srv0, &server.tids), client_ns() - cli0);
             rec.measuring = false;
             sending = false;
             sample = Some(summarize(&mut rec, now.duration_since(t0), cpu)?);
@@ -466,6 +553,8 @@ struct Opts {
     rounds: usize,
     loads: Vec<Load>,
     pin: bool,
+    /// `--workers N`: the multi-core mode.
+    workers: Option<usize>,
 }
 
 fn parse_args() -> Opts {
@@ -479,6 +568,7 @@ fn parse_args() -> Opts {
     let mut configs = "1x64x1,50x64x1,1000x64x1,50x16384x1,50x64x16".to_string();
     let mut conns: Option<usize> = None;
     let mut pin = true;
+    let mut workers: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| fail(format!("{flag} needs a value")));
@@ -496,6 +586,7 @@ fn parse_args() -> Opts {
             "--conns" => conns = Some(num(value()) as usize),
             "--configs" => configs = value(),
             "--no-pin" => pin = false,
+            "--workers" => workers = Some(num(value()) as usize),
             _ => fail(format!("unknown argument: {flag}")),
         }
     }
@@ -514,7 +605,11 @@ fn parse_args() -> Opts {
     if secs <= 0.0 || warmup < 0.0 || rounds == 0 || loads.iter().any(|l| l.conns == 0) {
         fail("--secs, --rounds and --conns must be positive".into());
     }
-    Opts { secs: Duration::from_secs_f64(secs), warmup: Duration::from_secs_f64(warmup), rounds, loads, pin }
+    if workers.is_some_and(|n| n < 2) {
+        fail("--workers needs N >= 2 (leave it out for one server thread each)".into());
+    }
+    let (secs, warmup) = (Duration::from_secs_f64(secs), Duration::from_secs_f64(warmup));
+    Opts { secs, warmup, rounds, loads, pin, workers }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -532,22 +627,50 @@ fn main() {
     let configs: Vec<String> =
         opts.loads.iter().map(|l| format!("{}x{}x{}", l.conns, l.size, l.depth)).collect();
     println!(
-        "# reproduce: cargo bench --bench echo -- --secs {} --warmup {} --rounds {} --configs {}{}",
+        "# reproduce: cargo bench --bench echo -- --secs {} --warmup {} --rounds {} --configs {}{}{}",
         opts.secs.as_secs_f64(),
         opts.warmup.as_secs_f64(),
         opts.rounds,
         configs.join(","),
+        opts.workers.map_or(String::new(), |n| format!(" --workers {n}")),
         if opts.pin { "" } else { " --no-pin" }
     );
-    let servers = [start_evloop(), start_tokio()];
-    // Left alone, the scheduler often runs client and server on the same core (a loopback
-    // wake-up pulls the woken thread next to its waker), and the two then share one CPU.
-    // Like the shared bench scripts: servers on CPU 0, the client on CPU 1.
-    if opts.pin {
-        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-        let pinned = cpus >= 2 && servers.iter().all(|s| pin(s.tid, 0)) && pin(current_tid(), 1);
-        println!("# pinning (servers cpu 0, client cpu 1): {}", if pinned { "on" } else { "FAILED, off" });
+    // Servers start before the client thread is pinned: threads inherit their creator's CPUs.
+    let servers = match opts.workers {
+        None => [start_evloop(), start_tokio(None)],
+        Some(n) => [start_evloop_workers(n), start_tokio(Some(n))],
+    };
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    let on_off = |pinned: bool| if pinned { "on" } else { "FAILED, off" };
+    match opts.workers {
+        // Left alone, the scheduler often runs client and server on the same core (a loopback
+        // wake-up pulls the woken thread next to its waker), and the two then share one CPU.
+        // Like the shared bench scripts: servers on CPU 0, the client on CPU 1.
+        None if opts.pin => {
+            let all_tids = |s: &Server| s.tids.lock().expect("tids lock").clone();
+            let pinned = cpus >= 2
+                && servers.iter().all(|s| all_tids(s).into_iter().all(|tid| pin(tid, 0)))
+                && pin(current_tid(), 1);
+            println!("# pinning (servers cpu 0, client cpu 1): {}", on_off(pinned));
+        }
+        None => {}
+        // Pinning the workers to one CPU would serialize them: they float over all CPUs.
+        Some(n) => {
+            let client = if opts.pin {
+                format!("client cpu 1: {}", on_off(cpus >= 2 && pin(current_tid(), 1)))
+            } else {
+                "client unpinned".into()
+            };
+            println!("# pinning (workers mode): servers unpinned, {client}");
+            println!(
+                "# pinning note: with {cpus} CPUs the client competes with each server's {n} workers for CPU; \
+                 these figures show scheduling and contention as much as server efficiency"
+            );
+        }
     }
+    // In workers mode, table headers and RATIO lines start with `workers=N`.
+    let mode = opts.workers.map_or(String::new(), |n| format!("workers={n} "));
+    let name_width = servers.iter().map(|s| s.name.len()).max().unwrap_or(0).max(8);
     let mut ratio_lines = Vec::new();
 
     for load in &opts.loads {
@@ -572,16 +695,16 @@ fn main() {
             }
         }
 
-        println!("\n== {load}  (median of {} rounds x {} s)", opts.rounds, opts.secs.as_secs_f64());
+        println!("\n== {mode}{load}  (median of {} rounds x {} s)", opts.rounds, opts.secs.as_secs_f64());
         println!(
-            "{:<8} {:>10} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9}",
+            "{:<name_width$} {:>10} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9}",
             "server", "msgs/s", "MB/s", "p50_us", "p99_us", "srv_us/msg", "srv_cpu%", "cli_cpu%"
         );
         for (server, runs) in servers.iter().zip(&samples) {
             let med = |f: fn(&Sample) -> f64| median(runs.iter().map(f).collect());
             let rate = med(|s| s.msgs_per_s);
             println!(
-                "{:<8} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>11.3} {:>9.0} {:>9.0}",
+                "{:<name_width$} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>11.3} {:>9.0} {:>9.0}",
                 server.name,
                 rate,
                 rate * load.size as f64 / 1e6,
@@ -601,7 +724,7 @@ fn main() {
             "evloop/tokio (median of per-round ratios): throughput {tput:.3}  cpu/msg {cpu:.3}  p99 {p99:.3}"
         );
         ratio_lines.push(format!(
-            "RATIO {load} throughput_evloop_vs_tokio={tput:.3} cpu_per_msg_evloop_vs_tokio={cpu:.3} \
+            "RATIO {mode}{load} throughput_evloop_vs_tokio={tput:.3} cpu_per_msg_evloop_vs_tokio={cpu:.3} \
              p99_evloop_vs_tokio={p99:.3}"
         ));
     }
