@@ -7,17 +7,13 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use evloop::{Config, Cx, Handler, Input, Reactor};
+use evloop::{Config, Reactor};
 
-struct Echo;
-
-impl Handler for Echo {
-    type Done = ();
-    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
-        cx.write(input.bytes());
-        input.consume_all();
-    }
-}
+// The integration tests' helpers (this binary uses only their echo handler).
+#[allow(dead_code)]
+#[path = "it/util.rs"]
+mod util;
+use util::Echo;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use evloop::{Config, Cx, Handler, Input, Reactor};
+use evloop::{Config, Reactor};
 
 /// Counts allocations, and live bytes, made by threads that opted in (the reactor thread),
 /// so the test's own client threads don't blur the numbers.
@@ -57,15 +57,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-struct Echo;
-
-impl Handler for Echo {
-    type Done = ();
-    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
-        cx.write(input.bytes());
-        input.consume_all();
-    }
-}
+// The integration tests' helpers (this binary uses only their echo handler).
+#[allow(dead_code)]
+#[path = "it/util.rs"]
+mod util;
+use util::Echo;
 
 /// Starts a counted reactor thread; returns its address and handle.
 fn start() -> (std::net::SocketAddr, evloop::Handle, thread::JoinHandle<()>) {
