@@ -66,6 +66,18 @@ impl ClosedBy {
         self.peer + self.local + self.idle_timeout + self.error + self.input_limit + self.shutdown
     }
 
+    /// Both counts added together.
+    pub fn merged(self, other: ClosedBy) -> ClosedBy {
+        ClosedBy {
+            peer: self.peer + other.peer,
+            local: self.local + other.local,
+            idle_timeout: self.idle_timeout + other.idle_timeout,
+            error: self.error + other.error,
+            input_limit: self.input_limit + other.input_limit,
+            shutdown: self.shutdown + other.shutdown,
+        }
+    }
+
     pub(crate) fn count(&mut self, reason: Reason) {
         let counter = match reason {
             Reason::PeerClosed => &mut self.peer,
@@ -122,4 +134,32 @@ pub struct Stats {
     pub offload_completed: u64,
     /// Offload jobs that panicked (reported to their handler as an error).
     pub offload_panics: u64,
+}
+
+impl Stats {
+    /// Two reactors' counters as one (for [`Workers`](crate::workers::Workers)): totals and
+    /// current values add up; the peak is the larger of the two.
+    pub fn merged(self, other: Stats) -> Stats {
+        Stats {
+            turns: self.turns + other.turns,
+            accepted: self.accepted + other.accepted,
+            active: self.active + other.active,
+            closed: self.closed.merged(other.closed),
+            accept_errors: self.accept_errors + other.accept_errors,
+            accept_pauses: self.accept_pauses + other.accept_pauses,
+            bytes_in: self.bytes_in + other.bytes_in,
+            bytes_out: self.bytes_out + other.bytes_out,
+            stale_events: self.stale_events + other.stale_events,
+            read_budget_yields: self.read_budget_yields + other.read_budget_yields,
+            backpressure_pauses: self.backpressure_pauses + other.backpressure_pauses,
+            out_buffered: self.out_buffered + other.out_buffered,
+            out_buffered_peak: self.out_buffered_peak.max(other.out_buffered_peak),
+            timers: self.timers + other.timers,
+            timers_fired: self.timers_fired + other.timers_fired,
+            offload_submitted: self.offload_submitted + other.offload_submitted,
+            offload_rejected: self.offload_rejected + other.offload_rejected,
+            offload_completed: self.offload_completed + other.offload_completed,
+            offload_panics: self.offload_panics + other.offload_panics,
+        }
+    }
 }

@@ -148,7 +148,7 @@ impl Workers {
 
     /// The workers' counters added together.
     pub fn stats(&self) -> Stats {
-        self.handles.iter().map(Handle::stats).fold(Stats::default(), add_stats)
+        self.handles.iter().map(Handle::stats).fold(Stats::default(), Stats::merged)
     }
 
     /// Waits for every worker to finish (after [`shutdown`](Workers::shutdown)) and returns
@@ -180,39 +180,5 @@ impl Drop for Workers {
             self.shutdown();
             let _ = self.join_all();
         }
-    }
-}
-
-/// Adds two stats snapshots: totals add up, and so do the current values (`active`,
-/// `out_buffered`, `timers`); the peak is the larger of the two.
-fn add_stats(a: Stats, b: Stats) -> Stats {
-    let closed = crate::ClosedBy {
-        peer: a.closed.peer + b.closed.peer,
-        local: a.closed.local + b.closed.local,
-        idle_timeout: a.closed.idle_timeout + b.closed.idle_timeout,
-        error: a.closed.error + b.closed.error,
-        input_limit: a.closed.input_limit + b.closed.input_limit,
-        shutdown: a.closed.shutdown + b.closed.shutdown,
-    };
-    Stats {
-        turns: a.turns + b.turns,
-        accepted: a.accepted + b.accepted,
-        active: a.active + b.active,
-        closed,
-        accept_errors: a.accept_errors + b.accept_errors,
-        accept_pauses: a.accept_pauses + b.accept_pauses,
-        bytes_in: a.bytes_in + b.bytes_in,
-        bytes_out: a.bytes_out + b.bytes_out,
-        stale_events: a.stale_events + b.stale_events,
-        read_budget_yields: a.read_budget_yields + b.read_budget_yields,
-        backpressure_pauses: a.backpressure_pauses + b.backpressure_pauses,
-        out_buffered: a.out_buffered + b.out_buffered,
-        out_buffered_peak: a.out_buffered_peak.max(b.out_buffered_peak),
-        timers: a.timers + b.timers,
-        timers_fired: a.timers_fired + b.timers_fired,
-        offload_submitted: a.offload_submitted + b.offload_submitted,
-        offload_rejected: a.offload_rejected + b.offload_rejected,
-        offload_completed: a.offload_completed + b.offload_completed,
-        offload_panics: a.offload_panics + b.offload_panics,
     }
 }

@@ -86,22 +86,13 @@ impl Flags {
 /// Makes SIGINT and SIGTERM shut the reactor down gracefully: the signals arrive through a
 /// self-pipe registered as one more source in the loop (signal-hook-mio), not in a handler
 /// that could run at any point.
-///
-/// A second signal exits at once: shutdown waits for running offload jobs, and an impatient
-/// user should not have to wait for a fib(90).
 pub fn stop_on_signals<H: Handler>(reactor: &mut Reactor<H>) -> io::Result<()> {
     let signals = Signals::new([SIGINT, SIGTERM])?;
-    let handle = reactor.handle();
+    let handles = vec![reactor.handle()];
     let mut stopping = false;
     reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _event| {
         for signal in signals.pending() {
-            if stopping {
-                log::warn!("signal {signal} again: exiting now");
-                exit(130);
-            }
-            log::info!("signal {signal}: shutting down (again to exit at once)");
-            stopping = true;
-            handle.shutdown();
+            on_stop_signal(signal, &mut stopping, &handles);
         }
     })?;
     Ok(())
@@ -115,16 +106,22 @@ pub fn stop_workers_on_signals(workers: &Workers) -> io::Result<()> {
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut stopping = false;
         for signal in signals.forever() {
-            if stopping {
-                log::warn!("signal {signal} again: exiting now");
-                exit(130);
-            }
-            log::info!("signal {signal}: shutting down (again to exit at once)");
-            stopping = true;
-            handles.iter().for_each(evloop::Handle::shutdown);
+            on_stop_signal(signal, &mut stopping, &handles);
         }
     })?;
     Ok(())
+}
+
+/// The first signal shuts the reactors down gracefully; a second exits at once (shutdown
+/// waits for running offload jobs, and an impatient user should not wait for a fib(90)).
+fn on_stop_signal(signal: i32, stopping: &mut bool, handles: &[evloop::Handle]) {
+    if *stopping {
+        log::warn!("signal {signal} again: exiting now");
+        exit(130);
+    }
+    log::info!("signal {signal}: shutting down (again to exit at once)");
+    *stopping = true;
+    handles.iter().for_each(evloop::Handle::shutdown);
 }
 
 /// Prints the bound address on stdout, one line, so scripts and tests can find the port.
