@@ -18,9 +18,9 @@
 //!
 //! Transitions are driven by the reactor; this module holds the per-connection data and the
 //! small operations on it that need no reactor state (flushing the output buffer, the
-//! watermark checks). Reading is gated by three independent flags, so the reactor only reads
-//! when the socket may hold data, the handler wants input, and the peer is not being
-//! throttled for not reading its replies.
+//! read gates). Reading is gated by independent flags, so the reactor only reads when the
+//! socket may hold data, the handler wants input (not paused, not yielded for this turn),
+//! and the peer is not being throttled for not reading its replies.
 //!
 //! Memory: an idle connection owns no buffers. Reads land in the reactor's shared read
 //! buffer and only an unconsumed remainder is copied into [`Conn::input`]; handler output is

@@ -8,15 +8,15 @@
 //!            │                 conn     ─► generation check ─► write pending, read (budget)│
 //!            │                 waker    ─► shutdown request, offload results ─► on_done    │
 //!            │                 source   ─► the embedder's callback                         │
-//!            │ deferred work: reads cut off by the budget, accepts cut off by the batch    │
-//!            │ expired timers: handler timers, idle timeouts, accept retry, shutdown cap   │
+//!            │ deferred work: reads cut off by the budget or resumed, accepts cut off      │
+//!            │ expired timers: handler timers, idle, linger, accept retry, shutdown cap    │
 //!            └─────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! Sockets are registered once, edge-triggered, for both directions, and never
 //! re-registered: the reactor remembers what each event said (`read_ready`,
 //! `write_blocked`) and acts on it when the connection can. After every handler callback,
-//! [`Reactor::settle`] writes what the callback produced, applies the watermarks, and carries
+//! `Shared::settle` writes what the callback produced, applies the watermarks, and carries
 //! out a requested close — the one place where a connection changes state.
 //!
 //! This module owns the loop and the lifecycle; sockets are tuned in `net.rs`, buffers live
