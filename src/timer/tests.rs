@@ -87,3 +87,54 @@ fn set_and_cancel_forever_keeps_the_heap_small() {
     assert!(timers.heap.len() <= 130, "heap kept {} orphaned items", timers.heap.len());
     assert_eq!(timers.cancel(keep), Some("keep"));
 }
+
+/// Model check: thousands of random inserts, cancels (live, fired and stale ids) and expiry
+/// passes, compared step by step against a plain list that is obviously right.
+#[test]
+fn random_operations_match_a_naive_model() {
+    let base = Instant::now();
+    let mut timers: Timers<u32> = Timers::default();
+    // The model: (deadline in ms, insertion order, owner, id) of live timers.
+    let mut model: Vec<(u64, u64, u32, TimerId)> = Vec::new();
+    let mut all_ids: Vec<TimerId> = Vec::new();
+    let mut order = 0u64;
+    let mut now_ms = 0u64;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for step in 0..20_000u32 {
+        match random(10) {
+            0..=4 => {
+                let deadline = now_ms + random(50);
+                let id = timers.insert(at(base, deadline), step);
+                order += 1;
+                model.push((deadline, order, step, id));
+                all_ids.push(id);
+            }
+            5..=6 if !all_ids.is_empty() => {
+                // Any id ever issued: live, fired or already cancelled.
+                let id = all_ids[random(all_ids.len() as u64) as usize];
+                let expected = model.iter().position(|t| t.3 == id).map(|i| model.remove(i).2);
+                assert_eq!(timers.cancel(id), expected, "step {step}");
+            }
+            _ => {
+                now_ms += random(20);
+                let fence = timers.sequence();
+                let fired: Vec<u32> = std::iter::from_fn(|| timers.pop_expired(at(base, now_ms), fence))
+                    .map(|(_, o)| o)
+                    .collect();
+                let mut due: Vec<_> = model.iter().filter(|t| t.0 <= now_ms).copied().collect();
+                due.sort_by_key(|t| (t.0, t.1));
+                model.retain(|t| t.0 > now_ms);
+                assert_eq!(fired, due.iter().map(|t| t.2).collect::<Vec<_>>(), "step {step}");
+            }
+        }
+        assert_eq!(timers.len(), model.len(), "step {step}");
+        let earliest = model.iter().map(|t| t.0).min().map(|ms| at(base, ms));
+        assert_eq!(timers.next_deadline(), earliest, "step {step}");
+    }
+}
