@@ -101,8 +101,9 @@ pub type Completion<T> = (u64, Result<T, JobError>);
 ///
 /// let mut events = Events::with_capacity(8);
 /// let mut done = Vec::new();
-/// while done.is_empty() {
-///     poll.poll(&mut events, None)?;
+/// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+/// while done.is_empty() && std::time::Instant::now() < deadline {
+///     poll.poll(&mut events, Some(std::time::Duration::from_millis(100)))?;
 ///     pool.drain(&mut done);
 /// }
 /// assert_eq!(done, [(7, Ok(42))]);

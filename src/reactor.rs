@@ -310,6 +310,7 @@ pub struct SourceId(usize);
 /// let handle = reactor.handle();
 /// let client = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
 ///     let mut stream = std::net::TcpStream::connect(addr)?;
+///     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
 ///     stream.write_all(b"hello")?;
 ///     let mut reply = [0; 5];
 ///     stream.read_exact(&mut reply)?;

@@ -119,7 +119,9 @@
 //! // Python's selectors: a key carries your per-fd state.
 //! let mut sel = Selector::new()?;
 //! sel.register(&server, Events::READ, "greeting")?;
-//! for (fd, mask) in sel.select(Some(Duration::from_secs(5)))? {
+//! let ready = sel.select(Some(Duration::from_secs(5)))?;
+//! assert_eq!(ready.len(), 1);
+//! for (fd, mask) in ready {
 //!     assert!(mask.is_readable());
 //!     assert_eq!(sel.get(fd).map(|k| *k.data()), Some("greeting"));
 //! }

@@ -45,6 +45,7 @@ use crate::{Config, Handle, Handler, Reactor, Stats};
 ///     |_peer| Echo
 /// })?;
 /// let mut stream = std::net::TcpStream::connect(workers.addr())?;
+/// stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
 /// stream.write_all(b"hi")?;
 /// let mut back = [0; 2];
 /// stream.read_exact(&mut back)?;

@@ -48,7 +48,11 @@ fn a_thousand_connections_then_shutdown_leak_no_descriptors() {
     }
     // Some connections stay open across shutdown: it must close them too.
     let open: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    thread::sleep(Duration::from_millis(50));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handle.stats().accepted < 1010 {
+        assert!(std::time::Instant::now() < deadline, "the last connections were never accepted");
+        thread::sleep(Duration::from_millis(2));
+    }
     handle.shutdown();
     server.join().unwrap().unwrap();
     let stats = handle.stats();

@@ -91,6 +91,23 @@ fn ping_pong(streams: &mut [TcpStream], rounds: usize, size: usize) {
     }
 }
 
+/// Sends 16 MiB (more than the kernel buffers of both sockets hold) without reading until the reactor has output waiting for this client, then
+/// reads everything back.
+fn burst(stream: &mut TcpStream, handle: &evloop::Handle) {
+    const SIZE: usize = 16 << 20;
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || writer.write_all(&vec![5u8; SIZE]).unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handle.stats().out_buffered == 0 {
+        assert!(std::time::Instant::now() < deadline, "the reactor never buffered output");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut back = vec![0u8; SIZE];
+    stream.read_exact(&mut back).unwrap();
+    sender.join().unwrap();
+    assert!(back.iter().all(|&b| b == 5));
+}
+
 /// Both tests share the counters, so they run one after the other inside one test.
 #[test]
 fn steady_state_echo_allocates_nothing_and_idle_connections_hold_no_buffers() {
@@ -130,6 +147,31 @@ fn steady_state_echo_allocates_nothing_and_idle_connections_hold_no_buffers() {
     assert!(per_conn < 1024, "{per_conn} bytes of heap per idle connection");
 
     drop(idle);
+
+    // Buffers do not stay large after a burst: each of 20 clients makes the reactor buffer
+    // output (it sends 16 MiB before reading any of it back), then drains it. Afterwards the
+    // reactor holds no more per connection than before the bursts.
+    let burst_clients = 20;
+    let mut bursty: Vec<TcpStream> = (0..burst_clients).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    for stream in &mut bursty {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(b"warm").unwrap();
+        let mut back = [0u8; 4];
+        stream.read_exact(&mut back).unwrap();
+    }
+    // One burst first, so the shared buffers have their working size in the baseline.
+    burst(&mut bursty[0], &handle);
+    thread::sleep(Duration::from_millis(100));
+    let before_bursts = LIVE_BYTES.load(Ordering::SeqCst);
+    for stream in bursty.iter_mut().skip(1) {
+        burst(stream, &handle);
+    }
+    thread::sleep(Duration::from_millis(100));
+    let kept = (LIVE_BYTES.load(Ordering::SeqCst) - before_bursts) / (burst_clients as i64 - 1);
+    println!("reactor heap kept per connection after a 16 MiB burst: {kept} bytes");
+    assert!(kept < 1024, "{kept} bytes kept per connection after its burst");
+
+    drop(bursty);
     handle.shutdown();
     server.join().unwrap();
 }

@@ -112,7 +112,10 @@ fn shutdown_discards_queued_jobs_and_joins() {
         .unwrap();
     }
     pool.shutdown();
+    // The running job finished before shutdown returned (the workers were joined), and no
+    // queued one ran.
+    assert_eq!(ran_rx.try_recv(), Ok(0), "shutdown returned before the running job finished");
     drop(ran_tx);
     let ran: Vec<u64> = ran_rx.iter().collect();
-    assert_eq!(ran, [0], "only the running job finished");
+    assert!(ran.is_empty(), "queued jobs ran after shutdown: {ran:?}");
 }

@@ -32,14 +32,18 @@ fn events_flags() {
 fn unpollable_file_is_always_ready() {
     let null = File::open("/dev/null").expect("open /dev/null");
     let fd = null.as_raw_fd();
-    let (r, w, x) = select(&[fd], &[fd], &[fd], None).expect("select");
+    // A long timeout that must not be waited for: the file is ready at once.
+    let long = Some(Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let (r, w, x) = select(&[fd], &[fd], &[fd], long).expect("select");
     assert_eq!((r, w, x), (vec![fd], vec![fd], vec![]));
 
     let mut sel = Selector::new().expect("selector");
     sel.register(&null, Events::READ, ()).expect("register");
     for _ in 0..2 {
-        assert_eq!(sel.select(None).expect("select"), [(fd, Events::READ)]);
+        assert_eq!(sel.select(long).expect("select"), [(fd, Events::READ)]);
     }
+    assert!(started.elapsed() < Duration::from_secs(1), "an always-ready file made select sleep");
     sel.unregister(&null).expect("unregister");
     assert!(sel.select(Some(Duration::ZERO)).expect("select").is_empty());
 }

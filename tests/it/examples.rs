@@ -26,17 +26,25 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `command` and waits for its `listening on ADDR` line.
+    /// Starts `command` and waits (at most 20 s) for its `listening on ADDR` line. The child
+    /// is owned by the guard from the start, so a failure here still kills it.
     pub fn start(mut command: Command) -> Running {
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn example");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn example");
+        let mut running = Running { child, addr: "0.0.0.0:0".parse().unwrap() };
+        let stdout = running.child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("no `listening on` line within 20 s");
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Running { addr: addr.parse().unwrap(), child }
+        running.addr = addr.parse().unwrap();
+        running
     }
 
     /// Sends `signal` (by name, e.g. "TERM") to this child and waits (bounded) for its exit.

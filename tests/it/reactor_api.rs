@@ -13,7 +13,7 @@ use evloop::{Config, Cx, Handler, Input, Reactor, TimerId, Turn};
 use crate::util::{round_trip, small_config, Echo, Server};
 
 /// `Handle::shutdown()` from another thread makes `run()` return, with every connection
-/// closed: the clients read EOF.
+/// closed by the shutdown (counted as such): the clients read EOF.
 #[test]
 fn shutdown_from_another_thread_closes_everything() {
     let server = Server::start(small_config(), |_| Echo);
@@ -22,27 +22,40 @@ fn shutdown_from_another_thread_closes_everything() {
         round_trip(client, b"hi");
     }
     let handle = server.handle.clone();
+    let stats_handle = server.handle.clone();
     thread::spawn(move || handle.shutdown()).join().unwrap();
     server.stop().expect("run() returned an error");
+    let stats = stats_handle.stats();
+    assert_eq!((stats.closed.shutdown, stats.active), (10, 0), "{stats:?}");
     for client in &mut clients {
         let mut buf = [0; 4];
         assert_eq!(client.read(&mut buf).unwrap(), 0, "client should see EOF after shutdown");
     }
 }
 
-/// Shutdown flushes pending output before closing: a client that reads slowly still gets
-/// everything that was echoed before the shutdown.
+/// Shutdown flushes pending output before closing: a handler wrote far more than the
+/// kernel's buffers hold to a client that is not reading yet; after shutdown begins the
+/// client still gets every byte, then EOF.
 #[test]
 fn shutdown_flushes_pending_output() {
-    let server = Server::start(small_config(), |_| Echo);
+    const BIG: usize = 16 << 20;
+    struct Dumper;
+    impl Handler for Dumper {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+            cx.write(&vec![b'd'; BIG]);
+        }
+    }
+    let server = Server::start(small_config(), |_| Dumper);
     let mut client = server.connect();
-    let payload = vec![9u8; 200_000];
-    client.write_all(&payload).unwrap();
-    server.wait_for(Duration::from_secs(5), "all input read", |s| s.bytes_in == payload.len() as u64);
+    client.write_all(b"go").unwrap();
+    // Output is waiting in the reactor itself, not only in kernel buffers.
+    server.wait_for(Duration::from_secs(5), "output pending in the reactor", |s| s.out_buffered > 0);
     server.handle.shutdown();
     let mut echoed = Vec::new();
-    client.read_to_end(&mut echoed).unwrap();
-    assert_eq!(echoed.len(), payload.len());
+    client.read_to_end(&mut echoed).expect("every byte, then EOF");
+    assert_eq!(echoed.len(), BIG);
     server.stop().unwrap();
 }
 
@@ -304,17 +317,30 @@ fn a_closing_connection_that_trickles_input_still_times_out() {
 /// `yield_now` hands the loop to the others: two clients pipelining 300 requests each, to a
 /// handler that answers one request per call and yields, are served interleaved (without
 /// the yield, one client's whole batch would be answered before the other's first), and
-/// every request is answered, in order per client.
+/// every request is answered, in order per client. Handlers hold off (yielding, without
+/// consuming) until both clients' data has arrived, so the interleaving does not depend on
+/// how fast the test thread writes.
 #[test]
 fn yield_now_interleaves_pipelining_clients() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     struct OneAtATime {
         me: usize,
         log: Arc<Mutex<Vec<usize>>>,
+        arrived: Arc<AtomicUsize>,
+        counted: bool,
     }
     impl Handler for OneAtATime {
         type Done = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            if !self.counted {
+                self.counted = true;
+                self.arrived.fetch_add(1, Ordering::SeqCst);
+            }
+            if self.arrived.load(Ordering::SeqCst) < 2 {
+                cx.yield_now();
+                return;
+            }
             if let Some(line) = input.take_line(b'\n') {
                 self.log.lock().unwrap().push(self.me);
                 cx.write(line);
@@ -326,11 +352,13 @@ fn yield_now_interleaves_pipelining_clients() {
         }
     }
     let log = Arc::new(Mutex::new(Vec::new()));
-    let factory_log = Arc::clone(&log);
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let (factory_log, factory_arrived) = (Arc::clone(&log), Arc::clone(&arrived));
     let mut next = 0;
     let server = Server::start(small_config(), move |_| {
         next += 1;
-        OneAtATime { me: next, log: Arc::clone(&factory_log) }
+        let (log, arrived) = (Arc::clone(&factory_log), Arc::clone(&factory_arrived));
+        OneAtATime { me: next, log, arrived, counted: false }
     });
     let mut a = server.connect();
     let mut b = server.connect();
