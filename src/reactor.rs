@@ -41,7 +41,7 @@ use crate::conn::{Conn, Core, Flushed, Phase, KEEP_BUFFER_BYTES};
 use crate::handler::{Cx, Handler, Input};
 use crate::offload::{Completion, Job, OffloadError, OffloadPool};
 use crate::stats::{Reason, Stats};
-use crate::timer::{deadline_after, Timers};
+use crate::timer::{deadline_after, TimerId, Timers};
 use crate::token::{self, Target};
 
 /// Who a timer belongs to: decides what happens when it fires.
@@ -344,6 +344,8 @@ pub struct Reactor<H: Handler> {
     completions: Vec<Completion<H::Done>>,
     /// Shutdown has begun.
     shutting_down: bool,
+    /// The deadline after which shutdown closes connections regardless.
+    shutdown_timer: Option<TimerId>,
     /// Shutdown has finished.
     stopped: bool,
     /// The reactor belongs to the thread that runs it; handlers need not be `Send`.
@@ -381,6 +383,7 @@ impl<H: Handler> Reactor<H> {
             remote: Arc::new(Remote::default()),
             completions: Vec::new(),
             shutting_down: false,
+            shutdown_timer: None,
             stopped: false,
             shared: Shared {
                 now: Instant::now(),
@@ -1030,10 +1033,13 @@ impl<H: Handler> Reactor<H> {
             self.settle(slot);
         }
         let deadline = deadline_after(self.shared.now, self.shared.config.shutdown_timeout);
-        self.shared.timers.insert(deadline, TimerOwner::ShutdownDeadline);
+        self.shutdown_timer = Some(self.shared.timers.insert(deadline, TimerOwner::ShutdownDeadline));
     }
 
     fn finish_shutdown(&mut self) {
+        if let Some(id) = self.shutdown_timer.take() {
+            self.shared.timers.cancel(id);
+        }
         if let Some(pool) = self.shared.offload.take() {
             pool.shutdown();
         }

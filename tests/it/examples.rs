@@ -23,14 +23,38 @@ pub fn example(name: &str) -> PathBuf {
 pub struct Running {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Where its stderr goes, if kept (see [`Running::start_logged`]); removed on drop.
+    log: Option<PathBuf>,
 }
 
 impl Running {
     /// Starts `command` and waits (at most 20 s) for its `listening on ADDR` line. The child
     /// is owned by the guard from the start, so a failure here still kills it.
-    pub fn start(mut command: Command) -> Running {
-        let child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn example");
-        let mut running = Running { child, addr: "0.0.0.0:0".parse().unwrap() };
+    pub fn start(command: Command) -> Running {
+        Running::spawn(command, None)
+    }
+
+    /// Like [`start`](Running::start), with `RUST_LOG=info` and stderr kept in a file, to
+    /// check what the server reported (see [`Running::log`]).
+    pub fn start_logged(mut command: Command) -> Running {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let path = std::env::temp_dir().join(format!("evloop-test-{}-{nanos}.log", std::process::id()));
+        command.env("RUST_LOG", "info");
+        Running::spawn(command, Some(path))
+    }
+
+    /// What the child wrote to stderr so far (empty unless started with `start_logged`).
+    pub fn log(&self) -> String {
+        self.log.as_ref().and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default()
+    }
+
+    fn spawn(mut command: Command, log: Option<PathBuf>) -> Running {
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::null(),
+        };
+        let child = command.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn example");
+        let mut running = Running { child, addr: "0.0.0.0:0".parse().unwrap(), log };
         let stdout = running.child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
@@ -85,6 +109,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = &self.log {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -101,17 +128,23 @@ fn echo_command_line() {
     }
 }
 
-/// SIGTERM stops the echo server gracefully: exit status 0, clients see EOF.
+/// SIGTERM stops the echo server gracefully, through the reactor's shutdown: exit status 0,
+/// the open client closed by the shutdown (the final stats say so), the client sees EOF.
 #[test]
 fn echo_stops_on_sigterm() {
     let mut command = Command::new(example("echo"));
     command.args(["--addr", "127.0.0.1:0"]);
-    let mut server = Running::start(command);
+    let mut server = Running::start_logged(command);
     let mut client = server.connect();
     round_trip(&mut client, b"hello");
     let status = server.signal_and_wait("TERM");
     assert!(status.success(), "{status}");
     assert_eq!(client.read(&mut [0; 8]).unwrap(), 0);
+    let log = server.log();
+    assert!(
+        log.contains("shutting down") && log.contains("shutdown: 1 }"),
+        "not a graceful shutdown:\n{log}"
+    );
 }
 
 /// Descriptor exhaustion (`EMFILE`): the echo server runs with a tiny `ulimit -n`, more

@@ -27,6 +27,7 @@ fn shutdown_from_another_thread_closes_everything() {
     server.stop().expect("run() returned an error");
     let stats = stats_handle.stats();
     assert_eq!((stats.closed.shutdown, stats.active), (10, 0), "{stats:?}");
+    assert_eq!(stats.timers, 0, "the shutdown left a timer behind");
     for client in &mut clients {
         let mut buf = [0; 4];
         assert_eq!(client.read(&mut buf).unwrap(), 0, "client should see EOF after shutdown");
