@@ -58,17 +58,6 @@ impl Flags {
         Some(raw.parse().unwrap_or_else(|e| self.fail(&format!("{name} {raw:?}: {e}"))))
     }
 
-    /// Is the bare switch `--name` present?
-    pub fn switch(&mut self, name: &str) -> bool {
-        match self.args.iter().position(|a| a == name) {
-            Some(at) => {
-                self.args.remove(at);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Fails on anything left over (unknown flags, stray words).
     pub fn finish(self) {
         if let Some(extra) = self.args.first() {
