@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::flags::Flags;
 use crate::stats::Reason;
 use crate::timer::TimerId;
 
@@ -77,26 +78,8 @@ pub(crate) struct Core {
     /// Output not yet accepted by the kernel; bytes before `out_sent` are already sent.
     pub(crate) out: Vec<u8>,
     pub(crate) out_sent: usize,
-    /// The last `write` returned `WouldBlock`: wait for a writable event before writing again.
-    pub(crate) write_blocked: bool,
-    /// The socket may have unread data (or an unread EOF or error): set by readiness events,
-    /// cleared when a read shows the socket drained.
-    pub(crate) read_ready: bool,
-    /// The kernel hinted the peer has finished sending (`EPOLLRDHUP`) or the socket has an
-    /// error: read until `WouldBlock`/EOF instead of stopping after a short read.
-    pub(crate) read_hangup: bool,
-    /// The handler asked to stop reading ([`Cx::pause_read`](crate::Cx::pause_read)).
-    pub(crate) paused_by_handler: bool,
-    /// Pending output passed the high watermark; reading resumes below the low one.
-    pub(crate) paused_by_backpressure: bool,
-    /// The peer sent EOF: nothing more will be read.
-    pub(crate) peer_eof: bool,
-    /// The handler asked for `shutdown(Write)` once pending output is flushed.
-    pub(crate) shutdown_write_requested: bool,
-    /// `shutdown(Write)` has been done: writes are discarded.
-    pub(crate) write_shut: bool,
-    /// Discard pending output and close at the end of the current callback.
-    pub(crate) abort_requested: bool,
+    /// One-bit facts: readiness, pauses, requests (see `flags.rs`).
+    pub(crate) flags: Flags,
     /// Last time bytes moved in either direction (the loop's cached clock).
     pub(crate) last_active: Instant,
     /// The idle-timeout timer, if `Config::idle_timeout` is set.
@@ -106,12 +89,6 @@ pub(crate) struct Core {
     /// Timers the handler set and that have not fired or been cancelled: cancelled when the
     /// connection closes. Usually empty or tiny, so a `Vec` with linear removal is fine.
     pub(crate) timers: Vec<TimerId>,
-    /// A read for this connection is already in the deferred queue.
-    pub(crate) read_deferred: bool,
-    /// The handler yielded ([`Cx::yield_now`](crate::Cx::yield_now)): no more input this turn.
-    pub(crate) yielded: bool,
-    /// Pending output reached zero after having waited on the socket: call `on_drained`.
-    pub(crate) drained_pending: bool,
     /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
     pub(crate) failed: Option<io::ErrorKind>,
 }
@@ -134,22 +111,11 @@ impl Core {
             phase: Phase::Open,
             out: Vec::new(),
             out_sent: 0,
-            write_blocked: false,
-            read_ready: false,
-            read_hangup: false,
-            paused_by_handler: false,
-            paused_by_backpressure: false,
-            peer_eof: false,
-            shutdown_write_requested: false,
-            write_shut: false,
-            abort_requested: false,
+            flags: Flags::default(),
             last_active: now,
             idle_timer: None,
             linger_timer: None,
             timers: Vec::new(),
-            read_deferred: false,
-            yielded: false,
-            drained_pending: false,
             failed: None,
         }
     }
@@ -161,6 +127,12 @@ impl Core {
         }
     }
 
+    /// Is the connection still in its `Open` phase?
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open)
+    }
+
     /// Bytes written by the handler and not yet accepted by the kernel.
     pub(crate) fn pending_out(&self) -> usize {
         self.out.len() - self.out_sent
@@ -168,15 +140,19 @@ impl Core {
 
     /// Should the reactor read from this socket now?
     pub(crate) fn wants_read(&self) -> bool {
-        let throttled = self.paused_by_handler || self.paused_by_backpressure || self.yielded;
         // Closing connections read (and discard) regardless of pauses.
-        self.read_ready && !self.peer_eof && (self.phase != Phase::Open || !throttled)
+        self.flags.exactly(Flags::READ_READY | Flags::PEER_EOF, Flags::READ_READY)
+            && (!self.flags.any(Flags::THROTTLED) || !self.is_open())
     }
 
-    /// Can new output go straight to the socket, skipping `out`? Only when nothing is queued
-    /// ahead of it, so bytes stay in order.
+    /// Can output written now go straight to the socket (through the reactor's staging
+    /// buffer), skipping `out`? Only while the connection is open with no close or shutdown
+    /// asked for, and nothing is queued ahead of it, so bytes stay in order.
+    #[inline]
     pub(crate) fn can_write_through(&self) -> bool {
-        self.pending_out() == 0 && !self.write_blocked
+        const STOPPERS: Flags =
+            Flags(Flags::WRITE_BLOCKED.0 | Flags::SHUTDOWN_WRITE_REQUESTED.0 | Flags::ABORT_REQUESTED.0);
+        !self.flags.any(STOPPERS) && self.pending_out() == 0 && self.is_open()
     }
 
     /// Writes `data` to the socket until done or `WouldBlock`; returns the bytes written.
@@ -188,7 +164,7 @@ impl Core {
                 // A stream socket accepts at least one byte or reports an error; treat a
                 // zero-length write like a full buffer rather than looping on it.
                 Ok(0) => {
-                    self.write_blocked = true;
+                    self.flags.insert(Flags::WRITE_BLOCKED);
                     break;
                 }
                 Ok(n) => {
@@ -197,12 +173,12 @@ impl Core {
                     // (SOCK_NOSPACE) and will report the next writable edge, so skip the
                     // extra `write` that would only return `WouldBlock`.
                     if written < data.len() {
-                        self.write_blocked = true;
+                        self.flags.insert(Flags::WRITE_BLOCKED);
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.write_blocked = true;
+                    self.flags.insert(Flags::WRITE_BLOCKED);
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -214,7 +190,7 @@ impl Core {
 
     /// Flushes `out` as far as the kernel allows; returns what happened and the bytes written.
     pub(crate) fn flush_out(&mut self) -> io::Result<(Flushed, usize)> {
-        self.write_blocked = false;
+        self.flags.remove(Flags::WRITE_BLOCKED);
         let mut out = std::mem::take(&mut self.out);
         let result = self.write_some(&out[self.out_sent..]);
         let written = match result {

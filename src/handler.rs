@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::conn::Core;
+use crate::flags::Flags;
 use crate::offload::{JobError, OffloadError};
 use crate::reactor::Shared;
 use crate::stats::Reason;
@@ -197,23 +198,30 @@ impl<'a, H: Handler> Cx<'a, H> {
     ///
     /// Writes after [`close`](Cx::close), [`abort`](Cx::abort) or
     /// [`shutdown_write`](Cx::shutdown_write) are discarded.
+    #[inline]
     pub fn write(&mut self, data: &[u8]) {
-        if self.core.phase != crate::conn::Phase::Open
-            || self.core.shutdown_write_requested
-            || self.core.abort_requested
-        {
-            log::debug!("conn {} write of {} bytes after close discarded", self.id(), data.len());
-            return;
-        }
         if self.core.can_write_through() {
             // Nothing is queued ahead: stage it in the shared buffer; the reactor writes it
             // straight to the socket after the callback and keeps only what the kernel
             // refused.
             self.shared.staging.extend_from_slice(data);
         } else {
-            self.core.out.extend_from_slice(data);
-            self.shared.stats.out_buffered += data.len() as u64;
+            self.write_queued(data);
         }
+    }
+
+    /// The rest of [`write`](Cx::write), kept out of line so the common case stays small
+    /// enough to inline into handlers: queue behind pending output, or discard after a close.
+    #[inline(never)]
+    fn write_queued(&mut self, data: &[u8]) {
+        if !self.core.is_open()
+            || self.core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED)
+        {
+            log::debug!("conn {} write of {} bytes after close discarded", self.id(), data.len());
+            return;
+        }
+        self.core.out.extend_from_slice(data);
+        self.shared.stats.out_buffered += data.len() as u64;
     }
 
     /// Sends what this callback has written so far, now rather than when it returns, so
@@ -240,34 +248,35 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// Closes the connection gracefully: no more input is read; pending output is flushed,
     /// then the socket is closed and [`Handler::on_close`] called.
     pub fn close(&mut self) {
-        if self.core.phase == crate::conn::Phase::Open {
-            let reason = if self.core.peer_eof { Reason::PeerClosed } else { Reason::Local };
+        if self.core.is_open() {
+            let reason =
+                if self.core.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local };
             self.core.phase = crate::conn::Phase::Closing { reason };
         }
     }
 
     /// Closes the connection at the end of this callback, discarding pending output.
     pub fn abort(&mut self) {
-        self.core.abort_requested = true;
+        self.core.flags.insert(Flags::ABORT_REQUESTED);
     }
 
     /// Sends FIN once pending output is flushed (`shutdown(Write)`), and keeps reading: the
     /// peer sees end-of-stream but can still send.
     pub fn shutdown_write(&mut self) {
-        self.core.shutdown_write_requested = true;
+        self.core.flags.insert(Flags::SHUTDOWN_WRITE_REQUESTED);
     }
 
     /// Stops reading from the peer until [`resume_read`](Cx::resume_read). The kernel's
     /// buffers fill and TCP flow control slows the peer down.
     pub fn pause_read(&mut self) {
-        self.core.paused_by_handler = true;
+        self.core.flags.insert(Flags::PAUSED_BY_HANDLER);
     }
 
     /// Resumes reading after [`pause_read`](Cx::pause_read). Bytes that arrived meanwhile
     /// are delivered on the next loop turn.
     pub fn resume_read(&mut self) {
-        if self.core.paused_by_handler {
-            self.core.paused_by_handler = false;
+        if self.core.flags.has(Flags::PAUSED_BY_HANDLER) {
+            self.core.flags.remove(Flags::PAUSED_BY_HANDLER);
             self.shared.defer_read(self.core, self.slot);
         }
     }
@@ -277,7 +286,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// served. A handler that works through pipelined requests yields after a batch so one
     /// client cannot monopolise the loop.
     pub fn yield_now(&mut self) {
-        self.core.yielded = true;
+        self.core.flags.insert(Flags::YIELDED);
         self.shared.defer_read(self.core, self.slot);
     }
 

@@ -52,6 +52,7 @@
 
 mod config;
 mod conn;
+mod flags;
 mod handler;
 pub mod net;
 pub mod offload;

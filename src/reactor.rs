@@ -23,7 +23,7 @@
 //! in `conn.rs`, and the handler API in `handler.rs`.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
@@ -38,11 +38,15 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::conn::{Conn, Core, Flushed, Phase, KEEP_BUFFER_BYTES};
+use crate::flags::Flags;
 use crate::handler::{Cx, Handler, Input};
 use crate::offload::{Completion, Job, OffloadError, OffloadPool};
 use crate::stats::{Reason, Stats};
 use crate::timer::{deadline_after, TimerId, Timers};
 use crate::token::{self, Target};
+
+/// A staging buffer grown past this by one big callback is freed once sent, not kept.
+const STAGING_KEEP_BYTES: usize = 256 * 1024;
 
 /// Who a timer belongs to: decides what happens when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,24 +97,62 @@ pub(crate) struct Shared<D> {
     offload: Option<OffloadPool<D>>,
     /// Set once shutdown begins: no new jobs are accepted.
     offload_closed: bool,
+    /// The slot whose `on_data` is running: if it panics, the turn's guard closes this one.
+    in_handler: Option<usize>,
 }
 
 impl<D: Send + 'static> Shared<D> {
     /// Queues a read (or a re-offer of held input) for the next turn, once per connection.
     pub(crate) fn defer_read(&mut self, core: &mut Core, slot: usize) {
-        if !core.read_deferred {
-            core.read_deferred = true;
+        if !core.flags.has(Flags::READ_DEFERRED) {
+            core.flags.insert(Flags::READ_DEFERRED);
             self.deferred.push_back(Deferred::Read(token::conn(slot, core.generation)));
         }
     }
 
     /// Sends what the current callback staged, straight to the socket; copies what the
     /// kernel refused into the connection's own output buffer.
+    ///
+    /// The common case (the kernel takes everything in one `write`) is inlined into the hot
+    /// path; anything else goes through [`Shared::write_staged_rest`].
+    #[inline]
     pub(crate) fn write_staged(&mut self, core: &mut Core) -> io::Result<()> {
         if self.staging.is_empty() {
             return Ok(());
         }
-        let result = core.write_some(&self.staging);
+        match (&core.stream).write(&self.staging) {
+            Ok(n) if n == self.staging.len() && self.staging.capacity() <= STAGING_KEEP_BYTES => {
+                self.stats.bytes_out += n as u64;
+                core.last_active = self.now;
+                self.staging.clear();
+                Ok(())
+            }
+            first => self.write_staged_rest(core, first),
+        }
+    }
+
+    /// The rest of [`Shared::write_staged`], given what the first `write` returned: retries
+    /// after `Interrupted`, keeps what the kernel refused, trims a staging buffer that one
+    /// big callback grew.
+    #[cold]
+    #[inline(never)]
+    fn write_staged_rest(&mut self, core: &mut Core, first: io::Result<usize>) -> io::Result<()> {
+        let result = match first {
+            Ok(n) => {
+                // A short (or zero-length) write means the send buffer is full: wait for
+                // the writable edge (see `Core::write_some`).
+                if n < self.staging.len() {
+                    core.flags.insert(Flags::WRITE_BLOCKED);
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                core.flags.insert(Flags::WRITE_BLOCKED);
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => core.write_some(&self.staging),
+            Err(e) => Err(e),
+        };
         if let Ok(written) = result {
             if written > 0 {
                 self.stats.bytes_out += written as u64;
@@ -119,11 +161,11 @@ impl<D: Send + 'static> Shared<D> {
             if written < self.staging.len() {
                 core.out.extend_from_slice(&self.staging[written..]);
                 self.stats.out_buffered += (self.staging.len() - written) as u64;
-                core.drained_pending = true;
+                core.flags.insert(Flags::DRAINED_PENDING);
             }
         }
         self.staging.clear();
-        if self.staging.capacity() > 4 * self.config.read_chunk {
+        if self.staging.capacity() > STAGING_KEEP_BYTES {
             // One callback wrote a lot; don't keep the peak allocation forever.
             self.staging = Vec::new();
         }
@@ -133,39 +175,51 @@ impl<D: Send + 'static> Shared<D> {
     /// After a callback: sends what it wrote, applies the watermarks, and carries out the
     /// write shutdown or graceful close it asked for. Returns the reason when the connection
     /// must be closed now (the caller owns the slab, so it does the closing).
+    ///
+    /// Inlined: the common case (nothing asked, everything sent) costs a few flag tests
+    /// after the `write`; the rest is in [`Shared::settle_rest`].
+    #[inline(always)]
     fn settle(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
-        if core.abort_requested {
+        if core.flags.has(Flags::ABORT_REQUESTED) {
             self.staging.clear();
-            return Some(if core.peer_eof { Reason::PeerClosed } else { Reason::Local });
+            return Some(if core.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local });
         }
         if let Err(e) = self.write_staged(core) {
             log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
             return Some(Reason::Error(e.kind()));
         }
-        let pending = core.pending_out();
         // The common case, checked first: everything sent, nothing requested.
-        if pending == 0
-            && core.phase == Phase::Open
-            && !core.shutdown_write_requested
+        if core.pending_out() == 0
+            && core.is_open()
+            && !core.flags.has(Flags::SHUTDOWN_WRITE_REQUESTED)
             && core.failed.is_none()
         {
             return None;
         }
+        self.settle_rest(core, slot)
+    }
+
+    /// The uncommon part of [`Shared::settle`]: output is pending, or the handler asked for a
+    /// shutdown or close, or a write inside the callback failed.
+    #[cold]
+    #[inline(never)]
+    fn settle_rest(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
+        let pending = core.pending_out();
         if let Some(kind) = core.failed {
             return Some(Reason::Error(kind));
         }
         if pending as u64 > self.stats.out_buffered_peak {
             self.stats.out_buffered_peak = pending as u64;
         }
-        if pending >= self.config.out_high_watermark && !core.paused_by_backpressure {
-            core.paused_by_backpressure = true;
+        if pending >= self.config.out_high_watermark && !core.flags.has(Flags::PAUSED_BY_BACKPRESSURE) {
+            core.flags.insert(Flags::PAUSED_BY_BACKPRESSURE);
             self.stats.backpressure_pauses += 1;
             log::trace!("conn slot={slot} peer={} paused: {pending} bytes pending", core.peer);
         }
         if pending > 0 {
             return None;
         }
-        if core.shutdown_write_requested {
+        if core.flags.has(Flags::SHUTDOWN_WRITE_REQUESTED) {
             shut_write(core, slot);
         }
         let Phase::Closing { reason } = core.phase else { return None };
@@ -173,7 +227,7 @@ impl<D: Send + 'static> Shared<D> {
         // read-and-discard until its EOF or a deadline, so unread input does not turn our
         // close into an RST that could destroy the reply in flight (nginx's lingering
         // close). A finished peer, or shutdown, closes at once.
-        let linger = !core.peer_eof && matches!(reason, Reason::Local | Reason::InputLimit);
+        let linger = !core.flags.has(Flags::PEER_EOF) && matches!(reason, Reason::Local | Reason::InputLimit);
         if !linger {
             return Some(reason);
         }
@@ -182,7 +236,7 @@ impl<D: Send + 'static> Shared<D> {
         let token = token::conn(slot, core.generation);
         let deadline = deadline_after(self.now, self.config.linger_timeout);
         core.linger_timer = Some(self.timers.insert(deadline, TimerOwner::Linger(token)));
-        if core.read_ready {
+        if core.flags.has(Flags::READ_READY) {
             self.defer_read(core, slot);
         }
         None
@@ -395,6 +449,7 @@ impl<H: Handler> Reactor<H> {
                 waker,
                 offload: None,
                 offload_closed: false,
+                in_handler: None,
             },
             poll,
             _not_send: PhantomData,
@@ -507,26 +562,51 @@ impl<H: Handler> Reactor<H> {
         // The events are taken out of `self` so dispatch can borrow `self` mutably;
         // `Events::with_capacity(0)` does not allocate.
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        for event in events.iter() {
+        let mut next_event = 0;
+        // `on_data` runs without a guard of its own: a `catch_unwind` per message would stop
+        // the handler from being inlined and cost more than the rest of the dispatch. A
+        // panic in it unwinds to here instead; the guard closes the connection whose handler
+        // panicked and resumes the turn at the next event.
+        loop {
+            let turn = panic::catch_unwind(AssertUnwindSafe(|| self.turn(&events, &mut next_event)));
+            let Err(payload) = turn else { break };
+            match self.shared.in_handler.take() {
+                Some(slot) => self.handler_panicked(slot),
+                None => {
+                    // Not a handler's panic but the reactor's own: a bug, not to be hidden.
+                    self.events = events;
+                    panic::resume_unwind(payload);
+                }
+            }
+        }
+        self.events = events;
+        self.shared.stats.timers = self.shared.timers.len() as u64;
+        *self.remote.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.shared.stats;
+        Ok(if self.stopped { Turn::Stopped } else { Turn::Running })
+    }
+
+    /// The work of one turn after the poll: the events from `next_event` on, then deferred
+    /// work, timers and the end of a shutdown. Resumable: after a handler's panic,
+    /// `run_once` calls it again and it carries on with the next event. (Deferred work and
+    /// timers queued earlier in a turn that panicked may then be served in the same turn;
+    /// that only shifts fairness, never correctness.)
+    fn turn(&mut self, events: &Events, next_event: &mut usize) {
+        for event in events.iter().skip(*next_event) {
+            *next_event += 1;
             match token::decode(event.token()) {
                 Target::Source(index) => {
                     if let Some(source) = self.sources.get_mut(index) {
                         source.ready(event);
                     }
                 }
-                target => self.dispatch(target, Ready::from(event)),
+                target => self.dispatch(target, event),
             }
         }
-        self.events = events;
-
         self.serve_deferred();
         self.expire_timers();
         if self.shutting_down && self.conns.is_empty() {
             self.finish_shutdown();
         }
-        self.shared.stats.timers = self.shared.timers.len() as u64;
-        *self.remote.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.shared.stats;
-        Ok(if self.stopped { Turn::Stopped } else { Turn::Running })
     }
 
     fn poll_timeout(&mut self, caller: Option<Duration>) -> Option<Duration> {
@@ -545,7 +625,8 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Routes one readiness event.
-    fn dispatch(&mut self, target: Target, ready: Ready) {
+    #[inline]
+    fn dispatch<R: Readiness>(&mut self, target: Target, ready: &R) {
         match target {
             Target::Conn { slot, generation } => match self.conns.get(slot) {
                 Some(conn) if conn.core.generation == generation => self.conn_ready(slot, ready),
@@ -559,22 +640,30 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    fn conn_ready(&mut self, slot: usize, ready: Ready) {
+    /// Acts on a connection's readiness. The flags are asked of the event one by one, as
+    /// needed: the common event (just readable) costs a few bit tests.
+    #[inline]
+    fn conn_ready<R: Readiness>(&mut self, slot: usize, ready: &R) {
         let core = &mut self.conns[slot].core;
-        if ready.readable || ready.read_closed || ready.error {
-            core.read_ready = true;
+        let error = ready.is_error();
+        let read_closed = ready.is_read_closed();
+        if ready.is_readable() || read_closed || error {
+            core.flags.insert(Flags::READ_READY);
         }
-        if ready.read_closed || ready.error {
-            core.read_hangup = true;
+        if read_closed || error {
+            core.flags.insert(Flags::READ_HANGUP);
         }
         // Write first: it may free room below the low watermark and let reading resume.
         // On an error event, writing (or reading) surfaces the actual error.
-        if (ready.writable || ready.error) && (core.pending_out() > 0 || core.write_blocked) {
+        if (ready.is_writable() || error) && (core.pending_out() > 0 || core.flags.has(Flags::WRITE_BLOCKED))
+        {
             self.flush(slot);
         }
         self.read(slot);
-        if ready.error || ready.hangup {
-            self.probe_failure(slot, ready.hangup);
+        if error || read_closed {
+            // Both directions closed (`EPOLLHUP`): the connection is dead.
+            let hangup = read_closed && ready.is_write_closed();
+            self.probe_failure(slot, hangup);
         }
     }
 
@@ -613,7 +702,7 @@ impl<H: Handler> Reactor<H> {
             if !conn.core.wants_read() {
                 return;
             }
-            let open = conn.core.phase == Phase::Open;
+            let open = conn.core.is_open();
             let room = if open {
                 let held = conn.input.len();
                 let max_input = shared.config.max_input;
@@ -637,8 +726,8 @@ impl<H: Handler> Reactor<H> {
             debug_assert!(room > 0);
             match conn.core.stream.read(&mut scratch[..room]) {
                 Ok(0) => {
-                    conn.core.read_ready = false;
-                    conn.core.peer_eof = true;
+                    conn.core.flags.remove(Flags::READ_READY);
+                    conn.core.flags.insert(Flags::PEER_EOF);
                     log::trace!("conn slot={slot} peer={} sent EOF", conn.core.peer);
                     break ReadEnd::Eof(conn.core.phase);
                 }
@@ -649,17 +738,15 @@ impl<H: Handler> Reactor<H> {
                         // connection's discarded input must not keep it (and its pending
                         // output) alive past the idle timeout.
                         conn.core.last_active = shared.now;
-                        match deliver(conn, shared, &scratch[..n], slot) {
-                            Delivered::Settled => {}
-                            Delivered::Close(reason) => break ReadEnd::Close(reason),
-                            Delivered::Panicked => break ReadEnd::Panicked,
+                        if let Some(reason) = deliver(conn, shared, &scratch[..n], slot) {
+                            break ReadEnd::Close(reason);
                         }
                     }
                     // A short read drained the socket: the kernel reports the next arrival
                     // as a new edge, so the read that would only say `WouldBlock` is skipped
                     // (unless a hang-up was signalled: then the EOF is read now).
-                    if n < room && !conn.core.read_hangup {
-                        conn.core.read_ready = false;
+                    if n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
+                        conn.core.flags.remove(Flags::READ_READY);
                         return;
                     }
                     budget = budget.saturating_sub(n);
@@ -672,7 +759,7 @@ impl<H: Handler> Reactor<H> {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.core.read_ready = false;
+                    conn.core.flags.remove(Flags::READ_READY);
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -685,7 +772,6 @@ impl<H: Handler> Reactor<H> {
         match end {
             ReadEnd::Close(reason) => self.close_now(slot, reason),
             ReadEnd::Settle => self.settle(slot),
-            ReadEnd::Panicked => self.handler_panicked(slot),
             ReadEnd::Eof(Phase::Open) => self.callback(slot, |handler, cx| handler.on_eof(cx)),
             ReadEnd::Eof(Phase::Closing { .. }) => self.settle(slot),
             ReadEnd::Eof(Phase::Lingering { reason }) => self.close_now(slot, reason),
@@ -696,10 +782,8 @@ impl<H: Handler> Reactor<H> {
     fn redeliver(&mut self, slot: usize) {
         let Reactor { conns, shared, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
-        match deliver(conn, shared, &[], slot) {
-            Delivered::Settled => {}
-            Delivered::Close(reason) => self.close_now(slot, reason),
-            Delivered::Panicked => self.handler_panicked(slot),
+        if let Some(reason) = deliver(conn, shared, &[], slot) {
+            self.close_now(slot, reason);
         }
     }
 
@@ -749,18 +833,20 @@ impl<H: Handler> Reactor<H> {
                     conn.core.last_active = self.shared.now;
                 }
                 let pending = before - written;
-                if conn.core.paused_by_backpressure && pending <= self.shared.config.out_low_watermark {
-                    conn.core.paused_by_backpressure = false;
+                if conn.core.flags.has(Flags::PAUSED_BY_BACKPRESSURE)
+                    && pending <= self.shared.config.out_low_watermark
+                {
+                    conn.core.flags.remove(Flags::PAUSED_BY_BACKPRESSURE);
                     // Readiness seen while paused was left unread, and input held from before
                     // the pause was never offered: no event will announce either, so go back
                     // for them (regression: `resume_read_during_backpressure_serves_held_input`).
-                    if conn.core.read_ready || !conn.input.is_empty() {
+                    if conn.core.flags.has(Flags::READ_READY) || !conn.input.is_empty() {
                         self.shared.defer_read(&mut conn.core, slot);
                     }
                 }
-                if flushed == Flushed::All && conn.core.drained_pending {
-                    conn.core.drained_pending = false;
-                    if conn.core.phase == Phase::Open {
+                if flushed == Flushed::All && conn.core.flags.has(Flags::DRAINED_PENDING) {
+                    conn.core.flags.remove(Flags::DRAINED_PENDING);
+                    if conn.core.is_open() {
                         self.callback(slot, |handler, cx| handler.on_drained(cx));
                         return;
                     }
@@ -906,13 +992,14 @@ impl<H: Handler> Reactor<H> {
                 Deferred::Read(token) => {
                     let Some(slot) = self.live_slot(token) else { continue };
                     let core = &mut self.conns[slot].core;
-                    core.read_deferred = false;
-                    core.yielded = false;
+                    core.flags.remove(Flags::READ_DEFERRED);
+                    core.flags.remove(Flags::YIELDED);
                     // Input left over from before a pause is offered again first: no
                     // readiness event will announce bytes the reactor already holds.
                     let conn = &self.conns[slot];
-                    let throttled = conn.core.paused_by_handler || conn.core.paused_by_backpressure;
-                    if !conn.input.is_empty() && conn.core.phase == Phase::Open && !throttled {
+                    let throttled =
+                        conn.core.flags.any(Flags::PAUSED_BY_HANDLER | Flags::PAUSED_BY_BACKPRESSURE);
+                    if !conn.input.is_empty() && conn.core.is_open() && !throttled {
                         self.redeliver(slot);
                     }
                     if self.conns.contains(slot) {
@@ -1027,7 +1114,7 @@ impl<H: Handler> Reactor<H> {
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
             let core = &mut self.conns[slot].core;
-            if core.phase == Phase::Open {
+            if core.is_open() {
                 core.phase = Phase::Closing { reason: Reason::Shutdown };
             }
             self.settle(slot);
@@ -1056,28 +1143,23 @@ enum ReadEnd {
     Settle,
     /// The connection must close.
     Close(Reason),
-    /// The handler panicked.
-    Panicked,
-}
-
-/// What became of input handed to a handler.
-enum Delivered {
-    /// Consumed (or kept), output sent, connection still open.
-    Settled,
-    /// The connection must close now.
-    Close(Reason),
-    /// The handler panicked.
-    Panicked,
 }
 
 /// Hands `fresh` bytes to the handler, after any input it left unconsumed earlier; keeps
-/// what it does not consume; settles the connection.
+/// what it does not consume; settles the connection. Returns the reason when the connection
+/// must close now.
+///
+/// Always inlined: this is the middle of the per-message hot path (`read` → `deliver` →
+/// `settle`), and a call boundary here costs more than the rest of the function. A panic
+/// in `on_data` unwinds to the turn's guard in `run_once`, which closes this connection;
+/// `in_handler` tells it which one.
+#[inline(always)]
 fn deliver<H: Handler>(
     conn: &mut Conn<H>,
     shared: &mut Shared<H::Done>,
     fresh: &[u8],
     slot: usize,
-) -> Delivered {
+) -> Option<Reason> {
     let data: &[u8] = if conn.input.is_empty() {
         fresh
     } else {
@@ -1085,10 +1167,9 @@ fn deliver<H: Handler>(
         &conn.input
     };
     let mut input = Input::new(data);
-    let mut cx = Cx { core: &mut conn.core, shared, slot };
-    let handler = &mut conn.handler;
-    // Don't let one handler's panic take down every other connection.
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| handler.on_data(&mut input, &mut cx)));
+    shared.in_handler = Some(slot);
+    conn.handler.on_data(&mut input, &mut Cx { core: &mut conn.core, shared, slot });
+    shared.in_handler = None;
     let consumed = input.consumed();
     // Keep what the handler did not consume, and only that.
     if conn.input.is_empty() {
@@ -1101,47 +1182,78 @@ fn deliver<H: Handler>(
             conn.input = Vec::new();
         }
     }
-    if outcome.is_err() {
-        return Delivered::Panicked;
-    }
-    match shared.settle(&mut conn.core, slot) {
-        None => Delivered::Settled,
-        Some(reason) => Delivered::Close(reason),
-    }
+    shared.settle(&mut conn.core, slot)
 }
 
 /// Sends FIN (`shutdown(Write)`) once.
 fn shut_write(core: &mut Core, slot: usize) {
-    if !core.write_shut {
-        core.write_shut = true;
+    if !core.flags.has(Flags::WRITE_SHUT) {
+        core.flags.insert(Flags::WRITE_SHUT);
         if let Err(e) = core.stream.shutdown(std::net::Shutdown::Write) {
             log::debug!("conn slot={slot} peer={} shutdown(Write) failed: {e}", core.peer);
         }
     }
 }
 
-/// The parts of a readiness event the reactor acts on (a plain struct, so tests can feed
-/// synthetic events).
+/// The questions the reactor asks of a readiness event: answered by mio's events, and by
+/// `Ready`, the synthetic events of the unit tests.
+pub(crate) trait Readiness {
+    fn is_readable(&self) -> bool;
+    fn is_writable(&self) -> bool;
+    /// The peer finished sending (`EPOLLRDHUP`), or the connection hung up.
+    fn is_read_closed(&self) -> bool;
+    fn is_write_closed(&self) -> bool;
+    fn is_error(&self) -> bool;
+}
+
+impl Readiness for Event {
+    #[inline]
+    fn is_readable(&self) -> bool {
+        Event::is_readable(self)
+    }
+    #[inline]
+    fn is_writable(&self) -> bool {
+        Event::is_writable(self)
+    }
+    #[inline]
+    fn is_read_closed(&self) -> bool {
+        Event::is_read_closed(self)
+    }
+    #[inline]
+    fn is_write_closed(&self) -> bool {
+        Event::is_write_closed(self)
+    }
+    #[inline]
+    fn is_error(&self) -> bool {
+        Event::is_error(self)
+    }
+}
+
+/// A synthetic readiness event, for tests that feed the reactor events the kernel would
+/// not produce on demand (stale tokens, spurious wake-ups).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Ready {
     pub(crate) readable: bool,
     pub(crate) writable: bool,
-    pub(crate) read_closed: bool,
-    pub(crate) error: bool,
-    /// Both directions are closed (`EPOLLHUP`): the connection is dead.
-    pub(crate) hangup: bool,
 }
 
-impl From<&Event> for Ready {
-    fn from(event: &Event) -> Ready {
-        let read_closed = event.is_read_closed();
-        Ready {
-            readable: event.is_readable(),
-            writable: event.is_writable(),
-            read_closed,
-            error: event.is_error(),
-            hangup: read_closed && event.is_write_closed(),
-        }
+#[cfg(test)]
+impl Readiness for Ready {
+    fn is_readable(&self) -> bool {
+        self.readable
+    }
+    fn is_writable(&self) -> bool {
+        self.writable
+    }
+    fn is_read_closed(&self) -> bool {
+        false
+    }
+    fn is_write_closed(&self) -> bool {
+        false
+    }
+    fn is_error(&self) -> bool {
+        false
     }
 }
 

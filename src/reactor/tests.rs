@@ -72,11 +72,11 @@ fn a_stale_token_for_a_reused_slot_is_dropped() {
     std::thread::sleep(Duration::from_millis(50));
     let stale = Target::Conn { slot: slot_a, generation: generation_a };
     let readable = Ready { readable: true, ..Ready::default() };
-    reactor.dispatch(stale, readable);
+    reactor.dispatch(stale, &readable);
     assert_eq!(reactor.stats().stale_events, 1);
     assert!(log.borrow().is_empty(), "a stale event reached the new connection");
 
-    reactor.dispatch(Target::Conn { slot: slot_b, generation: generation_b }, readable);
+    reactor.dispatch(Target::Conn { slot: slot_b, generation: generation_b }, &readable);
     assert_eq!(*log.borrow(), vec![("B", b"for B".to_vec())]);
 }
 
@@ -93,9 +93,9 @@ fn spurious_readiness_is_harmless() {
     let _x = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conns.len() == 1);
     let (slot, generation) = the_only_token(&reactor);
-    let everything = Ready { readable: true, writable: true, ..Ready::default() };
+    let everything = Ready { readable: true, writable: true };
     for _ in 0..2 {
-        reactor.dispatch(Target::Conn { slot, generation }, everything);
+        reactor.dispatch(Target::Conn { slot, generation }, &everything);
     }
     assert_eq!(reactor.conns.len(), 1);
     assert!(log.borrow().is_empty());

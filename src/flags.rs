@@ -1,0 +1,127 @@
+//! The one-bit facts the reactor keeps about a connection, packed into one word.
+//!
+//! Every message on the hot path asks several of these at once ("may the socket hold data,
+//! and is nobody holding reading back?", "can this output go straight to the socket?").
+//! As separate `bool`s each question is a load and a branch per fact; in one word it is a
+//! mask and a compare. nginx keeps the same facts in C bitfields (`ev->ready`, `ev->eof`, …)
+//! for the same reason.
+//!
+//! The facts and who sets and clears them are documented on the constants below; `Core`
+//! (in `conn.rs`) owns the word, and the combined questions live there too.
+
+use std::fmt;
+use std::ops::BitOr;
+
+/// A set of [`Flags`] constants.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Flags(pub(crate) u16);
+
+impl Flags {
+    /// The socket may have unread data (or an unread EOF or error): set by readiness events,
+    /// cleared when a read shows the socket drained.
+    pub(crate) const READ_READY: Flags = Flags(1 << 0);
+    /// The kernel hinted the peer has finished sending (`EPOLLRDHUP`) or the socket has an
+    /// error: read until `WouldBlock`/EOF instead of stopping after a short read.
+    pub(crate) const READ_HANGUP: Flags = Flags(1 << 1);
+    /// The peer sent EOF: nothing more will be read.
+    pub(crate) const PEER_EOF: Flags = Flags(1 << 2);
+    /// The handler asked to stop reading ([`Cx::pause_read`](crate::Cx::pause_read)).
+    pub(crate) const PAUSED_BY_HANDLER: Flags = Flags(1 << 3);
+    /// Pending output passed the high watermark; reading resumes below the low one.
+    pub(crate) const PAUSED_BY_BACKPRESSURE: Flags = Flags(1 << 4);
+    /// The handler yielded ([`Cx::yield_now`](crate::Cx::yield_now)): no more input this turn.
+    pub(crate) const YIELDED: Flags = Flags(1 << 5);
+    /// A read for this connection is already in the deferred queue.
+    pub(crate) const READ_DEFERRED: Flags = Flags(1 << 6);
+    /// The last `write` returned `WouldBlock` (or was short): wait for a writable event
+    /// before writing again.
+    pub(crate) const WRITE_BLOCKED: Flags = Flags(1 << 7);
+    /// Pending output reached zero after having waited on the socket: call `on_drained`.
+    pub(crate) const DRAINED_PENDING: Flags = Flags(1 << 8);
+    /// The handler asked for `shutdown(Write)` once pending output is flushed.
+    pub(crate) const SHUTDOWN_WRITE_REQUESTED: Flags = Flags(1 << 9);
+    /// `shutdown(Write)` has been done: writes are discarded.
+    pub(crate) const WRITE_SHUT: Flags = Flags(1 << 10);
+    /// Discard pending output and close at the end of the current callback.
+    pub(crate) const ABORT_REQUESTED: Flags = Flags(1 << 11);
+
+    /// Anything that stops an open connection's handler from being given input.
+    pub(crate) const THROTTLED: Flags =
+        Flags(Flags::PAUSED_BY_HANDLER.0 | Flags::PAUSED_BY_BACKPRESSURE.0 | Flags::YIELDED.0);
+
+    /// Are all of `these` set?
+    #[inline]
+    pub(crate) fn has(self, these: Flags) -> bool {
+        self.0 & these.0 == these.0
+    }
+
+    /// Is any of `these` set?
+    #[inline]
+    pub(crate) fn any(self, these: Flags) -> bool {
+        self.0 & these.0 != 0
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, these: Flags) {
+        self.0 |= these.0;
+    }
+
+    #[inline]
+    pub(crate) fn remove(&mut self, these: Flags) {
+        self.0 &= !these.0;
+    }
+
+    /// Of the flags in `mask`, exactly `these` are set (and the others in `mask` are not).
+    #[inline]
+    pub(crate) fn exactly(self, mask: Flags, these: Flags) -> bool {
+        self.0 & mask.0 == these.0
+    }
+}
+
+impl BitOr for Flags {
+    type Output = Flags;
+
+    #[inline]
+    fn bitor(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [&str; 12] = [
+            "READ_READY",
+            "READ_HANGUP",
+            "PEER_EOF",
+            "PAUSED_BY_HANDLER",
+            "PAUSED_BY_BACKPRESSURE",
+            "YIELDED",
+            "READ_DEFERRED",
+            "WRITE_BLOCKED",
+            "DRAINED_PENDING",
+            "SHUTDOWN_WRITE_REQUESTED",
+            "WRITE_SHUT",
+            "ABORT_REQUESTED",
+        ];
+        let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
+        f.debug_set().entries(set).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_and_test() {
+        let mut flags = Flags::default();
+        flags.insert(Flags::READ_READY | Flags::YIELDED);
+        assert!(flags.has(Flags::READ_READY));
+        assert!(flags.any(Flags::THROTTLED));
+        assert!(!flags.has(Flags::THROTTLED));
+        assert!(flags.exactly(Flags::READ_READY | Flags::PEER_EOF, Flags::READ_READY));
+        flags.remove(Flags::YIELDED);
+        assert!(!flags.any(Flags::THROTTLED));
+        assert_eq!(format!("{flags:?}"), r#"{"READ_READY"}"#);
+    }
+}
