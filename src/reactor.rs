@@ -432,7 +432,9 @@ impl<H: Handler> Reactor<H> {
             conns: Slab::new(),
             listeners: Vec::new(),
             sources: Slab::new(),
-            scratch: vec![0; config.read_chunk],
+            // No bigger than one read may be: a handler may hold at most `max_input`, and an
+            // echo-like handler should not be handed more than the output headroom.
+            scratch: vec![0; config.read_chunk.min(config.max_input).min(config.out_high_watermark)],
             generation: 0,
             remote: Arc::new(Remote::default()),
             completions: Vec::new(),
@@ -628,38 +630,47 @@ impl<H: Handler> Reactor<H> {
     #[inline]
     fn dispatch<R: Readiness>(&mut self, target: Target, ready: &R) {
         match target {
-            Target::Conn { slot, generation } => match self.conns.get(slot) {
-                Some(conn) if conn.core.generation == generation => self.conn_ready(slot, ready),
-                // The connection this event was for has closed; the slot may already hold a
-                // new one. Never deliver it there.
-                _ => self.shared.stats.stale_events += 1,
-            },
+            Target::Conn { slot, generation } => self.conn_ready(slot, generation, ready),
             Target::Listener(index) => self.accept(index),
             Target::Waker => self.woken(),
             Target::Source(_) => unreachable!("sources are dispatched with their mio event"),
         }
     }
 
-    /// Acts on a connection's readiness. The flags are asked of the event one by one, as
-    /// needed: the common event (just readable) costs a few bit tests.
+    /// Acts on a connection's readiness: records what the event says, writes pending output
+    /// if the socket took some, then reads. The event's flags are asked one by one, as
+    /// needed, and the connection is looked up once: the common event (just readable, no
+    /// output pending) goes straight to the read.
     #[inline]
-    fn conn_ready<R: Readiness>(&mut self, slot: usize, ready: &R) {
-        let core = &mut self.conns[slot].core;
+    fn conn_ready<R: Readiness>(&mut self, slot: usize, generation: u32, ready: &R) {
+        let Reactor { conns, shared, scratch, .. } = self;
+        let conn = match conns.get_mut(slot) {
+            Some(conn) if conn.core.generation == generation => conn,
+            // The connection this event was for has closed; the slot may already hold a
+            // new one. Never deliver it there.
+            _ => {
+                shared.stats.stale_events += 1;
+                return;
+            }
+        };
         let error = ready.is_error();
         let read_closed = ready.is_read_closed();
         if ready.is_readable() || read_closed || error {
-            core.flags.insert(Flags::READ_READY);
+            conn.core.flags.insert(Flags::READ_READY);
         }
         if read_closed || error {
-            core.flags.insert(Flags::READ_HANGUP);
+            conn.core.flags.insert(Flags::READ_HANGUP);
         }
-        // Write first: it may free room below the low watermark and let reading resume.
-        // On an error event, writing (or reading) surfaces the actual error.
+        let core = &conn.core;
         if (ready.is_writable() || error) && (core.pending_out() > 0 || core.flags.has(Flags::WRITE_BLOCKED))
         {
+            // Write first: it may free room below the low watermark and let reading resume.
+            // On an error event, writing (or reading) surfaces the actual error.
             self.flush(slot);
+            self.read(slot);
+        } else if let Some(end) = read_input(conn, shared, scratch, slot) {
+            self.finish_read(slot, end);
         }
-        self.read(slot);
         if error || read_closed {
             // Both directions closed (`EPOLLHUP`): the connection is dead.
             let hangup = read_closed && ready.is_write_closed();
@@ -689,86 +700,18 @@ impl<H: Handler> Reactor<H> {
 
     /// Reads from a connection until the socket is drained, the handler or backpressure
     /// pauses it, or the per-turn budget is spent (then the rest waits for the next turn).
-    /// A closing connection's input is read and discarded, so the final close sends a FIN
-    /// rather than the RST that unread data would cause.
-    ///
-    /// This is the hot path: the connection is looked up once, and each read is handed to
-    /// the handler and settled in place.
+    /// (The event path, `conn_ready`, calls `read_input` itself, on the connection it has
+    /// already looked up.)
     fn read(&mut self, slot: usize) {
         let Reactor { conns, shared, scratch, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
-        let mut budget = shared.config.read_budget;
-        let end = loop {
-            if !conn.core.wants_read() {
-                return;
-            }
-            let open = conn.core.is_open();
-            let room = if open {
-                let held = conn.input.len();
-                let max_input = shared.config.max_input;
-                if held >= max_input {
-                    log::debug!("conn slot={slot} peer={} left {held} bytes unconsumed", conn.core.peer);
-                    // Close gracefully: flush what is pending, then linger, so the peer sees
-                    // our last bytes and a FIN rather than a reset.
-                    conn.input = Vec::new();
-                    conn.core.phase = Phase::Closing { reason: Reason::InputLimit };
-                    break ReadEnd::Settle;
-                }
-                // Read no more than the handler may keep, and no more than the output
-                // headroom: an echo-like handler then never buffers past the high watermark.
-                let headroom =
-                    shared.config.out_high_watermark.saturating_sub(conn.core.pending_out()).max(1);
-                scratch.len().min(max_input - held).min(headroom)
-            } else {
-                scratch.len()
-            };
-            // A zero-length read would return Ok(0) and look like EOF.
-            debug_assert!(room > 0);
-            match conn.core.stream.read(&mut scratch[..room]) {
-                Ok(0) => {
-                    conn.core.flags.remove(Flags::READ_READY);
-                    conn.core.flags.insert(Flags::PEER_EOF);
-                    log::trace!("conn slot={slot} peer={} sent EOF", conn.core.peer);
-                    break ReadEnd::Eof(conn.core.phase);
-                }
-                Ok(n) => {
-                    shared.stats.bytes_in += n as u64;
-                    if open {
-                        // Only input the handler sees counts as activity: a closing
-                        // connection's discarded input must not keep it (and its pending
-                        // output) alive past the idle timeout.
-                        conn.core.last_active = shared.now;
-                        if let Some(reason) = deliver(conn, shared, &scratch[..n], slot) {
-                            break ReadEnd::Close(reason);
-                        }
-                    }
-                    // A short read drained the socket: the kernel reports the next arrival
-                    // as a new edge, so the read that would only say `WouldBlock` is skipped
-                    // (unless a hang-up was signalled: then the EOF is read now).
-                    if n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
-                        conn.core.flags.remove(Flags::READ_READY);
-                        return;
-                    }
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        if conn.core.wants_read() {
-                            shared.stats.read_budget_yields += 1;
-                            shared.defer_read(&mut conn.core, slot);
-                        }
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.core.flags.remove(Flags::READ_READY);
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::debug!("conn slot={slot} peer={} read failed: {e}", conn.core.peer);
-                    break ReadEnd::Close(Reason::Error(e.kind()));
-                }
-            }
-        };
+        if let Some(end) = read_input(conn, shared, scratch, slot) {
+            self.finish_read(slot, end);
+        }
+    }
+
+    /// Acts on how a read loop ended, when it did not simply drain the socket.
+    fn finish_read(&mut self, slot: usize, end: ReadEnd) {
         match end {
             ReadEnd::Close(reason) => self.close_now(slot, reason),
             ReadEnd::Settle => self.settle(slot),
@@ -1143,6 +1086,97 @@ enum ReadEnd {
     Settle,
     /// The connection must close.
     Close(Reason),
+}
+
+/// Reads from a connection until the socket is drained, the handler or backpressure
+/// pauses it, or the per-turn budget is spent (then the rest waits for the next turn).
+/// A closing connection's input is read and discarded, so the final close sends a FIN
+/// rather than the RST that unread data would cause. Returns how the loop ended when the
+/// caller has more to do (`Reactor::finish_read`).
+///
+/// This is the hot path: each read is handed to the handler and settled in place. A free
+/// function over the parts of the reactor it needs, so the event path can call it on the
+/// connection it has already looked up; always inlined into its two callers.
+#[inline(always)]
+fn read_input<H: Handler>(
+    conn: &mut Conn<H>,
+    shared: &mut Shared<H::Done>,
+    scratch: &mut [u8],
+    slot: usize,
+) -> Option<ReadEnd> {
+    let mut budget = shared.config.read_budget;
+    loop {
+        if !conn.core.wants_read() {
+            return None;
+        }
+        let open = conn.core.is_open();
+        // The scratch buffer is never larger than one read may be (see `Reactor::new`), so
+        // the common case (nothing held, nothing pending) reads all of it.
+        let room = if !open || (conn.input.is_empty() && conn.core.pending_out() == 0) {
+            scratch.len()
+        } else {
+            let held = conn.input.len();
+            let max_input = shared.config.max_input;
+            if held >= max_input {
+                log::debug!("conn slot={slot} peer={} left {held} bytes unconsumed", conn.core.peer);
+                // Close gracefully: flush what is pending, then linger, so the peer sees
+                // our last bytes and a FIN rather than a reset.
+                conn.input = Vec::new();
+                conn.core.phase = Phase::Closing { reason: Reason::InputLimit };
+                return Some(ReadEnd::Settle);
+            }
+            // Read no more than the handler may keep, and no more than the output
+            // headroom: an echo-like handler then never buffers past the high watermark.
+            let headroom = shared.config.out_high_watermark.saturating_sub(conn.core.pending_out()).max(1);
+            scratch.len().min(max_input - held).min(headroom)
+        };
+        // A zero-length read would return Ok(0) and look like EOF.
+        debug_assert!(room > 0);
+        match conn.core.stream.read(&mut scratch[..room]) {
+            Ok(0) => {
+                conn.core.flags.remove(Flags::READ_READY);
+                conn.core.flags.insert(Flags::PEER_EOF);
+                log::trace!("conn slot={slot} peer={} sent EOF", conn.core.peer);
+                return Some(ReadEnd::Eof(conn.core.phase));
+            }
+            Ok(n) => {
+                shared.stats.bytes_in += n as u64;
+                if open {
+                    // Only input the handler sees counts as activity: a closing
+                    // connection's discarded input must not keep it (and its pending
+                    // output) alive past the idle timeout.
+                    conn.core.last_active = shared.now;
+                    if let Some(reason) = deliver(conn, shared, &scratch[..n], slot) {
+                        return Some(ReadEnd::Close(reason));
+                    }
+                }
+                // A short read drained the socket: the kernel reports the next arrival
+                // as a new edge, so the read that would only say `WouldBlock` is skipped
+                // (unless a hang-up was signalled: then the EOF is read now).
+                if n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
+                    conn.core.flags.remove(Flags::READ_READY);
+                    return None;
+                }
+                budget = budget.saturating_sub(n);
+                if budget == 0 {
+                    if conn.core.wants_read() {
+                        shared.stats.read_budget_yields += 1;
+                        shared.defer_read(&mut conn.core, slot);
+                    }
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.core.flags.remove(Flags::READ_READY);
+                return None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("conn slot={slot} peer={} read failed: {e}", conn.core.peer);
+                return Some(ReadEnd::Close(Reason::Error(e.kind())));
+            }
+        }
+    }
 }
 
 /// Hands `fresh` bytes to the handler, after any input it left unconsumed earlier; keeps
