@@ -258,6 +258,8 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// Closes the connection at the end of this callback, discarding pending output.
     pub fn abort(&mut self) {
         self.core.flags.insert(Flags::ABORT_REQUESTED);
+        // What this callback wrote so far is discarded now; later writes are refused.
+        self.shared.staging.clear();
     }
 
     /// Sends FIN once pending output is flushed (`shutdown(Write)`), and keeps reading: the

@@ -45,7 +45,7 @@ use crate::stats::{Reason, Stats};
 use crate::timer::{deadline_after, TimerId, Timers};
 use crate::token::{self, Target};
 
-/// A staging buffer grown past this by one big callback is freed once sent, not kept.
+/// A staging buffer grown past this by one big callback is freed at the end of the turn.
 const STAGING_KEEP_BYTES: usize = 256 * 1024;
 
 /// Who a timer belongs to: decides what happens when it fires.
@@ -121,7 +121,7 @@ impl<D: Send + 'static> Shared<D> {
             return Ok(());
         }
         match (&core.stream).write(&self.staging) {
-            Ok(n) if n == self.staging.len() && self.staging.capacity() <= STAGING_KEEP_BYTES => {
+            Ok(n) if n == self.staging.len() => {
                 self.stats.bytes_out += n as u64;
                 core.last_active = self.now;
                 self.staging.clear();
@@ -132,8 +132,7 @@ impl<D: Send + 'static> Shared<D> {
     }
 
     /// The rest of [`Shared::write_staged`], given what the first `write` returned: retries
-    /// after `Interrupted`, keeps what the kernel refused, trims a staging buffer that one
-    /// big callback grew.
+    /// after `Interrupted`, keeps what the kernel refused.
     #[cold]
     #[inline(never)]
     fn write_staged_rest(&mut self, core: &mut Core, first: io::Result<usize>) -> io::Result<()> {
@@ -165,10 +164,6 @@ impl<D: Send + 'static> Shared<D> {
             }
         }
         self.staging.clear();
-        if self.staging.capacity() > STAGING_KEEP_BYTES {
-            // One callback wrote a lot; don't keep the peak allocation forever.
-            self.staging = Vec::new();
-        }
         result.map(|_| ())
     }
 
@@ -180,10 +175,8 @@ impl<D: Send + 'static> Shared<D> {
     /// after the `write`; the rest is in [`Shared::settle_rest`].
     #[inline(always)]
     fn settle(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
-        if core.flags.has(Flags::ABORT_REQUESTED) {
-            self.staging.clear();
-            return Some(if core.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local });
-        }
+        // After `Cx::abort` nothing is staged (it cleared the staging buffer and refuses
+        // later writes), so this writes nothing for an aborted connection.
         if let Err(e) = self.write_staged(core) {
             log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
             return Some(Reason::Error(e.kind()));
@@ -191,7 +184,7 @@ impl<D: Send + 'static> Shared<D> {
         // The common case, checked first: everything sent, nothing requested.
         if core.pending_out() == 0
             && core.is_open()
-            && !core.flags.has(Flags::SHUTDOWN_WRITE_REQUESTED)
+            && !core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED)
             && core.failed.is_none()
         {
             return None;
@@ -204,6 +197,9 @@ impl<D: Send + 'static> Shared<D> {
     #[cold]
     #[inline(never)]
     fn settle_rest(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
+        if core.flags.has(Flags::ABORT_REQUESTED) {
+            return Some(if core.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local });
+        }
         let pending = core.pending_out();
         if let Some(kind) = core.failed {
             return Some(Reason::Error(kind));
@@ -582,6 +578,10 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.events = events;
+        if self.shared.staging.capacity() > STAGING_KEEP_BYTES {
+            // A callback wrote a lot at once; don't keep the peak allocation forever.
+            self.shared.staging = Vec::new();
+        }
         self.shared.stats.timers = self.shared.timers.len() as u64;
         *self.remote.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.shared.stats;
         Ok(if self.stopped { Turn::Stopped } else { Turn::Running })
@@ -593,7 +593,11 @@ impl<H: Handler> Reactor<H> {
     /// timers queued earlier in a turn that panicked may then be served in the same turn;
     /// that only shifts fairness, never correctness.)
     fn turn(&mut self, events: &Events, next_event: &mut usize) {
-        for event in events.iter().skip(*next_event) {
+        let mut events = events.iter();
+        for _ in 0..*next_event {
+            events.next();
+        }
+        for event in events {
             *next_event += 1;
             match token::decode(event.token()) {
                 Target::Source(index) => {
@@ -638,11 +642,15 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Acts on a connection's readiness: records what the event says, writes pending output
-    /// if the socket took some, then reads. The event's flags are asked one by one, as
-    /// needed, and the connection is looked up once: the common event (just readable, no
-    /// output pending) goes straight to the read.
+    /// if the socket took some, then reads. The connection is looked up once, and the
+    /// common event (readable, perhaps writable, no output pending) goes straight to the
+    /// read; errors and hang-ups take the general path, `conn_trouble`.
     #[inline]
     fn conn_ready<R: Readiness>(&mut self, slot: usize, generation: u32, ready: &R) {
+        if ready.is_error() || ready.is_read_closed() {
+            self.conn_trouble(slot, generation, ready);
+            return;
+        }
         let Reactor { conns, shared, scratch, .. } = self;
         let conn = match conns.get_mut(slot) {
             Some(conn) if conn.core.generation == generation => conn,
@@ -653,29 +661,39 @@ impl<H: Handler> Reactor<H> {
                 return;
             }
         };
-        let error = ready.is_error();
-        let read_closed = ready.is_read_closed();
-        if ready.is_readable() || read_closed || error {
+        if ready.is_readable() {
             conn.core.flags.insert(Flags::READ_READY);
         }
-        if read_closed || error {
-            conn.core.flags.insert(Flags::READ_HANGUP);
-        }
         let core = &conn.core;
-        if (ready.is_writable() || error) && (core.pending_out() > 0 || core.flags.has(Flags::WRITE_BLOCKED))
-        {
+        if ready.is_writable() && (core.pending_out() > 0 || core.flags.has(Flags::WRITE_BLOCKED)) {
             // Write first: it may free room below the low watermark and let reading resume.
-            // On an error event, writing (or reading) surfaces the actual error.
             self.flush(slot);
             self.read(slot);
         } else if let Some(end) = read_input(conn, shared, scratch, slot) {
             self.finish_read(slot, end);
         }
-        if error || read_closed {
-            // Both directions closed (`EPOLLHUP`): the connection is dead.
-            let hangup = read_closed && ready.is_write_closed();
-            self.probe_failure(slot, hangup);
+    }
+
+    /// `conn_ready` for an event that reports an error or a hang-up: the socket is marked
+    /// readable to the end (so the read surfaces the EOF or the error), pending output is
+    /// tried (a write surfaces the error too), and a connection that is not reading is
+    /// probed, so a dead one does not keep its slot.
+    #[cold]
+    #[inline(never)]
+    fn conn_trouble<R: Readiness>(&mut self, slot: usize, generation: u32, ready: &R) {
+        let Some(conn) = self.conns.get_mut(slot).filter(|conn| conn.core.generation == generation) else {
+            self.shared.stats.stale_events += 1;
+            return;
+        };
+        let core = &mut conn.core;
+        core.flags.insert(Flags::READ_READY | Flags::READ_HANGUP);
+        if core.pending_out() > 0 || core.flags.has(Flags::WRITE_BLOCKED) {
+            self.flush(slot);
         }
+        self.read(slot);
+        // Both directions closed (`EPOLLHUP`): the connection is dead.
+        let hangup = ready.is_read_closed() && ready.is_write_closed();
+        self.probe_failure(slot, hangup);
     }
 
     /// After an error or hang-up event, closes a connection that is not reading (the handler

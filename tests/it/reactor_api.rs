@@ -253,7 +253,9 @@ fn on_drained_paces_a_streaming_handler() {
 /// watermark and resumes. "PONG" must still come once the client drains the reply.
 #[test]
 fn resume_read_during_backpressure_serves_held_input() {
-    const BIG: usize = 4 << 20;
+    // More than the server's send buffer can take (`tcp_wmem` max: 4 MiB here) plus the
+    // client's fixed small window, so most of it stays pending in the server.
+    const BIG: usize = 16 << 20;
     struct Sleeper;
     impl Handler for Sleeper {
         type Done = ();
@@ -274,7 +276,7 @@ fn resume_read_during_backpressure_serves_held_input() {
         }
     }
     let server = Server::start(small_config(), |_| Sleeper);
-    let mut client = server.connect();
+    let mut client = server.connect_small_window();
     client.write_all(b"sleep\nping\n").unwrap();
     // Let the big reply hit the watermark before reading anything.
     server.wait_for(Duration::from_secs(5), "backpressure", |s| s.backpressure_pauses >= 1);

@@ -55,6 +55,19 @@ impl Server {
         stream
     }
 
+    /// A client whose receive buffer is fixed small (16 KiB) before connecting, so the
+    /// kernel's autotuning (up to `tcp_rmem`'s maximum, 32 MiB on some machines) cannot
+    /// soak up what a test means to leave pending in the server.
+    pub fn connect_small_window(&self) -> TcpStream {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        socket.connect(&self.addr.into()).expect("connect");
+        let stream = TcpStream::from(socket);
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    }
+
     /// Shuts the reactor down and waits (bounded) for `run()` to return.
     pub fn stop(mut self) -> io::Result<()> {
         self.stop_inner()
