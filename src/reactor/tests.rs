@@ -11,7 +11,8 @@ use super::*;
 /// What each connection received, by connection name.
 type Log = Rc<RefCell<Vec<(&'static str, Vec<u8>)>>>;
 
-/// Records every byte its connection receives, tagged with the connection's name.
+/// Records every byte its connection receives, tagged with the connection's name. Panics
+/// on input containing `!` (a handler bug, for the panic test).
 struct Recorder {
     name: &'static str,
     log: Log,
@@ -20,6 +21,7 @@ struct Recorder {
 impl Handler for Recorder {
     type Done = ();
     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+        assert!(!input.bytes().contains(&b'!'), "deliberate handler bug");
         self.log.borrow_mut().push((self.name, input.bytes().to_vec()));
         input.consume_all();
     }
@@ -101,3 +103,44 @@ fn spurious_readiness_is_harmless() {
     assert!(log.borrow().is_empty());
     assert_eq!(reactor.stats().closed.total(), 0);
 }
+
+/// `on_data` runs without a `catch_unwind` of its own; a panic unwinds to the turn's guard.
+/// Here five connections are readable in the same poll batch and the first one's handler
+/// panics: that connection alone is closed, and the same turn goes on to serve the other
+/// four (they are not left for a later event that, edge-triggered, would never come).
+#[test]
+fn a_panic_mid_batch_closes_one_connection_and_the_turn_goes_on() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let names = Rc::new(RefCell::new(vec!["E", "D", "C", "B", "A"]));
+    let mut reactor = Reactor::new(Config::default()).unwrap();
+    let factory_log = Rc::clone(&log);
+    let addr = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder {
+            name: names.borrow_mut().pop().unwrap(),
+            log: Rc::clone(&factory_log),
+        })
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(std::net::TcpStream::connect(addr).unwrap());
+        let connected = clients.len();
+        turn_until(&mut reactor, |r| r.conns.len() == connected);
+    }
+    // The panicking input first, so its event leads the batch and the others follow it.
+    clients[0].write_all(b"boom!").unwrap();
+    for client in &mut clients[1..] {
+        client.write_all(b"fine").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+
+    let turns = reactor.stats().turns;
+    reactor.run_once(Some(Duration::ZERO)).unwrap();
+    assert_eq!(reactor.stats().turns, turns + 1, "one turn");
+    let mut served: Vec<_> = log.borrow().iter().map(|(name, bytes)| (*name, bytes.clone())).collect();
+    served.sort();
+    let fine = |name| (name, b"fine".to_vec());
+    assert_eq!(served, vec![fine("B"), fine("C"), fine("D"), fine("E")]);
+    assert_eq!(reactor.conns.len(), 4, "only the panicking connection closed");
+    assert_eq!(reactor.stats().closed.error, 1);
+}
+
