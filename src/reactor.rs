@@ -122,8 +122,9 @@ impl<D: Send + 'static> Shared<D> {
         }
         match (&core.stream).write(&self.staging) {
             Ok(n) if n == self.staging.len() => {
+                // No `last_active` stamp here: a callback's output counts as activity
+                // through its input (`read_input` stamps it) or through `callback`.
                 self.stats.bytes_out += n as u64;
-                core.last_active = self.now;
                 self.staging.clear();
                 Ok(())
             }
@@ -153,10 +154,7 @@ impl<D: Send + 'static> Shared<D> {
             Err(e) => Err(e),
         };
         if let Ok(written) = result {
-            if written > 0 {
-                self.stats.bytes_out += written as u64;
-                core.last_active = self.now;
-            }
+            self.stats.bytes_out += written as u64;
             if written < self.staging.len() {
                 core.out.extend_from_slice(&self.staging[written..]);
                 self.stats.out_buffered += (self.staging.len() - written) as u64;
@@ -599,6 +597,11 @@ impl<H: Handler> Reactor<H> {
         }
         for event in events {
             *next_event += 1;
+            // Nearly every event is a connection's: test for that first.
+            if let Some((slot, generation)) = token::as_conn(event.token()) {
+                self.conn_ready(slot, generation, event);
+                continue;
+            }
             match token::decode(event.token()) {
                 Target::Source(index) => {
                     if let Some(source) = self.sources.get_mut(index) {
@@ -757,13 +760,22 @@ impl<H: Handler> Reactor<H> {
         let Some(conn) = conns.get_mut(slot) else { return };
         let mut cx = Cx { core: &mut conn.core, shared, slot };
         let handler = &mut conn.handler;
-        // Don't let one handler's panic take down every other connection.
+        // Don't let one handler's panic take down every other connection. (`on_data`,
+        // the per-message callback, is guarded per turn instead: see `run_once`.)
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut cx)));
         if outcome.is_err() {
             self.handler_panicked(slot);
             return;
         }
+        // Output the kernel took counts as activity (a server that only pushes, on timers
+        // or offload results, is not idle). `write_staged` leaves this stamp to its callers.
+        let sent_before = self.shared.stats.bytes_out;
         self.settle(slot);
+        if self.shared.stats.bytes_out != sent_before {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.core.last_active = self.shared.now;
+            }
+        }
     }
 
     fn handler_panicked(&mut self, slot: usize) {

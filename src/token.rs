@@ -70,6 +70,17 @@ pub fn source(index: usize) -> Token {
     Token((TAG_SOURCE << PAYLOAD_BITS) | index)
 }
 
+/// The slot and generation of a connection's token; `None` for any other token. The event
+/// loop's fast path: one compare instead of a full `decode`.
+#[inline]
+pub fn as_conn(token: Token) -> Option<(usize, u32)> {
+    if token.0 >> PAYLOAD_BITS == TAG_CONN {
+        Some((token.0 & MAX_SLOT, (token.0 >> SLOT_BITS) as u32))
+    } else {
+        None
+    }
+}
+
 pub fn decode(token: Token) -> Target {
     let payload = token.0 & ((1 << PAYLOAD_BITS) - 1);
     match token.0 >> PAYLOAD_BITS {
@@ -92,6 +103,9 @@ mod tests {
         assert_eq!(decode(listener(3)), Target::Listener(3));
         assert_eq!(decode(source(9)), Target::Source(9));
         assert_eq!(decode(WAKER), Target::Waker);
+        assert_eq!(as_conn(conn(MAX_SLOT, 12345)), Some((MAX_SLOT, 12345)));
+        assert_eq!(as_conn(listener(0)), None);
+        assert_eq!(as_conn(WAKER), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io::{ErrorKind, Read};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use evloop::Config;
+use evloop::{Config, Cx, Handler, Input, TimerId};
 
 use crate::util::{round_trip, small_config, Echo, Server};
 
@@ -28,6 +28,41 @@ fn idle_timeout_closes_silent_connections_only() {
     round_trip(&mut active, b"still open");
     let stats = server.wait_for(Duration::from_secs(5), "idle close counted", |s| s.closed.idle_timeout == 1);
     assert_eq!(stats.active, 1);
+}
+
+/// Output counts as activity too: a connection whose server pushes on a timer while the
+/// client never sends is not idle, and stays open well past the idle timeout.
+#[test]
+fn a_server_that_only_pushes_is_not_idle() {
+    struct Ticker;
+    impl Handler for Ticker {
+        type Done = ();
+        fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+            cx.set_timer(Duration::from_millis(50));
+        }
+        fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+        }
+        fn on_timer(&mut self, _id: TimerId, cx: &mut Cx<'_, Self>) {
+            cx.write(b"tick\n");
+            cx.set_timer(Duration::from_millis(50));
+        }
+    }
+    let config = Config { idle_timeout: Some(Duration::from_millis(300)), ..small_config() };
+    let server = Server::start(config, |_| Ticker);
+    let mut client = server.connect();
+    // Three idle timeouts, reading every tick and never sending.
+    let mut received = Vec::new();
+    let started = Instant::now();
+    let mut buf = [0; 64];
+    while started.elapsed() < Duration::from_millis(900) {
+        let n = client.read(&mut buf).expect("ticks keep coming");
+        assert!(n > 0, "closed after {:?} although the server kept sending", started.elapsed());
+        received.extend_from_slice(&buf[..n]);
+    }
+    assert!(received.len() >= 5 * 10, "{} bytes of ticks", received.len());
+    assert!(received.chunks(5).all(|tick| tick == b"tick\n"));
+    assert_eq!(server.stats().closed.idle_timeout, 0);
 }
 
 /// At `max_conns`, a further client is not served until a slot frees, and meanwhile the
