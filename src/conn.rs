@@ -90,6 +90,7 @@ pub(crate) struct Core {
     /// connection closes. Usually empty or tiny, so a `Vec` with linear removal is fine.
     pub(crate) timers: Vec<TimerId>,
     /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
+    /// (Set together with `Flags::WRITE_FAILED`, which the hot path tests.)
     pub(crate) failed: Option<io::ErrorKind>,
 }
 

@@ -44,6 +44,9 @@ impl Flags {
     pub(crate) const WRITE_SHUT: Flags = Flags(1 << 10);
     /// Discard pending output and close at the end of the current callback.
     pub(crate) const ABORT_REQUESTED: Flags = Flags(1 << 11);
+    /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close after the
+    /// callback (`Core::failed` holds the error).
+    pub(crate) const WRITE_FAILED: Flags = Flags(1 << 12);
 
     /// Anything that stops an open connection's handler from being given input.
     pub(crate) const THROTTLED: Flags =
@@ -89,7 +92,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 12] = [
+        const NAMES: [&str; 13] = [
             "READ_READY",
             "READ_HANGUP",
             "PEER_EOF",
@@ -102,6 +105,7 @@ impl fmt::Debug for Flags {
             "SHUTDOWN_WRITE_REQUESTED",
             "WRITE_SHUT",
             "ABORT_REQUESTED",
+            "WRITE_FAILED",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

@@ -232,11 +232,12 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// A write error closes the connection after the callback, with
     /// [`Reason::Error`](crate::Reason::Error).
     pub fn flush(&mut self) {
-        if self.core.failed.is_some() {
+        if self.core.flags.has(Flags::WRITE_FAILED) {
             return;
         }
         if let Err(e) = self.shared.write_staged(self.core) {
             self.core.failed = Some(e.kind());
+            self.core.flags.insert(Flags::WRITE_FAILED);
         }
     }
 

@@ -182,8 +182,7 @@ impl<D: Send + 'static> Shared<D> {
         // The common case, checked first: everything sent, nothing requested.
         if core.pending_out() == 0
             && core.is_open()
-            && !core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED)
-            && core.failed.is_none()
+            && !core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED | Flags::WRITE_FAILED)
         {
             return None;
         }
@@ -1224,11 +1223,14 @@ fn deliver<H: Handler>(
     fresh: &[u8],
     slot: usize,
 ) -> Option<Reason> {
-    let data: &[u8] = if conn.input.is_empty() {
-        fresh
-    } else {
+    // Remembered rather than asked again after the handler ran: the compiler cannot see
+    // that the handler leaves `conn.input` alone, and would reload it.
+    let held = !conn.input.is_empty();
+    let data: &[u8] = if held {
         conn.input.extend_from_slice(fresh);
         &conn.input
+    } else {
+        fresh
     };
     let mut input = Input::new(data);
     shared.in_handler = Some(slot);
@@ -1236,7 +1238,7 @@ fn deliver<H: Handler>(
     shared.in_handler = None;
     let consumed = input.consumed();
     // Keep what the handler did not consume, and only that.
-    if conn.input.is_empty() {
+    if !held {
         if consumed < fresh.len() {
             conn.input.extend_from_slice(&fresh[consumed..]);
         }

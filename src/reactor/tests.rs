@@ -28,7 +28,7 @@ impl Handler for Recorder {
 }
 
 /// Turns the loop until `done` holds (bounded).
-fn turn_until(reactor: &mut Reactor<Recorder>, done: impl Fn(&Reactor<Recorder>) -> bool) {
+fn turn_until<H: Handler>(reactor: &mut Reactor<H>, done: impl Fn(&Reactor<H>) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !done(reactor) {
         assert!(Instant::now() < deadline, "condition not reached");
@@ -142,5 +142,31 @@ fn a_panic_mid_batch_closes_one_connection_and_the_turn_goes_on() {
     assert_eq!(served, vec![fine("B"), fine("C"), fine("D"), fine("E")]);
     assert_eq!(reactor.conns.len(), 4, "only the panicking connection closed");
     assert_eq!(reactor.stats().closed.error, 1);
+}
+
+/// A write that fails inside a callback (`Cx::flush`) closes the connection when the
+/// callback returns, with the write's error. The socket's sending side is shut behind the
+/// reactor's back, so the handler's `send` gets `EPIPE`.
+#[test]
+fn a_failed_flush_in_a_callback_closes_the_connection() {
+    struct Flusher;
+    impl Handler for Flusher {
+        type Done = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+            cx.write(b"reply");
+            cx.flush();
+        }
+    }
+    let mut reactor = Reactor::new(Config::default()).unwrap();
+    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Flusher).unwrap();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    turn_until(&mut reactor, |r| r.conns.len() == 1);
+    let (_, conn) = reactor.conns.iter().next().unwrap();
+    conn.core.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    client.write_all(b"go").unwrap();
+    turn_until(&mut reactor, |r| r.conns.is_empty());
+    assert_eq!(reactor.stats().closed.error, 1);
+    assert_eq!(reactor.stats().bytes_out, 0);
 }
 
