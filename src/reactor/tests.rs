@@ -169,4 +169,3 @@ fn a_failed_flush_in_a_callback_closes_the_connection() {
     assert_eq!(reactor.stats().closed.error, 1);
     assert_eq!(reactor.stats().bytes_out, 0);
 }
-
