@@ -5,6 +5,7 @@ mod echo;
 mod examples;
 mod faults;
 mod fib;
+mod http;
 mod limits;
 mod offload;
 mod reactor_api;

@@ -1,0 +1,575 @@
+//! An HTTP/1.1 server on evloop: keep-alive, pipelining, streamed bodies, CPU-bound work on
+//! the offload pool, and the error answers of a server that expects abuse.
+//!
+//! Run:  cargo run --release --example http           (port 8080)
+//! Try:  curl -i localhost:8080/            curl --data-binary @file localhost:8080/echo
+//!       curl localhost:8080/fib/35         curl -o /dev/null localhost:8080/bytes/1000000000
+//!       wrk -c 50 -d 5 http://127.0.0.1:8080/
+//!
+//! One `HttpConn` per connection is the protocol's state machine (nginx's
+//! `ngx_http_request_t` phases, reduced to five states):
+//!
+//! ```text
+//!            head complete                      body read (echoed as it arrives, for /echo)
+//!   Head ─────────────────► Body ────────────────────────────────► respond
+//!    ▲  │ (no body) ──────────────────────────────────────────────►   │
+//!    │  │                                    /            → "hello", done
+//!    │  │ malformed, too large, too slow     /bytes/N     → Streaming (paused) ── on_drained … ─┐
+//!    │  └──────────► error answer, Closing   /fib/N       → Computing (paused) ── on_done ──────┤
+//!    │                                                                                         │
+//!    └──────────────────── response complete: next request (or Closing if not persistent) ◄────┘
+//! ```
+//!
+//! While a response is produced over several loop turns (streaming, computing) reading is
+//! paused, so pipelined requests wait in the buffers and answers go out in request order.
+//! Request heads are parsed in `request.rs`, response heads written in `response.rs`.
+
+mod request;
+mod response;
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use evloop::workers::Workers;
+use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
+
+use request::{Head, Method, Refusal};
+use response::{Persistence, ResponseHead, Status};
+
+const USAGE: &str = "\
+http: an evloop HTTP/1.1 server (keep-alive, pipelining, streamed bodies, offloaded work).
+
+usage: http [--addr HOST:PORT] [--workers N] [--max-conns N] [--idle-timeout SECS]
+            [--header-timeout MS] [--max-head BYTES] [--max-fib N] [--max-bytes N]
+            [--threads K]
+
+  --addr HOST:PORT      address to listen on (default 127.0.0.1:8080)
+  --workers N           reactor threads sharing the address with SO_REUSEPORT (default 1)
+  --max-conns N         most clients served at once, per worker (default 1024)
+  --idle-timeout SECS   close a keep-alive connection silent this long (default 60)
+  --header-timeout MS   answer 408 and close if a request head takes longer (default 10000)
+  --max-head BYTES      largest request head accepted, else 431 (default 8192)
+  --max-fib N           largest N for /fib/N (default 40; at most 92)
+  --max-bytes N         largest N for /bytes/N (default 1073741824)
+  --threads K           offload worker threads per reactor (default 0: one per CPU)
+  -h, --help            this help
+
+Routes:
+  GET|HEAD /            200 \"hello\\n\"
+  POST|PUT /echo        200, the request body streamed back as it arrives
+  GET|HEAD /bytes/N     200, N bytes of 'x', streamed at the pace the client reads
+  GET|HEAD /fib/N       200, fib(N) computed recursively on the offload pool
+";
+
+/// Settings every connection shares.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    header_timeout: Duration,
+    max_head: usize,
+    max_fib: u32,
+    max_bytes: u64,
+}
+
+/// Requests answered per `on_data` call before yielding to the other connections, so one
+/// client pipelining thousands of requests cannot hold the loop.
+const MAX_REQUESTS_PER_TURN: usize = 64;
+
+/// What `/bytes/N` sends, a chunk at a time.
+static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+/// What a request asks for, once its head is understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Hello,
+    Echo,
+    Bytes(u64),
+    Fib(u32),
+}
+
+/// A request being answered: where it goes, and how the response ends.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    route: Route,
+    /// `HEAD`: the head of the response only.
+    head_only: bool,
+    persistence: Persistence,
+}
+
+/// Where a connection is in its conversation.
+#[derive(Debug)]
+enum State {
+    /// Between requests, or part of a request head has arrived.
+    Head,
+    /// Reading a request body: `left` bytes still to come. Echoed as they arrive for
+    /// `/echo`, discarded otherwise (then the request is answered once it is all read).
+    Body { left: u64, request: Request },
+    /// Sending `/bytes/N`: `left` bytes still to write. Reading is paused.
+    Streaming { left: u64, persistence: Persistence },
+    /// `/fib/N` is on the offload pool; the answer is written in `on_done`. Reading is paused.
+    Computing { request: Request },
+    /// The last response is queued and the connection closes once it is sent.
+    Closing,
+}
+
+/// One client's HTTP state machine.
+struct HttpConn {
+    settings: Settings,
+    state: State,
+    /// Armed while a request head is incomplete: a client that trickles its head is
+    /// answered 408 and closed (the classic slowloris defence).
+    head_timer: Option<TimerId>,
+    /// The client half-closed while a response was still being produced: close after it.
+    peer_done: bool,
+}
+
+impl HttpConn {
+    fn new(settings: Settings) -> HttpConn {
+        HttpConn { settings, state: State::Head, head_timer: None, peer_done: false }
+    }
+
+    /// Parses and starts requests until one needs more input or more time.
+    fn serve(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        let mut served = 0;
+        loop {
+            match &mut self.state {
+                State::Head => {
+                    if served == MAX_REQUESTS_PER_TURN {
+                        cx.yield_now();
+                        return;
+                    }
+                    match request::parse(input.bytes(), self.settings.max_head) {
+                        Ok(Some(head)) => {
+                            self.disarm_head_timer(cx);
+                            input.consume(head.len);
+                            served += 1;
+                            self.start(&head, cx);
+                        }
+                        Ok(None) => {
+                            if !input.is_empty() && self.head_timer.is_none() {
+                                self.head_timer = Some(cx.set_timer(self.settings.header_timeout));
+                            }
+                            return;
+                        }
+                        Err(refusal) => {
+                            input.consume_all();
+                            self.refuse(refusal, cx);
+                            return;
+                        }
+                    }
+                }
+                State::Body { left, request } => {
+                    let take = usize::try_from(*left).unwrap_or(usize::MAX).min(input.len());
+                    if take == 0 {
+                        return;
+                    }
+                    if request.route == Route::Echo {
+                        cx.write(&input.bytes()[..take]);
+                    }
+                    input.consume(take);
+                    *left -= take as u64;
+                    if *left > 0 {
+                        return;
+                    }
+                    let request = *request;
+                    self.state = State::Head;
+                    if request.route == Route::Echo {
+                        self.finish(request.persistence, cx);
+                    } else {
+                        self.respond(request, cx);
+                    }
+                }
+                // Reading is paused while these last; what arrived before the pause waits.
+                State::Streaming { .. } | State::Computing { .. } | State::Closing => return,
+            }
+        }
+    }
+
+    /// Routes a complete head and starts its response (or its body).
+    fn start(&mut self, head: &Head<'_>, cx: &mut Cx<'_, Self>) {
+        let persistence = match (head.persistent(), head.http11) {
+            (false, _) => Persistence::Close,
+            (true, true) => Persistence::KeepOpen11,
+            (true, false) => Persistence::KeepOpen10,
+        };
+        let route = match route(head.method, head.target, &self.settings) {
+            Ok(route) => route,
+            Err((status, message, extra)) => {
+                // The connection stays usable if there is no body to skip; a refused
+                // request's body is not worth reading, so then answer and close.
+                let keep = head.content_length == 0 && persistence != Persistence::Close;
+                let persistence = if keep { persistence } else { Persistence::Close };
+                let head_only = head.method == Method::Head;
+                self.answer(status, message.as_bytes(), persistence, extra, head_only, cx);
+                if !keep {
+                    self.close(cx);
+                }
+                return;
+            }
+        };
+        let request = Request { route, head_only: head.method == Method::Head, persistence };
+        if head.content_length == 0 {
+            self.respond(request, cx);
+            return;
+        }
+        if head.expect_continue {
+            cx.write(response::CONTINUE);
+        }
+        if route == Route::Echo {
+            let head = ResponseHead::new(
+                response::OK,
+                "application/octet-stream",
+                head.content_length,
+                persistence,
+                &[],
+            );
+            cx.write(head.as_bytes());
+        }
+        self.state = State::Body { left: head.content_length, request };
+    }
+
+    /// Answers a request whose body (if any) has been read.
+    fn respond(&mut self, request: Request, cx: &mut Cx<'_, Self>) {
+        let Request { route, head_only, persistence } = request;
+        match route {
+            Route::Hello => {
+                self.answer(response::OK, b"hello\n", persistence, &[], head_only, cx);
+                self.finish(persistence, cx);
+            }
+            // An empty body: nothing to stream back.
+            Route::Echo => {
+                let head = ResponseHead::new(response::OK, "application/octet-stream", 0, persistence, &[]);
+                cx.write(head.as_bytes());
+                self.finish(persistence, cx);
+            }
+            Route::Bytes(n) => {
+                let head = ResponseHead::new(response::OK, "application/octet-stream", n, persistence, &[]);
+                cx.write(head.as_bytes());
+                if head_only || n == 0 {
+                    self.finish(persistence, cx);
+                } else {
+                    self.state = State::Streaming { left: n, persistence };
+                    cx.pause_read();
+                    self.pump(cx);
+                }
+            }
+            Route::Fib(n) => match cx.offload(move || fib(n)) {
+                Ok(()) => {
+                    self.state = State::Computing { request };
+                    cx.pause_read();
+                }
+                Err(e) => {
+                    let message = match e {
+                        OffloadError::Busy => "busy, try again\n",
+                        OffloadError::Closed => "shutting down\n",
+                    };
+                    let retry = [("Retry-After", "1")];
+                    self.answer(
+                        response::UNAVAILABLE,
+                        message.as_bytes(),
+                        persistence,
+                        &retry,
+                        head_only,
+                        cx,
+                    );
+                    self.finish(persistence, cx);
+                }
+            },
+        }
+    }
+
+    /// Writes `/bytes/N` while the socket takes it; stops when output is left pending (the
+    /// kernel's buffer is full) and carries on in `on_drained`. Memory stays at one chunk in
+    /// flight however slowly the client reads.
+    fn pump(&mut self, cx: &mut Cx<'_, Self>) {
+        let State::Streaming { left, persistence } = &mut self.state else { return };
+        loop {
+            // Sent now, so that what is left pending is what the kernel refused.
+            cx.flush();
+            if cx.pending_output() > 0 {
+                return;
+            }
+            if *left == 0 {
+                break;
+            }
+            let n = usize::try_from(*left).unwrap_or(usize::MAX).min(CHUNK.len());
+            cx.write(&CHUNK[..n]);
+            *left -= n as u64;
+        }
+        let persistence = *persistence;
+        self.state = State::Head;
+        cx.resume_read();
+        self.finish(persistence, cx);
+    }
+
+    /// A whole response (head and body) with a short body.
+    fn answer(
+        &mut self,
+        status: Status,
+        body: &[u8],
+        persistence: Persistence,
+        extra: &[(&str, &str)],
+        head_only: bool,
+        cx: &mut Cx<'_, Self>,
+    ) {
+        let head = ResponseHead::new(status, "text/plain", body.len() as u64, persistence, extra);
+        cx.write(head.as_bytes());
+        if !head_only {
+            cx.write(body);
+        }
+    }
+
+    /// A response is complete: on to the next request, or close.
+    fn finish(&mut self, persistence: Persistence, cx: &mut Cx<'_, Self>) {
+        if persistence == Persistence::Close || self.peer_done {
+            self.close(cx);
+        } else {
+            self.state = State::Head;
+        }
+    }
+
+    /// Answers a refused head and closes: after a malformed request, where the next one
+    /// starts cannot be known.
+    fn refuse(&mut self, refusal: Refusal, cx: &mut Cx<'_, Self>) {
+        let (status, reason) = match refusal {
+            Refusal::BadRequest(reason) => (response::BAD_REQUEST, reason),
+            Refusal::HeadTooLarge => (response::HEADERS_TOO_LARGE, "request head too large"),
+            Refusal::NotImplemented(what) => (response::NOT_IMPLEMENTED, what),
+            Refusal::VersionNotSupported => (response::VERSION_NOT_SUPPORTED, "only HTTP/1.x"),
+        };
+        log::debug!("conn {}: refused: {} {reason}", cx.id(), status.0);
+        let body = format!("{reason}\n");
+        self.answer(status, body.as_bytes(), Persistence::Close, &[], false, cx);
+        self.close(cx);
+    }
+
+    fn close(&mut self, cx: &mut Cx<'_, Self>) {
+        self.disarm_head_timer(cx);
+        self.state = State::Closing;
+        cx.close();
+    }
+
+    fn disarm_head_timer(&mut self, cx: &mut Cx<'_, Self>) {
+        if let Some(timer) = self.head_timer.take() {
+            cx.cancel_timer(timer);
+        }
+    }
+}
+
+/// Which route a method and target name, or the error answer: status, body, extra headers.
+type RouteError = (Status, &'static str, &'static [(&'static str, &'static str)]);
+
+fn route(method: Method, target: &str, settings: &Settings) -> Result<Route, RouteError> {
+    const GET_HEAD: &[(&str, &str)] = &[("Allow", "GET, HEAD")];
+    const POST_PUT: &[(&str, &str)] = &[("Allow", "POST, PUT")];
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
+    let read_only = matches!(method, Method::Get | Method::Head);
+    let (route, allowed) = if path == "/" {
+        (Route::Hello, read_only)
+    } else if path == "/echo" {
+        (Route::Echo, matches!(method, Method::Post | Method::Put))
+    } else if let Some(digits) = path.strip_prefix("/bytes/") {
+        match number(digits) {
+            Some(n) if n <= settings.max_bytes => (Route::Bytes(n), read_only),
+            _ => return Err((response::BAD_REQUEST, "/bytes/N: N out of range\n", &[])),
+        }
+    } else if let Some(digits) = path.strip_prefix("/fib/") {
+        match number(digits) {
+            Some(n) if n <= u64::from(settings.max_fib) => (Route::Fib(n as u32), read_only),
+            _ => return Err((response::BAD_REQUEST, "/fib/N: N out of range\n", &[])),
+        }
+    } else {
+        return Err((response::NOT_FOUND, "not found\n", &[]));
+    };
+    if !allowed {
+        let allow = if route == Route::Echo { POST_PUT } else { GET_HEAD };
+        return Err((response::METHOD_NOT_ALLOWED, "method not allowed\n", allow));
+    }
+    Ok(route)
+}
+
+/// A decimal number of ASCII digits only (`str::parse` would also take a `+` sign).
+fn number(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The CPU-bound workload, recursive on purpose (as in the `fib` example).
+fn fib(n: u32) -> u64 {
+    if n < 2 {
+        u64::from(n)
+    } else {
+        fib(n - 1) + fib(n - 2)
+    }
+}
+
+impl Handler for HttpConn {
+    type Done = u64;
+
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        self.serve(input, cx);
+    }
+
+    fn on_eof(&mut self, cx: &mut Cx<'_, Self>) {
+        match self.state {
+            // A response is still being produced (only reachable if reading resumed
+            // early): finish it, then close.
+            State::Streaming { .. } | State::Computing { .. } => self.peer_done = true,
+            // Between requests, or mid-request (a truncated request gets no answer).
+            State::Head | State::Body { .. } | State::Closing => self.close(cx),
+        }
+    }
+
+    fn on_drained(&mut self, cx: &mut Cx<'_, Self>) {
+        self.pump(cx);
+    }
+
+    fn on_done(&mut self, result: Result<u64, JobError>, cx: &mut Cx<'_, Self>) {
+        let State::Computing { request } = self.state else { return };
+        match result {
+            Ok(value) => {
+                let body = format!("{value}\n");
+                self.answer(response::OK, body.as_bytes(), request.persistence, &[], request.head_only, cx);
+            }
+            Err(e) => {
+                log::error!("conn {}: {e}", cx.id());
+                let body = b"internal error\n";
+                self.answer(response::INTERNAL_ERROR, body, request.persistence, &[], request.head_only, cx);
+            }
+        }
+        self.state = State::Head;
+        cx.resume_read();
+        self.finish(request.persistence, cx);
+    }
+
+    fn on_timer(&mut self, id: TimerId, cx: &mut Cx<'_, Self>) {
+        if self.head_timer == Some(id) {
+            self.head_timer = None;
+            log::debug!("conn {}: request head too slow", cx.id());
+            let body = b"request head too slow\n";
+            self.answer(response::REQUEST_TIMEOUT, body, Persistence::Close, &[], false, cx);
+            self.close(cx);
+        }
+    }
+}
+
+fn main() {
+    common::init_logging();
+    let mut flags = common::Flags::parse(USAGE);
+    let addr: SocketAddr = flags.value("--addr", "127.0.0.1:8080".parse().unwrap());
+    let workers: usize = flags.value("--workers", 1);
+    let max_conns: usize = flags.value("--max-conns", 1024);
+    let idle_secs: u64 = flags.value("--idle-timeout", 60);
+    let header_ms: u64 = flags.value("--header-timeout", 10_000);
+    let max_head: usize = flags.value("--max-head", 8192);
+    let max_fib: u32 = flags.value("--max-fib", 40);
+    let max_bytes: u64 = flags.value("--max-bytes", 1 << 30);
+    let threads: usize = flags.value("--threads", 0);
+    if !(1..=256).contains(&workers) {
+        flags.fail("--workers must be from 1 to 256");
+    }
+    if max_conns == 0 {
+        flags.fail("--max-conns must be at least 1");
+    }
+    if header_ms == 0 {
+        flags.fail("--header-timeout must be at least 1 ms");
+    }
+    if !(64..=1 << 20).contains(&max_head) {
+        flags.fail("--max-head must be from 64 to 1048576");
+    }
+    if max_fib > 92 {
+        flags.fail("--max-fib must be at most 92 (fib(93) overflows 64 bits)");
+    }
+    if threads > 1024 {
+        flags.fail("--threads must be at most 1024");
+    }
+    flags.finish();
+
+    let settings =
+        Settings { header_timeout: Duration::from_millis(header_ms), max_head, max_fib, max_bytes };
+    let config = Config {
+        max_conns,
+        idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        // Room for a whole head plus pipelined requests behind it.
+        max_input: (max_head * 2).max(Config::default().max_input),
+        offload_threads: threads,
+        ..Config::default()
+    };
+    let served = if workers == 1 {
+        serve(addr, config, settings)
+    } else {
+        serve_on_workers(workers, addr, config, settings)
+    };
+    if let Err(e) = served {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
+    let mut reactor = Reactor::new(config)?;
+    let bound = reactor.listen(addr, move |_peer| HttpConn::new(settings))?;
+    common::stop_on_signals(&mut reactor)?;
+    common::announce(bound);
+    reactor.run()?;
+    log::info!("stats: {:?}", reactor.stats());
+    Ok(())
+}
+
+fn serve_on_workers(
+    count: usize,
+    addr: SocketAddr,
+    config: Config,
+    settings: Settings,
+) -> std::io::Result<()> {
+    let workers = Workers::start(count, addr, config, move |_worker| move |_peer| HttpConn::new(settings))?;
+    common::stop_workers_on_signals(&workers)?;
+    log::info!("{count} workers");
+    common::announce(workers.addr());
+    let stats = workers.join()?;
+    log::info!("stats: {stats:?}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings { header_timeout: Duration::from_secs(1), max_head: 8192, max_fib: 40, max_bytes: 1000 }
+    }
+
+    #[test]
+    fn routes() {
+        let s = settings();
+        assert_eq!(route(Method::Get, "/", &s), Ok(Route::Hello));
+        assert_eq!(route(Method::Head, "/?q=1", &s), Ok(Route::Hello));
+        assert_eq!(route(Method::Post, "/echo", &s), Ok(Route::Echo));
+        assert_eq!(route(Method::Get, "/bytes/1000", &s), Ok(Route::Bytes(1000)));
+        assert_eq!(route(Method::Get, "/fib/40", &s), Ok(Route::Fib(40)));
+    }
+
+    #[test]
+    fn route_errors() {
+        let s = settings();
+        let status = |method, target| route(method, target, &s).unwrap_err().0;
+        assert_eq!(status(Method::Get, "/nowhere"), response::NOT_FOUND);
+        assert_eq!(status(Method::Post, "/"), response::METHOD_NOT_ALLOWED);
+        assert_eq!(status(Method::Get, "/echo"), response::METHOD_NOT_ALLOWED);
+        assert_eq!(status(Method::Other, "/fib/3"), response::METHOD_NOT_ALLOWED);
+        assert_eq!(status(Method::Get, "/bytes/1001"), response::BAD_REQUEST);
+        assert_eq!(status(Method::Get, "/bytes/+5"), response::BAD_REQUEST);
+        assert_eq!(status(Method::Get, "/fib/41"), response::BAD_REQUEST);
+        assert_eq!(status(Method::Get, "/fib/x"), response::BAD_REQUEST);
+        assert_eq!(route(Method::Post, "/", &s).unwrap_err().2, &[("Allow", "GET, HEAD")]);
+    }
+
+    #[test]
+    fn fib_values() {
+        assert_eq!((fib(0), fib(1), fib(10), fib(30)), (0, 1, 55, 832_040));
+    }
+}

@@ -1,0 +1,258 @@
+//! The http example end to end, over raw sockets (no HTTP client library, so every byte on
+//! the wire is the test's own): keep-alive, pipelining, streamed bodies both ways, the
+//! error answers, the slow-head timeout, and HTTP/1.0.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::examples::{example, Running};
+use crate::util::Rng;
+
+fn http_server(args: &[&str]) -> Running {
+    let mut command = Command::new(example("http"));
+    command.args(["--addr", "127.0.0.1:0"]).args(args);
+    Running::start(command)
+}
+
+/// A response as read off the wire.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (field, value) = line.split_once(':')?;
+            field.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Reads one response: the head up to the empty line, then `Content-Length` bytes of body
+/// (none for a `HEAD` request). `pending` carries bytes read past the previous response.
+fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -> Response {
+    let head_end = loop {
+        if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut buf = [0; 4096];
+        let n = stream.read(&mut buf).expect("response head");
+        assert!(n > 0, "closed before a full response head: {:?}", String::from_utf8_lossy(pending));
+        pending.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8(pending.drain(..head_end).collect()).unwrap();
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("status code");
+    let mut response = Response { status, head, body: Vec::new() };
+    let length: usize = response.header("Content-Length").expect("Content-Length").parse().unwrap();
+    if head_request {
+        return response;
+    }
+    while pending.len() < length {
+        let mut buf = vec![0; 64 * 1024];
+        let n = stream.read(&mut buf).expect("response body");
+        assert!(n > 0, "closed after {} of {length} body bytes", pending.len());
+        pending.extend_from_slice(&buf[..n]);
+    }
+    response.body = pending.drain(..length).collect();
+    response
+}
+
+fn get(stream: &mut TcpStream, target: &str) -> Response {
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    read_response(stream, &mut Vec::new(), false)
+}
+
+/// The server closes: EOF (or a reset, if it closed over unread bytes) before long.
+fn assert_closed(stream: &mut TcpStream) {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => {
+            assert!(rest.is_empty(), "bytes after the last response: {:?}", String::from_utf8_lossy(&rest))
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+    }
+}
+
+/// Requests on one connection, some pipelined in a single write, are answered in order,
+/// the offloaded one included; `Connection: close` ends the connection after its answer.
+#[test]
+fn keep_alive_and_pipelining_answer_in_order() {
+    let server = http_server(&[]);
+    let mut stream = server.connect();
+    let first = get(&mut stream, "/");
+    assert_eq!((first.status, first.body.as_slice()), (200, &b"hello\n"[..]));
+    assert!(first.header("Date").is_some_and(|date| date.ends_with(" GMT")), "{}", first.head);
+    assert_eq!(first.header("Connection"), None, "HTTP/1.1 persists without saying so");
+
+    stream
+        .write_all(
+            b"GET /fib/25 HTTP/1.1\r\nHost: t\r\n\r\nGET /?x=1 HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /fib/20 HTTP/1.1\r\nHost: t\r\n\r\nHEAD / HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /bytes/3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut pending = Vec::new();
+    let bodies: Vec<Vec<u8>> = [false, false, false, true, false]
+        .into_iter()
+        .map(|head_only| {
+            let response = read_response(&mut stream, &mut pending, head_only);
+            assert_eq!(response.status, 200, "{}", response.head);
+            response.body
+        })
+        .collect();
+    assert_eq!(bodies, [&b"75025\n"[..], b"hello\n", b"6765\n", b"", b"xxx"]);
+    assert!(pending.is_empty());
+    assert_closed(&mut stream);
+}
+
+/// `/echo` streams a 4 MiB body back as it arrives, after the `100 Continue` the client
+/// asked for; the client writes and reads at the same time, as a large upload needs.
+#[test]
+fn echo_streams_a_large_body_back() {
+    let server = http_server(&[]);
+    let mut stream = server.connect();
+    let body = Rng::new(7).bytes(4 << 20);
+    write!(
+        stream,
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    let mut writer = stream.try_clone().unwrap();
+    let sent = body.clone();
+    let upload = thread::spawn(move || writer.write_all(&sent));
+    let response = read_response(&mut stream, &mut Vec::new(), false);
+    upload.join().unwrap().unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.body == body, "the echoed body differs");
+    // The connection is still good for another request.
+    assert_eq!(get(&mut stream, "/").body, b"hello\n");
+}
+
+/// `/bytes/N` is streamed at the pace of a client that reads slowly at first, every byte
+/// arrives; `HEAD` gets the length without the body, and the connection stays usable.
+#[test]
+fn bytes_are_streamed_to_a_slow_reader() {
+    const N: usize = 8 << 20;
+    let server = http_server(&[]);
+    let mut stream = server.connect();
+    write!(stream, "HEAD /bytes/{N} HTTP/1.1\r\nHost: t\r\n\r\nGET /bytes/{N} HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut pending = Vec::new();
+    let head = read_response(&mut stream, &mut pending, true);
+    assert_eq!(head.header("Content-Length"), Some(N.to_string().as_str()));
+    thread::sleep(Duration::from_millis(300)); // the server fills the socket and waits
+    let response = read_response(&mut stream, &mut pending, false);
+    assert_eq!(response.body.len(), N);
+    assert!(response.body.iter().all(|&b| b == b'x'));
+    assert_eq!(get(&mut stream, "/fib/10").body, b"55\n");
+}
+
+/// Malformed or unsupported requests get the status that says why, and the connection is
+/// closed after it.
+#[test]
+fn bad_requests_get_their_status_and_a_close() {
+    let big_header = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "y".repeat(9000));
+    let cases: [(&str, u16); 7] = [
+        ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+        ("GET / HTTP/1.1\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n", 400),
+        ("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+        ("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03\r\n\r\n", 400), // binary, like a TLS hello
+        (big_header.as_str(), 431),
+    ];
+    let server = http_server(&[]);
+    for (request, status) in cases {
+        let mut stream = server.connect();
+        stream.write_all(request.as_bytes()).unwrap();
+        let response = read_response(&mut stream, &mut Vec::new(), false);
+        assert_eq!(response.status, status, "{request:?} -> {}", response.head);
+        assert_eq!(response.header("Connection"), Some("close"));
+        assert_closed(&mut stream);
+    }
+    // The server is unharmed.
+    assert_eq!(get(&mut server.connect(), "/").status, 200);
+}
+
+/// Unknown paths, bad arguments and wrong methods are answered without closing the
+/// connection (there is no body to skip).
+#[test]
+fn not_found_and_method_not_allowed_keep_the_connection() {
+    let server = http_server(&[]);
+    let mut stream = server.connect();
+    assert_eq!(get(&mut stream, "/nowhere").status, 404);
+    assert_eq!(get(&mut stream, "/fib/99").status, 400);
+    stream.write_all(b"DELETE / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let refused = read_response(&mut stream, &mut Vec::new(), false);
+    assert_eq!((refused.status, refused.header("Allow")), (405, Some("GET, HEAD")));
+    assert_eq!(get(&mut stream, "/").status, 200);
+}
+
+/// A client that sends its request head too slowly (slowloris) gets 408 and is closed;
+/// one that stays silent between requests is not hurried by that timeout.
+#[test]
+fn a_slow_head_gets_408() {
+    let server = http_server(&["--header-timeout", "300"]);
+    let mut idle = server.connect();
+    let mut slow = server.connect();
+    slow.write_all(b"GET / HT").unwrap();
+    let started = Instant::now();
+    let response = read_response(&mut slow, &mut Vec::new(), false);
+    assert_eq!(response.status, 408);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_closed(&mut slow);
+    thread::sleep(Duration::from_millis(400));
+    assert_eq!(get(&mut idle, "/").status, 200, "an idle keep-alive connection is not a slow head");
+}
+
+/// HTTP/1.0 closes after the response unless the client asks for keep-alive, which the
+/// server then confirms.
+#[test]
+fn http_1_0_persistence() {
+    let server = http_server(&[]);
+    let mut stream = server.connect();
+    stream.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    let kept = read_response(&mut stream, &mut Vec::new(), false);
+    assert_eq!((kept.status, kept.header("Connection")), (200, Some("keep-alive")));
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let last = read_response(&mut stream, &mut Vec::new(), false);
+    assert_eq!((last.status, last.header("Connection")), (200, Some("close")));
+    assert_closed(&mut stream);
+}
+
+/// A client that half-closes after its request still gets the whole answer, even one that
+/// is computed on the pool.
+#[test]
+fn a_half_closed_client_still_gets_its_answer() {
+    let server = http_server(&[]);
+    let mut stream = server.connect();
+    stream.write_all(b"GET /fib/27 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let response = read_response(&mut stream, &mut Vec::new(), false);
+    assert_eq!(response.body, b"196418\n");
+    assert_closed(&mut stream);
+}
+
+/// `--help` prints usage and exits 0; a bad flag or value is a clear error with status 2.
+#[test]
+fn http_command_line() {
+    let help = Command::new(example("http")).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--header-timeout"));
+    for bad in [&["--bogus"][..], &["--max-fib", "93"], &["--max-head", "1"], &["--header-timeout", "0"]] {
+        let out = Command::new(example("http")).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error"), "{bad:?}: no error message");
+    }
+}
