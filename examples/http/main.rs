@@ -22,10 +22,12 @@
 //!
 //! While a response is produced over several loop turns (streaming, computing) reading is
 //! paused, so pipelined requests wait in the buffers and answers go out in request order.
-//! Request heads are parsed in `request.rs`, response heads written in `response.rs`.
+//! Request heads are parsed in `request.rs`, routed in `route.rs`, and response heads
+//! written in `response.rs`.
 
 mod request;
 mod response;
+mod route;
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -38,6 +40,7 @@ use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerI
 
 use request::{Head, Method, Refusal};
 use response::{Persistence, ResponseHead, Status};
+use route::{route, Limits, Route};
 
 const USAGE: &str = "\
 http: an evloop HTTP/1.1 server (keep-alive, pipelining, streamed bodies, offloaded work).
@@ -69,8 +72,7 @@ Routes:
 struct Settings {
     header_timeout: Duration,
     max_head: usize,
-    max_fib: u32,
-    max_bytes: u64,
+    limits: Limits,
 }
 
 /// Requests answered per `on_data` call before yielding to the other connections, so one
@@ -79,15 +81,6 @@ const MAX_REQUESTS_PER_TURN: usize = 64;
 
 /// What `/bytes/N` sends, a chunk at a time.
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-
-/// What a request asks for, once its head is understood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Hello,
-    Echo,
-    Bytes(u64),
-    Fib(u32),
-}
 
 /// A request being answered: where it goes, and how the response ends.
 #[derive(Debug, Clone, Copy)]
@@ -194,7 +187,7 @@ impl HttpConn {
             (true, true) => Persistence::KeepOpen11,
             (true, false) => Persistence::KeepOpen10,
         };
-        let route = match route(head.method, head.target, &self.settings) {
+        let route = match route(head.method, head.target, &self.settings.limits) {
             Ok(route) => route,
             Err((status, message, extra)) => {
                 // The connection stays usable if there is no body to skip; a refused
@@ -358,46 +351,6 @@ impl HttpConn {
     }
 }
 
-/// Which route a method and target name, or the error answer: status, body, extra headers.
-type RouteError = (Status, &'static str, &'static [(&'static str, &'static str)]);
-
-fn route(method: Method, target: &str, settings: &Settings) -> Result<Route, RouteError> {
-    const GET_HEAD: &[(&str, &str)] = &[("Allow", "GET, HEAD")];
-    const POST_PUT: &[(&str, &str)] = &[("Allow", "POST, PUT")];
-    let path = target.split_once('?').map_or(target, |(path, _query)| path);
-    let read_only = matches!(method, Method::Get | Method::Head);
-    let (route, allowed) = if path == "/" {
-        (Route::Hello, read_only)
-    } else if path == "/echo" {
-        (Route::Echo, matches!(method, Method::Post | Method::Put))
-    } else if let Some(digits) = path.strip_prefix("/bytes/") {
-        match number(digits) {
-            Some(n) if n <= settings.max_bytes => (Route::Bytes(n), read_only),
-            _ => return Err((response::BAD_REQUEST, "/bytes/N: N out of range\n", &[])),
-        }
-    } else if let Some(digits) = path.strip_prefix("/fib/") {
-        match number(digits) {
-            Some(n) if n <= u64::from(settings.max_fib) => (Route::Fib(n as u32), read_only),
-            _ => return Err((response::BAD_REQUEST, "/fib/N: N out of range\n", &[])),
-        }
-    } else {
-        return Err((response::NOT_FOUND, "not found\n", &[]));
-    };
-    if !allowed {
-        let allow = if route == Route::Echo { POST_PUT } else { GET_HEAD };
-        return Err((response::METHOD_NOT_ALLOWED, "method not allowed\n", allow));
-    }
-    Ok(route)
-}
-
-/// A decimal number of ASCII digits only (`str::parse` would also take a `+` sign).
-fn number(digits: &str) -> Option<u64> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 /// The CPU-bound workload, recursive on purpose (as in the `fib` example).
 fn fib(n: u32) -> u64 {
     if n < 2 {
@@ -489,8 +442,8 @@ fn main() {
     }
     flags.finish();
 
-    let settings =
-        Settings { header_timeout: Duration::from_millis(header_ms), max_head, max_fib, max_bytes };
+    let limits = Limits { max_fib, max_bytes };
+    let settings = Settings { header_timeout: Duration::from_millis(header_ms), max_head, limits };
     let config = Config {
         max_conns,
         idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
@@ -533,43 +486,4 @@ fn serve_on_workers(
     let stats = workers.join()?;
     log::info!("stats: {stats:?}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings() -> Settings {
-        Settings { header_timeout: Duration::from_secs(1), max_head: 8192, max_fib: 40, max_bytes: 1000 }
-    }
-
-    #[test]
-    fn routes() {
-        let s = settings();
-        assert_eq!(route(Method::Get, "/", &s), Ok(Route::Hello));
-        assert_eq!(route(Method::Head, "/?q=1", &s), Ok(Route::Hello));
-        assert_eq!(route(Method::Post, "/echo", &s), Ok(Route::Echo));
-        assert_eq!(route(Method::Get, "/bytes/1000", &s), Ok(Route::Bytes(1000)));
-        assert_eq!(route(Method::Get, "/fib/40", &s), Ok(Route::Fib(40)));
-    }
-
-    #[test]
-    fn route_errors() {
-        let s = settings();
-        let status = |method, target| route(method, target, &s).unwrap_err().0;
-        assert_eq!(status(Method::Get, "/nowhere"), response::NOT_FOUND);
-        assert_eq!(status(Method::Post, "/"), response::METHOD_NOT_ALLOWED);
-        assert_eq!(status(Method::Get, "/echo"), response::METHOD_NOT_ALLOWED);
-        assert_eq!(status(Method::Other, "/fib/3"), response::METHOD_NOT_ALLOWED);
-        assert_eq!(status(Method::Get, "/bytes/1001"), response::BAD_REQUEST);
-        assert_eq!(status(Method::Get, "/bytes/+5"), response::BAD_REQUEST);
-        assert_eq!(status(Method::Get, "/fib/41"), response::BAD_REQUEST);
-        assert_eq!(status(Method::Get, "/fib/x"), response::BAD_REQUEST);
-        assert_eq!(route(Method::Post, "/", &s).unwrap_err().2, &[("Allow", "GET, HEAD")]);
-    }
-
-    #[test]
-    fn fib_values() {
-        assert_eq!((fib(0), fib(1), fib(10), fib(30)), (0, 1, 55, 832_040));
-    }
 }

@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 use crate::examples::{example, Running};
 use crate::util::Rng;
 
+// The example's pure parts, compiled into this test crate so their unit tests run with
+// `cargo test` (an example's own `#[cfg(test)]` code only runs if it is built as a test,
+// and then its binary is not). Only their tests use them here.
+#[allow(dead_code)]
+#[path = "../../examples/http/request.rs"]
+mod request;
+#[allow(dead_code)]
+#[path = "../../examples/http/response.rs"]
+mod response;
+#[allow(dead_code)]
+#[path = "../../examples/http/route.rs"]
+mod route;
+
 fn http_server(args: &[&str]) -> Running {
     let mut command = Command::new(example("http"));
     command.args(["--addr", "127.0.0.1:0"]).args(args);
