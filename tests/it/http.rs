@@ -269,3 +269,113 @@ fn http_command_line() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("error"), "{bad:?}: no error message");
     }
 }
+
+/// The parser never panics on mangled input, and a head delivered byte by byte is "not yet"
+/// at every prefix and the same head once complete.
+#[test]
+fn the_parser_survives_mangled_heads_and_any_split() {
+    let mut rng = Rng::seeded("the_parser_survives_mangled_heads_and_any_split");
+    let valid: [&[u8]; 4] = [
+        b"GET /fib/30?x=1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\n",
+        b"\r\nHEAD /bytes/5 HTTP/1.0\nConnection: Keep-Alive\n\n",
+        b"PUT /echo HTTP/1.1\r\nhost:a\r\ncontent-length:  3 \r\nX-Other: \t\r\n\r\n",
+    ];
+    for raw in valid {
+        let complete = request::parse(raw, 8192).expect("valid").expect("complete");
+        assert_eq!(complete.len, raw.len());
+        for cut in 0..raw.len() {
+            assert_eq!(
+                request::parse(&raw[..cut], 8192),
+                Ok(None),
+                "prefix {cut} of {:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+    let alphabet = b"\r\n :\t,-/0123456789GETPOSHTPcontent-lengthtransfer-encodingConnection\x00\x7f\xff";
+    for _ in 0..20_000 {
+        let mut bytes = valid[rng.range(0, valid.len() - 1)].to_vec();
+        for _ in 0..rng.range(1, 4) {
+            let at = rng.range(0, bytes.len() - 1);
+            let byte = alphabet[rng.range(0, alphabet.len() - 1)];
+            match rng.range(0, 2) {
+                0 => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ => {
+                    bytes.remove(at);
+                }
+            }
+            if bytes.is_empty() {
+                bytes.push(byte);
+            }
+        }
+        if let Ok(Some(head)) = request::parse(&bytes, 8192) {
+            assert!(head.len <= bytes.len());
+        }
+    }
+}
+
+/// However the bytes of a pipelined stream of requests are split into writes, the answers
+/// are the same, complete and in order.
+#[test]
+fn any_split_of_a_pipelined_stream_gets_the_same_answers() {
+    let mut rng = Rng::seeded("any_split_of_a_pipelined_stream_gets_the_same_answers");
+    let server = http_server(&[]);
+    let mut stream_bytes = Vec::new();
+    let mut expected: Vec<(bool, Vec<u8>)> = Vec::new(); // (HEAD request, body)
+    for _ in 0..60 {
+        match rng.range(0, 3) {
+            0 => {
+                stream_bytes.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+                expected.push((false, b"hello\n".to_vec()));
+            }
+            1 => {
+                let n = rng.range(0, 20);
+                write!(stream_bytes, "GET /fib/{n} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                let (mut a, mut b) = (0u64, 1u64);
+                for _ in 0..n {
+                    (a, b) = (b, a + b);
+                }
+                expected.push((false, format!("{a}\n").into_bytes()));
+            }
+            2 => {
+                let len = rng.range(1, 3000);
+                let body = rng.bytes(len);
+                write!(
+                    stream_bytes,
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .unwrap();
+                stream_bytes.extend_from_slice(&body);
+                expected.push((false, body));
+            }
+            _ => {
+                stream_bytes.extend_from_slice(b"HEAD /bytes/7 HTTP/1.1\r\nHost: t\r\n\r\n");
+                expected.push((true, Vec::new()));
+            }
+        }
+    }
+    let mut stream = server.connect();
+    stream.set_nodelay(true).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut cuts: Vec<usize> = (0..40).map(|_| rng.range(1, stream_bytes.len() - 1)).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let sender = thread::spawn(move || {
+        let mut at = 0;
+        for cut in cuts.into_iter().chain([stream_bytes.len()]) {
+            writer.write_all(&stream_bytes[at..cut]).unwrap();
+            at = cut;
+            thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let mut pending = Vec::new();
+    for (i, (head_only, body)) in expected.iter().enumerate() {
+        let response = read_response(&mut stream, &mut pending, *head_only);
+        assert_eq!(response.status, 200, "response {i}: {}", response.head);
+        assert!(response.body == *body, "response {i}: body differs");
+    }
+    sender.join().unwrap();
+}
