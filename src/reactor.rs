@@ -14,10 +14,16 @@
 //! ```
 //!
 //! Sockets are registered once, edge-triggered, for both directions, and never
-//! re-registered: the reactor remembers what each event said (`read_ready`,
-//! `write_blocked`) and acts on it when the connection can. After every handler callback,
-//! `Shared::settle` writes what the callback produced, applies the watermarks, and carries
-//! out a requested close — the one place where a connection changes state.
+//! re-registered: the reactor remembers what each event said (`READ_READY` and
+//! `WRITE_BLOCKED` in the connection's `Flags`) and acts on it when the connection can.
+//! After every handler callback, `Shared::settle` writes what the callback produced, applies
+//! the watermarks, and carries out a requested close — the one place where a connection
+//! changes state.
+//!
+//! The common event — a connection readable, nothing pending — runs as one inlined path:
+//! `conn_ready` → `read_input` → `deliver` (the handler's `on_data`) → `Shared::settle` →
+//! `Shared::write_staged`; everything rarer is out of line (ARCHITECTURE.md, "Design
+//! decisions", says why and what it saved).
 //!
 //! This module owns the loop and the lifecycle; sockets are tuned in `net.rs`, buffers live
 //! in `conn.rs`, and the handler API in `handler.rs`.
@@ -676,10 +682,11 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// `conn_ready` for an event that reports an error or a hang-up: the socket is marked
-    /// readable to the end (so the read surfaces the EOF or the error), pending output is
-    /// tried (a write surfaces the error too), and a connection that is not reading is
-    /// probed, so a dead one does not keep its slot.
+    /// `conn_ready` for an event that reports an error or the peer's FIN or hang-up: the
+    /// socket is marked readable to the end (so the read surfaces the EOF or the error),
+    /// pending output is tried (a write surfaces the error too), and after an error or a
+    /// hang-up a connection that is not reading is probed, so a dead one does not keep its
+    /// slot.
     #[cold]
     #[inline(never)]
     fn conn_trouble<R: Readiness>(&mut self, slot: usize, generation: u32, ready: &R) {
@@ -693,9 +700,12 @@ impl<H: Handler> Reactor<H> {
             self.flush(slot);
         }
         self.read(slot);
-        // Both directions closed (`EPOLLHUP`): the connection is dead.
+        // Both directions closed (`EPOLLHUP`): the connection is dead. A plain FIN (read
+        // side closed only) is a half-close, left to the read.
         let hangup = ready.is_read_closed() && ready.is_write_closed();
-        self.probe_failure(slot, hangup);
+        if hangup || ready.is_error() {
+            self.probe_failure(slot, hangup);
+        }
     }
 
     /// After an error or hang-up event, closes a connection that is not reading (the handler
