@@ -58,6 +58,12 @@ impl Flags {
         Some(raw.parse().unwrap_or_else(|e| self.fail(&format!("{name} {raw:?}: {e}"))))
     }
 
+    /// The first argument if it is a word rather than a flag (a subcommand), taken out.
+    pub fn command(&mut self) -> Option<String> {
+        let is_word = self.args.first().is_some_and(|arg| !arg.starts_with('-'));
+        is_word.then(|| self.args.remove(0))
+    }
+
     /// Fails on anything left over (unknown flags, stray words).
     pub fn finish(self) {
         if let Some(extra) = self.args.first() {

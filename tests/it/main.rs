@@ -6,6 +6,7 @@ mod examples;
 mod faults;
 mod fib;
 mod http;
+mod lab;
 mod limits;
 mod offload;
 mod reactor_api;

@@ -1,0 +1,216 @@
+//! The measuring side of the lab: starts each model as its own process (`lab serve`), drives
+//! it with the same load, and prints one table row per model.
+//!
+//! Two loads per model:
+//! - **short**: `clients` threads each make `requests` requests for fib(`short`), every one
+//!   on a new connection (so a model's cost per connection shows, as in UNP's comparison):
+//!   requests per second, latency percentiles, and the server's CPU time per request (its
+//!   utime + stime from `/proc/PID/stat`, all threads, before and after).
+//! - **stall**: one client asks for fib(`long`) while another keeps making short requests;
+//!   how long those short requests took shows whether one slow request stalls everyone.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::protocol;
+use crate::Model;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub models: Vec<Model>,
+    pub clients: usize,
+    pub requests: usize,
+    pub short: u32,
+    pub long: u32,
+    pub threads: usize,
+}
+
+/// Every wait on a socket is bounded: a model that stalls shows up as slow, never as a hang.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn run(options: &Options) -> io::Result<()> {
+    println!(
+        "{} clients x {} requests of fib({}), a new connection each; stall probe: fib({}) beside short requests",
+        options.clients, options.requests, options.short, options.long
+    );
+    println!(
+        "{:<20} {:>9} {:>9} {:>9} {:>11} {:>13} {:>9}",
+        "model", "req/s", "p50_us", "p99_us", "cpu_us/req", "stall_max_ms", "long_ms"
+    );
+    for &model in &options.models {
+        let mut server = Server::start(model, options.threads)?;
+        let outcome = measure(&server, options);
+        server.stop();
+        let row = outcome?;
+        println!(
+            "{:<20} {:>9.0} {:>9.0} {:>9.0} {:>11.1} {:>13.1} {:>9.1}",
+            model.name(),
+            row.per_second,
+            row.p50_us,
+            row.p99_us,
+            row.cpu_us,
+            row.stall_max_ms,
+            row.long_ms
+        );
+    }
+    Ok(())
+}
+
+struct Row {
+    per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us: f64,
+    stall_max_ms: f64,
+    long_ms: f64,
+}
+
+fn measure(server: &Server, options: &Options) -> io::Result<Row> {
+    let expected = format!("{}\n", protocol::fib(options.short));
+    request(source(0), server.addr, options.short, &expected)?; // warm-up
+    let cpu_before = server.cpu_time()?;
+    let started = Instant::now();
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(options.clients * options.requests)));
+    let workers: Vec<_> = (0..options.clients)
+        .map(|client| {
+            let (addr, expected, latencies) = (server.addr, expected.clone(), Arc::clone(&latencies));
+            let (requests, n) = (options.requests, options.short);
+            thread::spawn(move || -> io::Result<()> {
+                let mut mine = Vec::with_capacity(requests);
+                for _ in 0..requests {
+                    let sent = Instant::now();
+                    request(source(client), addr, n, &expected)?;
+                    mine.push(sent.elapsed());
+                }
+                latencies.lock().unwrap().extend(mine);
+                Ok(())
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().map_err(|_| io::Error::other("a client thread panicked"))??;
+    }
+    let elapsed = started.elapsed();
+    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    latencies.sort_unstable();
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+    let total = latencies.len() as f64;
+    let (stall_max, long) = stall_probe(server.addr, options.short, options.long)?;
+    Ok(Row {
+        per_second: total / elapsed.as_secs_f64(),
+        p50_us: percentile(0.5),
+        p99_us: percentile(0.99),
+        cpu_us: cpu.as_secs_f64() * 1e6 / total,
+        stall_max_ms: stall_max.as_secs_f64() * 1e3,
+        long_ms: long.as_secs_f64() * 1e3,
+    })
+}
+
+/// Asks for fib(`long`) on one connection and, until it is answered, keeps making short
+/// requests on others. Returns the slowest short request and the long one's duration.
+fn stall_probe(addr: SocketAddr, short: u32, long: u32) -> io::Result<(Duration, Duration)> {
+    let long_expected = format!("{}\n", protocol::fib(long));
+    let started = Instant::now();
+    let slow =
+        thread::spawn(move || request(source(0), addr, long, &long_expected).map(|()| started.elapsed()));
+    let expected = format!("{}\n", protocol::fib(short));
+    let mut slowest = Duration::ZERO;
+    // At least one short request, made while the long one is (most likely) being computed.
+    thread::sleep(Duration::from_millis(5));
+    loop {
+        let sent = Instant::now();
+        request(source(1), addr, short, &expected)?;
+        slowest = slowest.max(sent.elapsed());
+        if slow.is_finished() {
+            break;
+        }
+    }
+    let long_took = slow.join().map_err(|_| io::Error::other("the long request panicked"))??;
+    Ok((slowest, long_took))
+}
+
+/// The source address of client `index`: 127.0.1.x, one per client. Tens of thousands of
+/// short connections leave as many ports in `TIME_WAIT`; spread over several source
+/// addresses, picking a free ephemeral port stays quick (from one address it came to cost
+/// ~10 ms per connect here, for every model alike).
+fn source(index: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1, 1 + (index % 250) as u8)
+}
+
+/// One request on a new connection from `source`; the reply must be `expected`.
+fn request(source: Ipv4Addr, addr: SocketAddr, n: u32, expected: &str) -> io::Result<()> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    // Lets bind(port 0) pick ports still in TIME_WAIT from earlier connections.
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
+    socket.connect(&addr.into())?;
+    let mut stream = TcpStream::from(socket);
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.write_all(format!("{n}\n").as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(&mut stream).read_line(&mut reply)?;
+    if reply != expected {
+        return Err(io::Error::other(format!("fib({n}): expected {expected:?}, got {reply:?}")));
+    }
+    Ok(())
+}
+
+/// A model's server process, started with `lab serve` and killed (by its PID) when done.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(model: Model, threads: usize) -> io::Result<Server> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0", "--threads"])
+            .arg(threads.to_string())
+            // Warnings only, unless asked: the table goes to the same terminal.
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        let read = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
+        let addr = read.ok().and_then(|_| line.trim().strip_prefix("listening on ")?.parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!("{}: no 'listening on' line (got {line:?})", model.name())));
+        };
+        Ok(Server { child, addr })
+    }
+
+    /// utime + stime of the whole process (every thread, live or exited).
+    fn cpu_time(&self) -> io::Result<Duration> {
+        let mut stat = String::new();
+        std::fs::File::open(format!("/proc/{}/stat", self.child.id()))?.read_to_string(&mut stat)?;
+        // Fields after the command name (which may contain spaces) start at ')'.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks = |at: usize| fields.get(at).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // utime and stime are fields 14 and 15 of the file: 11 and 12 counting from the
+        // state, the first field after the name.
+        let per_second = 100; // USER_HZ on Linux
+        Ok(Duration::from_millis((ticks(11) + ticks(12)) * 1000 / per_second))
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

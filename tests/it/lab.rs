@@ -1,0 +1,108 @@
+//! The concurrency-models lab end to end: every model serves the protocol correctly to
+//! concurrent clients, `lab measure` produces its table, and the command line is strict.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::thread;
+
+use crate::examples::{example, Running};
+
+// The lab's protocol module, compiled in here so its unit tests run with `cargo test`.
+#[allow(dead_code)]
+#[path = "../../examples/lab/protocol.rs"]
+mod protocol;
+
+const MODELS: [&str; 6] =
+    ["serial", "thread-per-conn", "thread-pool", "select", "event-loop", "event-loop+offload"];
+
+/// Sends `request` (a line) and reads the reply line.
+fn ask(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, request: &str) -> String {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    reader.read_line(&mut reply).expect("a reply");
+    reply
+}
+
+/// Each model answers three clients at once (each with several requests on one connection,
+/// a bad one among them), and answers new connections afterwards.
+#[test]
+fn every_model_serves_concurrent_clients() {
+    for model in MODELS {
+        let mut command = Command::new(example("lab"));
+        command.args(["serve", "--model", model, "--addr", "127.0.0.1:0", "--threads", "2"]);
+        let server = Running::start(command);
+        let clients: Vec<_> = (0..3)
+            .map(|client| {
+                let mut stream = server.connect();
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let n = 20 + client;
+                    let expected = [6765, 10946, 17711][client as usize];
+                    assert_eq!(ask(&mut stream, &mut reader, &format!("{n}\n")), format!("{expected}\n"));
+                    assert_eq!(ask(&mut stream, &mut reader, "nope\n"), "ERR not a number\n");
+                    assert_eq!(ask(&mut stream, &mut reader, "25\n"), "75025\n");
+                })
+            })
+            .collect();
+        // The serial model serves one connection at a time: the others wait their turn,
+        // which the clients' end of the conversation (dropping the stream) gives them.
+        for client in clients {
+            client.join().unwrap_or_else(|_| panic!("{model}: a client failed"));
+        }
+        let mut stream = server.connect();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        assert_eq!(ask(&mut stream, &mut reader, "10\n"), "55\n", "{model}");
+    }
+}
+
+/// `lab measure` runs every model under a small load and prints a row for each.
+#[test]
+fn measure_prints_a_row_per_model() {
+    let out = Command::new(example("lab"))
+        .args([
+            "measure",
+            "--clients",
+            "2",
+            "--requests",
+            "20",
+            "--short",
+            "10",
+            "--long",
+            "24",
+            "--threads",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for model in MODELS {
+        let row = stdout.lines().find(|line| line.split_whitespace().next() == Some(model));
+        let row = row.unwrap_or_else(|| panic!("no row for {model}:\n{stdout}"));
+        let numbers: Vec<f64> = row.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect();
+        assert_eq!(numbers.len(), 6, "{row}");
+        assert!(numbers[0] > 0.0, "{row}: no requests per second");
+    }
+}
+
+/// `--help` exits 0; a missing command, an unknown model or a bad number is an error, 2.
+#[test]
+fn lab_command_line() {
+    let help = Command::new(example("lab")).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("thread-pool"));
+    for bad in [
+        &[][..],
+        &["serve"],
+        &["serve", "--model", "fork"],
+        &["measure", "--clients", "0"],
+        &["measure", "--long", "99"],
+        &["measure", "--models", "select,nope"],
+        &["dance"],
+    ] {
+        let out = Command::new(example("lab")).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error"), "{bad:?}: no error message");
+    }
+}
