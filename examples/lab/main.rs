@@ -42,13 +42,14 @@ lab: classic server concurrency models side by side, serving `N` -> fib(N) per l
 
 usage: lab serve --model MODEL [--addr HOST:PORT] [--threads K]
        lab measure [--models LIST] [--clients C] [--requests R] [--short N] [--long N]
-                   [--threads K]
+                   [--rounds N] [--threads K]
 
   serve      run one model (default address 127.0.0.1:7070)
   measure    run every model (or --models a,b,...) as its own process under the same
              load and print a table: C clients x R requests of fib(short), a new
              connection each (default 8 x 2000, short 15), then the stall probe: one
-             fib(long) (default 38, about 0.1 s) beside short requests
+             fib(long) (default 38, about 0.1 s) beside short requests; each model
+             --rounds times (default 3, order rotated), medians printed
   --threads  K pool threads or offload workers (default 4)
 
 Models: serial, thread-per-conn, thread-pool, select, event-loop, event-loop+offload
@@ -132,14 +133,15 @@ fn main() {
             let requests: usize = flags.value("--requests", 2000);
             let short: u32 = flags.value("--short", 15);
             let long: u32 = flags.value("--long", 38);
-            if clients == 0 || requests == 0 {
-                flags.fail("--clients and --requests must be at least 1");
+            let rounds: usize = flags.value("--rounds", 3);
+            if clients == 0 || requests == 0 || rounds == 0 {
+                flags.fail("--clients, --requests and --rounds must be at least 1");
             }
             if short > protocol::MAX_N || long > protocol::MAX_N {
                 flags.fail(&format!("--short and --long must be at most {}", protocol::MAX_N));
             }
             flags.finish();
-            measure::run(&measure::Options { models, clients, requests, short, long, threads })
+            measure::run(&measure::Options { models, clients, requests, short, long, threads, rounds })
         }
         _ => flags.fail("expected a command: serve or measure"),
     };

@@ -28,34 +28,51 @@ pub struct Options {
     pub short: u32,
     pub long: u32,
     pub threads: usize,
+    pub rounds: usize,
 }
 
 /// Every wait on a socket is bounded: a model that stalls shows up as slow, never as a hang.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Runs every model `rounds` times, in an order rotated each round (this machine's speed
+/// drifts, and rotating spreads its slow phases over the models), and prints the median of
+/// each column.
 pub fn run(options: &Options) -> io::Result<()> {
     println!(
-        "{} clients x {} requests of fib({}), a new connection each; stall probe: fib({}) beside short requests",
-        options.clients, options.requests, options.short, options.long
+        "{} clients x {} requests of fib({}), a new connection each; stall probe: fib({}) beside short requests; \
+         median of {} rounds",
+        options.clients, options.requests, options.short, options.long, options.rounds
     );
+    let models = &options.models;
+    let mut rows: Vec<Vec<Row>> = models.iter().map(|_| Vec::new()).collect();
+    for round in 0..options.rounds {
+        for turn in 0..models.len() {
+            let at = (turn + round) % models.len();
+            let mut server = Server::start(models[at], options.threads)?;
+            let outcome = measure(&server, options);
+            server.stop();
+            rows[at].push(outcome?);
+        }
+    }
     println!(
         "{:<20} {:>9} {:>9} {:>9} {:>11} {:>13} {:>9}",
         "model", "req/s", "p50_us", "p99_us", "cpu_us/req", "stall_max_ms", "long_ms"
     );
-    for &model in &options.models {
-        let mut server = Server::start(model, options.threads)?;
-        let outcome = measure(&server, options);
-        server.stop();
-        let row = outcome?;
+    for (model, rows) in models.iter().zip(&rows) {
+        let median = |column: fn(&Row) -> f64| {
+            let mut values: Vec<f64> = rows.iter().map(column).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
         println!(
             "{:<20} {:>9.0} {:>9.0} {:>9.0} {:>11.1} {:>13.1} {:>9.1}",
             model.name(),
-            row.per_second,
-            row.p50_us,
-            row.p99_us,
-            row.cpu_us,
-            row.stall_max_ms,
-            row.long_ms
+            median(|row| row.per_second),
+            median(|row| row.p50_us),
+            median(|row| row.p99_us),
+            median(|row| row.cpu_us),
+            median(|row| row.stall_max_ms),
+            median(|row| row.long_ms)
         );
     }
     Ok(())

@@ -60,19 +60,8 @@ fn every_model_serves_concurrent_clients() {
 #[test]
 fn measure_prints_a_row_per_model() {
     let out = Command::new(example("lab"))
-        .args([
-            "measure",
-            "--clients",
-            "2",
-            "--requests",
-            "20",
-            "--short",
-            "10",
-            "--long",
-            "24",
-            "--threads",
-            "2",
-        ])
+        .args(["measure", "--clients", "2", "--requests", "20", "--short", "10", "--long", "24"])
+        .args(["--rounds", "2", "--threads", "2"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -97,6 +86,7 @@ fn lab_command_line() {
         &["serve"],
         &["serve", "--model", "fork"],
         &["measure", "--clients", "0"],
+        &["measure", "--rounds", "0"],
         &["measure", "--long", "99"],
         &["measure", "--models", "select,nope"],
         &["dance"],
