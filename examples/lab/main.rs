@@ -15,17 +15,24 @@
 //! | select | `select_loop.rs` | every connection, interleaved | stalls everyone |
 //! | event-loop | `event_loop.rs` | every connection, interleaved | stalls everyone |
 //! | event-loop+offload | `event_loop.rs` | every connection; fib(N > 20) on K workers | takes one of K workers |
+//! | fork-per-conn | `fork.rs` | one connection (in a new process each) | stalls only its client |
+//! | prefork | `prefork.rs` | one connection at a time, P processes accept | takes one of P processes |
+//! | fd-passing | `fdpass.rs` | connections the parent passes it, P processes | stalls 1 in P of the next connections |
+//! | procs-x-threads | `prefork.rs` | one connection at a time, P processes x K threads | takes one of P x K threads |
 //!
-//! Not here yet: the process models of the same table (fork per connection, preforked
-//! processes, descriptor passing, processes × threads); they need `fork` and `SCM_RIGHTS`,
-//! that is `unsafe` and a `libc` dependency, and are left for a later change.
+//! The process models need `fork`, `_exit`, `waitpid` and `SCM_RIGHTS`; that `unsafe` code
+//! is all in `sys.rs`, each block with its safety argument.
 
 mod event_loop;
+mod fdpass;
+mod fork;
 mod measure;
 mod pool;
+mod prefork;
 mod protocol;
 mod select_loop;
 mod serial;
+mod sys;
 mod threads;
 
 #[path = "../common/mod.rs"]
@@ -40,9 +47,9 @@ use evloop::net::ListenOptions;
 const USAGE: &str = "\
 lab: classic server concurrency models side by side, serving `N` -> fib(N) per line.
 
-usage: lab serve --model MODEL [--addr HOST:PORT] [--threads K]
+usage: lab serve --model MODEL [--addr HOST:PORT] [--threads K] [--processes P]
        lab measure [--models LIST] [--clients C] [--requests R] [--short N] [--long N]
-                   [--rounds N] [--threads K]
+                   [--rounds N] [--threads K] [--processes P]
 
   serve      run one model (default address 127.0.0.1:7070)
   measure    run every model (or --models a,b,...) as its own process under the same
@@ -50,9 +57,12 @@ usage: lab serve --model MODEL [--addr HOST:PORT] [--threads K]
              connection each (default 8 x 2000, short 15), then the stall probe: one
              fib(long) (default 38, about 0.1 s) beside short requests; each model
              --rounds times (default 3, order rotated), medians printed
-  --threads  K pool threads or offload workers (default 4)
+  --threads    K pool threads, offload workers, or threads per process (default 4)
+  --processes  P worker processes of the prefork, fd-passing and procs-x-threads models
+               (default 4; procs-x-threads uses P x K threads)
 
-Models: serial, thread-per-conn, thread-pool, select, event-loop, event-loop+offload
+Models: serial, thread-per-conn, thread-pool, select, event-loop, event-loop+offload,
+        fork-per-conn, prefork, fd-passing, procs-x-threads
 ";
 
 /// The server designs the lab compares.
@@ -64,16 +74,24 @@ pub enum Model {
     Select,
     EventLoop,
     EventLoopOffload,
+    ForkPerConn,
+    Prefork,
+    FdPassing,
+    ProcsThreads,
 }
 
 impl Model {
-    pub const ALL: [Model; 6] = [
+    pub const ALL: [Model; 10] = [
         Model::Serial,
         Model::ThreadPerConn,
         Model::ThreadPool,
         Model::Select,
         Model::EventLoop,
         Model::EventLoopOffload,
+        Model::ForkPerConn,
+        Model::Prefork,
+        Model::FdPassing,
+        Model::ProcsThreads,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +102,10 @@ impl Model {
             Model::Select => "select",
             Model::EventLoop => "event-loop",
             Model::EventLoopOffload => "event-loop+offload",
+            Model::ForkPerConn => "fork-per-conn",
+            Model::Prefork => "prefork",
+            Model::FdPassing => "fd-passing",
+            Model::ProcsThreads => "procs-x-threads",
         }
     }
 }
@@ -114,12 +136,16 @@ fn main() {
     if !(1..=1024).contains(&threads) {
         flags.fail("--threads must be from 1 to 1024");
     }
+    let processes: usize = flags.value("--processes", 4);
+    if !(1..=256).contains(&processes) {
+        flags.fail("--processes must be from 1 to 256");
+    }
     let result = match command.as_deref() {
         Some("serve") => {
             let model: Model = flags.optional("--model").unwrap_or_else(|| flags.fail("serve needs --model"));
             let addr: SocketAddr = flags.value("--addr", "127.0.0.1:7070".parse().unwrap());
             flags.finish();
-            serve(model, addr, threads)
+            serve(model, addr, threads, processes)
         }
         Some("measure") => {
             let models = match flags.optional::<String>("--models") {
@@ -141,7 +167,16 @@ fn main() {
                 flags.fail(&format!("--short and --long must be at most {}", protocol::MAX_N));
             }
             flags.finish();
-            measure::run(&measure::Options { models, clients, requests, short, long, threads, rounds })
+            measure::run(&measure::Options {
+                models,
+                clients,
+                requests,
+                short,
+                long,
+                threads,
+                processes,
+                rounds,
+            })
         }
         _ => flags.fail("expected a command: serve or measure"),
     };
@@ -151,7 +186,7 @@ fn main() {
     }
 }
 
-fn serve(model: Model, addr: SocketAddr, threads: usize) -> io::Result<()> {
+fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize) -> io::Result<()> {
     let listener = evloop::net::listen(addr, ListenOptions::default())?;
     let listener = TcpListener::from(std::os::fd::OwnedFd::from(listener));
     let bound = listener.local_addr()?;
@@ -166,5 +201,9 @@ fn serve(model: Model, addr: SocketAddr, threads: usize) -> io::Result<()> {
         Model::Select => select_loop::run(listener),
         Model::EventLoop => event_loop::run(listener, false, threads),
         Model::EventLoopOffload => event_loop::run(listener, true, threads),
+        Model::ForkPerConn => fork::run(listener),
+        Model::Prefork => prefork::run(listener, processes, 1),
+        Model::FdPassing => fdpass::run(listener, processes),
+        Model::ProcsThreads => prefork::run(listener, processes, threads),
     }
 }

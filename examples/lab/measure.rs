@@ -28,6 +28,7 @@ pub struct Options {
     pub short: u32,
     pub long: u32,
     pub threads: usize,
+    pub processes: usize,
     pub rounds: usize,
 }
 
@@ -48,7 +49,7 @@ pub fn run(options: &Options) -> io::Result<()> {
     for round in 0..options.rounds {
         for turn in 0..models.len() {
             let at = (turn + round) % models.len();
-            let mut server = Server::start(models[at], options.threads)?;
+            let mut server = Server::start(models[at], options)?;
             let outcome = measure(&server, options);
             server.stop();
             rows[at].push(outcome?);
@@ -186,10 +187,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(model: Model, threads: usize) -> io::Result<Server> {
+    fn start(model: Model, options: &Options) -> io::Result<Server> {
+        let (threads, processes) = (options.threads.to_string(), options.processes.to_string());
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0", "--threads"])
-            .arg(threads.to_string())
+            .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
+            .args(["--threads", &threads, "--processes", &processes])
             // Warnings only, unless asked: the table goes to the same terminal.
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
@@ -206,23 +208,56 @@ impl Server {
         Ok(Server { child, addr })
     }
 
-    /// utime + stime of the whole process (every thread, live or exited).
+    /// CPU time of the server and its worker processes: the server's utime + stime (every
+    /// thread, live or exited) and cutime + cstime (children it has reaped), plus utime +
+    /// stime of each live child.
     fn cpu_time(&self) -> io::Result<Duration> {
-        let mut stat = String::new();
-        std::fs::File::open(format!("/proc/{}/stat", self.child.id()))?.read_to_string(&mut stat)?;
-        // Fields after the command name (which may contain spaces) start at ')'.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-        let ticks = |at: usize| fields.get(at).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        // utime and stime are fields 14 and 15 of the file: 11 and 12 counting from the
-        // state, the first field after the name.
+        let pid = self.child.id();
+        let own = Stat::read(pid).ok_or_else(|| io::Error::other("the server has exited"))?;
+        let mut ticks = own.utime + own.stime + own.cutime + own.cstime;
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(stat) = Stat::read(child).filter(|stat| stat.ppid == pid) {
+                ticks += stat.utime + stat.stime;
+            }
+        }
         let per_second = 100; // USER_HZ on Linux
-        Ok(Duration::from_millis((ticks(11) + ticks(12)) * 1000 / per_second))
+        Ok(Duration::from_millis(ticks * 1000 / per_second))
     }
 
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The fields of `/proc/PID/stat` the CPU accounting needs, in clock ticks.
+struct Stat {
+    ppid: u32,
+    utime: u64,
+    stime: u64,
+    cutime: u64,
+    cstime: u64,
+}
+
+impl Stat {
+    fn read(pid: u32) -> Option<Stat> {
+        let mut text = String::new();
+        std::fs::File::open(format!("/proc/{pid}/stat")).ok()?.read_to_string(&mut text).ok()?;
+        // Fields after the command name (which may contain spaces) start after the last ')';
+        // counting from the state (field 3 of the file) as 0: ppid is 1, utime 11, stime 12,
+        // cutime 13, cstime 14.
+        let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+        let number = |at: usize| fields.get(at).and_then(|v| v.parse::<u64>().ok());
+        Some(Stat {
+            ppid: number(1)? as u32,
+            utime: number(11)?,
+            stime: number(12)?,
+            cutime: number(13)?,
+            cstime: number(14)?,
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
 
@@ -13,8 +14,18 @@ use crate::examples::{example, Running};
 #[path = "../../examples/lab/protocol.rs"]
 mod protocol;
 
-const MODELS: [&str; 6] =
-    ["serial", "thread-per-conn", "thread-pool", "select", "event-loop", "event-loop+offload"];
+const MODELS: [&str; 10] = [
+    "serial",
+    "thread-per-conn",
+    "thread-pool",
+    "select",
+    "event-loop",
+    "event-loop+offload",
+    "fork-per-conn",
+    "prefork",
+    "fd-passing",
+    "procs-x-threads",
+];
 
 /// Sends `request` (a line) and reads the reply line.
 fn ask(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, request: &str) -> String {
@@ -95,4 +106,61 @@ fn lab_command_line() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("error"), "{bad:?}: no error message");
     }
+}
+
+/// The process models' workers die with their parent: killing the server by its PID (all a
+/// test or the measuring driver does) leaves no process behind.
+#[test]
+fn killing_a_process_model_leaves_no_workers() {
+    for model in ["prefork", "fd-passing", "procs-x-threads"] {
+        let mut command = Command::new(example("lab"));
+        command.args([
+            "serve",
+            "--model",
+            model,
+            "--addr",
+            "127.0.0.1:0",
+            "--processes",
+            "3",
+            "--threads",
+            "2",
+        ]);
+        let server = Running::start(command);
+        let mut stream = server.connect();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        assert_eq!(ask(&mut stream, &mut reader, "12\n"), "144\n", "{model}");
+        let workers = children_of(server.child.id());
+        assert_eq!(workers.len(), 3, "{model}: {workers:?}");
+        drop(server); // SIGKILL to the parent only
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while workers.iter().any(|&pid| alive(pid)) {
+            assert!(Instant::now() < deadline, "{model}: workers {workers:?} outlived their parent");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// PIDs whose parent is `parent` (from `/proc/PID/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid =
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Is `pid` a running process (not gone, not a zombie waiting to be reaped)?
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state != "Z")
 }
