@@ -1,12 +1,17 @@
-//! Models 5 and 6, the event loop: an evloop reactor, one thread, a state machine per
+//! Models 5, 6 and 11, the event loop: an evloop reactor, one thread, a state machine per
 //! connection. Inline (model 5) it computes each fib(N) on the loop thread, so a long one
 //! stalls every client exactly as the select loop does, only with less bookkeeping per
 //! event. With offload (model 6) requests over N = 20 go to the reactor's worker pool and
 //! the loop goes on serving everyone; the answer comes back through the reactor's waker.
+//! One loop uses one core; `run_workers` (model 11) runs K share-nothing loops, each with
+//! its own `SO_REUSEPORT` listener on the same address and its own offload pool.
 
 use std::io;
 use std::net::TcpListener;
 
+use std::net::SocketAddr;
+
+use evloop::workers::Workers;
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor};
 
 use crate::protocol;
@@ -74,4 +79,14 @@ pub fn run(listener: TcpListener, offload: bool, threads: usize) -> io::Result<(
     let listener = evloop::mio::net::TcpListener::from_std(listener);
     reactor.add_listener(listener, move |_peer| LabConn { offload, computing: false })?;
     reactor.run()
+}
+
+/// K reactors on K threads sharing `addr`, offloading like model 6 (one offload thread per
+/// reactor: the cores are already shared out among the loops). Announces the address.
+pub fn run_workers(addr: SocketAddr, loops: usize) -> io::Result<()> {
+    let config = Config { max_conns: 4096, offload_threads: 1, ..Config::default() };
+    let workers =
+        Workers::start(loops, addr, config, |_worker| |_peer| LabConn { offload: true, computing: false })?;
+    crate::common::announce(workers.addr());
+    workers.join().map(|_stats| ())
 }

@@ -19,6 +19,7 @@
 //! | prefork | `prefork.rs` | one connection at a time, P processes accept | takes one of P processes |
 //! | fd-passing | `fdpass.rs` | connections the parent passes it, P processes | stalls 1 in P of the next connections |
 //! | procs-x-threads | `prefork.rs` | one connection at a time, P processes x K threads | takes one of P x K threads |
+//! | event-loops | `event_loop.rs` | its share of connections, K loops with offload | takes one loop's worker |
 //!
 //! The process models need `fork`, `_exit`, `waitpid` and `SCM_RIGHTS`; that `unsafe` code
 //! is all in `sys.rs`, each block with its safety argument.
@@ -49,20 +50,22 @@ lab: classic server concurrency models side by side, serving `N` -> fib(N) per l
 
 usage: lab serve --model MODEL [--addr HOST:PORT] [--threads K] [--processes P]
        lab measure [--models LIST] [--clients C] [--requests R] [--short N] [--long N]
-                   [--rounds N] [--threads K] [--processes P]
+                   [--rounds N] [--keep-alive yes|no] [--threads K] [--processes P]
 
   serve      run one model (default address 127.0.0.1:7070)
   measure    run every model (or --models a,b,...) as its own process under the same
              load and print a table: C clients x R requests of fib(short), a new
              connection each (default 8 x 2000, short 15), then the stall probe: one
              fib(long) (default 38, about 0.1 s) beside short requests; each model
-             --rounds times (default 3, order rotated), medians printed
-  --threads    K pool threads, offload workers, or threads per process (default 4)
+             --rounds times (default 3, order rotated), medians printed;
+             --keep-alive yes: each client makes its requests on one connection
+  --threads    K pool threads, offload workers, threads per process, or event loops
+               (default 4)
   --processes  P worker processes of the prefork, fd-passing and procs-x-threads models
                (default 4; procs-x-threads uses P x K threads)
 
 Models: serial, thread-per-conn, thread-pool, select, event-loop, event-loop+offload,
-        fork-per-conn, prefork, fd-passing, procs-x-threads
+        fork-per-conn, prefork, fd-passing, procs-x-threads, event-loops (K reactors)
 ";
 
 /// The server designs the lab compares.
@@ -78,10 +81,11 @@ pub enum Model {
     Prefork,
     FdPassing,
     ProcsThreads,
+    EventLoops,
 }
 
 impl Model {
-    pub const ALL: [Model; 10] = [
+    pub const ALL: [Model; 11] = [
         Model::Serial,
         Model::ThreadPerConn,
         Model::ThreadPool,
@@ -92,6 +96,7 @@ impl Model {
         Model::Prefork,
         Model::FdPassing,
         Model::ProcsThreads,
+        Model::EventLoops,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +111,7 @@ impl Model {
             Model::Prefork => "prefork",
             Model::FdPassing => "fd-passing",
             Model::ProcsThreads => "procs-x-threads",
+            Model::EventLoops => "event-loops",
         }
     }
 }
@@ -160,6 +166,11 @@ fn main() {
             let short: u32 = flags.value("--short", 15);
             let long: u32 = flags.value("--long", 38);
             let rounds: usize = flags.value("--rounds", 3);
+            let keep_alive = match flags.value("--keep-alive", "no".to_string()).as_str() {
+                "yes" => true,
+                "no" => false,
+                other => flags.fail(&format!("--keep-alive must be yes or no, not {other:?}")),
+            };
             if clients == 0 || requests == 0 || rounds == 0 {
                 flags.fail("--clients, --requests and --rounds must be at least 1");
             }
@@ -176,6 +187,7 @@ fn main() {
                 threads,
                 processes,
                 rounds,
+                keep_alive,
             })
         }
         _ => flags.fail("expected a command: serve or measure"),
@@ -187,6 +199,10 @@ fn main() {
 }
 
 fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize) -> io::Result<()> {
+    if model == Model::EventLoops {
+        // The loops open their own listeners (one each, `SO_REUSEPORT`).
+        return event_loop::run_workers(addr, threads);
+    }
     let listener = evloop::net::listen(addr, ListenOptions::default())?;
     let listener = TcpListener::from(std::os::fd::OwnedFd::from(listener));
     let bound = listener.local_addr()?;
@@ -205,5 +221,6 @@ fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize) -> io
         Model::Prefork => prefork::run(listener, processes, 1),
         Model::FdPassing => fdpass::run(listener, processes),
         Model::ProcsThreads => prefork::run(listener, processes, threads),
+        Model::EventLoops => unreachable!("started above"),
     }
 }

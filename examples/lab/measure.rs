@@ -30,6 +30,8 @@ pub struct Options {
     pub threads: usize,
     pub processes: usize,
     pub rounds: usize,
+    /// Each client makes all its requests on one connection instead of one per request.
+    pub keep_alive: bool,
 }
 
 /// Every wait on a socket is bounded: a model that stalls shows up as slow, never as a hang.
@@ -39,8 +41,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// drifts, and rotating spreads its slow phases over the models), and prints the median of
 /// each column.
 pub fn run(options: &Options) -> io::Result<()> {
+    let connections = if options.keep_alive { "one connection per client" } else { "a new connection each" };
     println!(
-        "{} clients x {} requests of fib({}), a new connection each; stall probe: fib({}) beside short requests; \
+        "{} clients x {} requests of fib({}), {connections}; stall probe: fib({}) beside short requests; \
          median of {} rounds",
         options.clients, options.requests, options.short, options.long, options.rounds
     );
@@ -97,12 +100,17 @@ fn measure(server: &Server, options: &Options) -> io::Result<Row> {
     let workers: Vec<_> = (0..options.clients)
         .map(|client| {
             let (addr, expected, latencies) = (server.addr, expected.clone(), Arc::clone(&latencies));
-            let (requests, n) = (options.requests, options.short);
+            let (requests, n, keep_alive) = (options.requests, options.short, options.keep_alive);
             thread::spawn(move || -> io::Result<()> {
                 let mut mine = Vec::with_capacity(requests);
+                let mut kept =
+                    if keep_alive { Some(Connection::open(source(client, 0), addr)?) } else { None };
                 for round in 0..requests {
                     let sent = Instant::now();
-                    request(source(client, round), addr, n, &expected)?;
+                    match &mut kept {
+                        Some(connection) => connection.ask(n, &expected)?,
+                        None => request(source(client, round), addr, n, &expected)?,
+                    }
                     mine.push(sent.elapsed());
                 }
                 latencies.lock().unwrap().extend(mine);
@@ -163,21 +171,38 @@ fn source(client: usize, round: usize) -> Ipv4Addr {
 
 /// One request on a new connection from `source`; the reply must be `expected`.
 fn request(source: Ipv4Addr, addr: SocketAddr, n: u32, expected: &str) -> io::Result<()> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    // Lets bind(port 0) pick ports still in TIME_WAIT from earlier connections.
-    socket.set_reuse_address(true)?;
-    socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
-    socket.connect(&addr.into())?;
-    let mut stream = TcpStream::from(socket);
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.write_all(format!("{n}\n").as_bytes())?;
-    let mut reply = String::new();
-    BufReader::new(&mut stream).read_line(&mut reply)?;
-    if reply != expected {
-        return Err(io::Error::other(format!("fib({n}): expected {expected:?}, got {reply:?}")));
+    Connection::open(source, addr)?.ask(n, expected)
+}
+
+/// A client connection, with its buffered reading side.
+struct Connection {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    fn open(source: Ipv4Addr, addr: SocketAddr) -> io::Result<Connection> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        // Lets bind(port 0) pick ports still in TIME_WAIT from earlier connections.
+        socket.set_reuse_address(true)?;
+        socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
+        socket.connect(&addr.into())?;
+        let stream = TcpStream::from(socket);
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        Ok(Connection { reader: BufReader::new(stream.try_clone()?), stream })
     }
-    Ok(())
+
+    /// Asks for fib(`n`); the reply must be `expected`.
+    fn ask(&mut self, n: u32, expected: &str) -> io::Result<()> {
+        self.stream.write_all(format!("{n}\n").as_bytes())?;
+        let mut reply = String::new();
+        self.reader.read_line(&mut reply)?;
+        if reply != expected {
+            return Err(io::Error::other(format!("fib({n}): expected {expected:?}, got {reply:?}")));
+        }
+        Ok(())
+    }
 }
 
 /// A model's server process, started with `lab serve` and killed (by its PID) when done.

@@ -14,7 +14,7 @@ use crate::examples::{example, Running};
 #[path = "../../examples/lab/protocol.rs"]
 mod protocol;
 
-const MODELS: [&str; 10] = [
+const MODELS: [&str; 11] = [
     "serial",
     "thread-per-conn",
     "thread-pool",
@@ -25,6 +25,7 @@ const MODELS: [&str; 10] = [
     "prefork",
     "fd-passing",
     "procs-x-threads",
+    "event-loops",
 ];
 
 /// Sends `request` (a line) and reads the reply line.
