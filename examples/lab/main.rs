@@ -17,7 +17,7 @@
 //! | event-loop+offload | `event_loop.rs` | every connection; fib(N > 20) on K workers | takes one of K workers |
 //! | fork-per-conn | `fork.rs` | one connection (in a new process each) | stalls only its client |
 //! | prefork | `prefork.rs` | one connection at a time, P processes accept | takes one of P processes |
-//! | fd-passing | `fdpass.rs` | connections the parent passes it, P processes | stalls 1 in P of the next connections |
+//! | fd-passing | `fdpass.rs` | the connections the parent passes it while idle, P processes | takes one of P processes |
 //! | procs-x-threads | `prefork.rs` | one connection at a time, P processes x K threads | takes one of P x K threads |
 //! | event-loops | `event_loop.rs` | its share of connections, K loops with offload | takes one loop's worker |
 //!
