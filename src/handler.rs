@@ -33,6 +33,11 @@ use crate::token;
 /// Write it as an explicit state machine — an `enum State` and a `match` in each callback —
 /// the way nginx swaps a connection's read handler as a request advances.
 ///
+/// A callback that panics costs its connection only: it is closed with
+/// [`Reason::Error`]`(`[`ErrorKind::Other`](std::io::ErrorKind::Other)`)` (logged, counted
+/// in [`Stats::closed`](crate::Stats::closed)), and the loop goes on serving everyone else
+/// within the same turn; `on_close` is still called.
+///
 /// # Examples
 ///
 /// An echo server:
