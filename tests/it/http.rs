@@ -379,3 +379,47 @@ fn any_split_of_a_pipelined_stream_gets_the_same_answers() {
     }
     sender.join().unwrap();
 }
+
+/// Garbage from many connections at once — random bytes, heads cut short, absurd lengths —
+/// gets error answers or closes, and a well-behaved client on the side is answered
+/// throughout.
+#[test]
+fn garbage_clients_do_not_disturb_a_good_one() {
+    let mut rng = Rng::seeded("garbage_clients_do_not_disturb_a_good_one");
+    // Short timeouts, so the client that promises an endless body is let go after a second
+    // of silence.
+    let server = http_server(&["--header-timeout", "500", "--idle-timeout", "1"]);
+    let addr = server.addr;
+    let attackers: Vec<_> = (0..20)
+        .map(|i| {
+            let mut rng = Rng::new(rng.next());
+            thread::spawn(move || {
+                let Ok(mut stream) = TcpStream::connect(addr) else { return };
+                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let len = rng.range(1, 20_000);
+                let payload: Vec<u8> = match i % 4 {
+                    0 => rng.bytes(len),
+                    1 => {
+                        b"GET / HTTP/1.1\r\nHost: t\r\nX-A: ".iter().copied().chain(rng.bytes(3000)).collect()
+                    }
+                    2 => b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\nabc".to_vec(),
+                    _ => b"GET /fib/20 HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1 + len % 500),
+                };
+                let _ = stream.write_all(&payload);
+                let mut sink = Vec::new();
+                // Whatever the answer is, the server must finish with us: EOF or a reset (the
+                // endless body after the idle timeout); the read timeout is only a backstop.
+                let _ = stream.read_to_end(&mut sink);
+            })
+        })
+        .collect();
+    let mut good = server.connect();
+    for _ in 0..50 {
+        assert_eq!(get(&mut good, "/fib/15").body, b"610\n");
+    }
+    for attacker in attackers {
+        attacker.join().unwrap();
+    }
+    assert_eq!(get(&mut good, "/").body, b"hello\n");
+    assert_eq!(get(&mut server.connect(), "/").status, 200);
+}
