@@ -80,7 +80,9 @@ pub(crate) struct Core {
     pub(crate) out_sent: usize,
     /// One-bit facts: readiness, pauses, requests (see `flags.rs`).
     pub(crate) flags: Flags,
-    /// Last time bytes moved in either direction (the loop's cached clock).
+    /// Last activity, on the loop's cached clock: input handed to the handler, or output the
+    /// kernel took (stamped by the read, by a flush that made progress, and after a callback
+    /// whose writes went out; not per write on the hot path, where the read already did).
     pub(crate) last_active: Instant,
     /// The idle-timeout timer, if `Config::idle_timeout` is set.
     pub(crate) idle_timer: Option<TimerId>,
