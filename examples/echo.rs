@@ -69,20 +69,10 @@ fn main() {
 fn serve(addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
     let bound = reactor.listen(addr, |_peer| Echo)?;
-    common::stop_on_signals(&mut reactor)?;
-    common::announce(bound);
-    reactor.run()?;
-    log::info!("stats: {:?}", reactor.stats());
-    Ok(())
+    common::run_reactor(reactor, bound)
 }
 
 /// `count` share-nothing reactors on their own threads; the main thread only waits.
 fn serve_on_workers(count: usize, addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
-    let workers = Workers::start(count, addr, config, |_worker| |_peer| Echo)?;
-    common::stop_workers_on_signals(&workers)?;
-    log::info!("{count} workers");
-    common::announce(workers.addr());
-    let stats = workers.join()?;
-    log::info!("stats: {stats:?}");
-    Ok(())
+    common::run_workers(Workers::start(count, addr, config, |_worker| |_peer| Echo)?)
 }

@@ -307,10 +307,6 @@ fn main() {
 fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
     let bound = reactor.listen(addr, move |_peer| FibConn { settings, state: State::Reading })?;
-    common::stop_on_signals(&mut reactor)?;
     log::info!("fib server, mode {:?}", settings.mode);
-    common::announce(bound);
-    reactor.run()?;
-    log::info!("stats: {:?}", reactor.stats());
-    Ok(())
+    common::run_reactor(reactor, bound)
 }

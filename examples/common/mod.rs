@@ -125,3 +125,24 @@ pub fn announce(addr: std::net::SocketAddr) {
     println!("listening on {addr}");
     let _ = io::stdout().flush();
 }
+
+/// The end of every single-reactor example's `main`: stop on SIGINT/SIGTERM, say where it
+/// listens, run until shut down, log the final counters.
+pub fn run_reactor<H: Handler>(mut reactor: Reactor<H>, bound: std::net::SocketAddr) -> io::Result<()> {
+    stop_on_signals(&mut reactor)?;
+    announce(bound);
+    reactor.run()?;
+    log::info!("stats: {:?}", reactor.stats());
+    Ok(())
+}
+
+/// The same for share-nothing reactors on their own threads: the main thread only waits
+/// for them, and logs their summed counters.
+pub fn run_workers(workers: Workers) -> io::Result<()> {
+    stop_workers_on_signals(&workers)?;
+    log::info!("{} workers", workers.handles().len());
+    announce(workers.addr());
+    let stats = workers.join()?;
+    log::info!("stats: {stats:?}");
+    Ok(())
+}

@@ -466,11 +466,7 @@ fn main() {
 fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
     let bound = reactor.listen(addr, move |_peer| HttpConn::new(settings))?;
-    common::stop_on_signals(&mut reactor)?;
-    common::announce(bound);
-    reactor.run()?;
-    log::info!("stats: {:?}", reactor.stats());
-    Ok(())
+    common::run_reactor(reactor, bound)
 }
 
 fn serve_on_workers(
@@ -479,11 +475,7 @@ fn serve_on_workers(
     config: Config,
     settings: Settings,
 ) -> std::io::Result<()> {
-    let workers = Workers::start(count, addr, config, move |_worker| move |_peer| HttpConn::new(settings))?;
-    common::stop_workers_on_signals(&workers)?;
-    log::info!("{count} workers");
-    common::announce(workers.addr());
-    let stats = workers.join()?;
-    log::info!("stats: {stats:?}");
-    Ok(())
+    common::run_workers(Workers::start(count, addr, config, move |_worker| {
+        move |_peer| HttpConn::new(settings)
+    })?)
 }

@@ -211,7 +211,7 @@ fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize) -> io
     log::info!("model {}", model.name());
     common::announce(bound);
     match model {
-        Model::Serial => serial::run(listener),
+        Model::Serial => serial::run(&listener),
         Model::ThreadPerConn => threads::run(listener),
         Model::ThreadPool => pool::run(listener, threads),
         Model::Select => select_loop::run(listener),

@@ -8,22 +8,13 @@ use std::io;
 use std::net::TcpListener;
 use std::thread;
 
-use crate::protocol;
+use crate::serial;
 
 pub fn run(listener: TcpListener, threads: usize) -> io::Result<()> {
     let mut workers = Vec::with_capacity(threads);
     for _ in 0..threads {
         let listener = listener.try_clone()?;
-        workers.push(thread::Builder::new().name("pool".into()).spawn(move || loop {
-            match listener.accept() {
-                Ok((stream, _peer)) => {
-                    if let Err(e) = protocol::serve_blocking(stream) {
-                        log::debug!("connection failed: {e}");
-                    }
-                }
-                Err(e) => crate::accept_failed(&e),
-            }
-        })?);
+        workers.push(thread::Builder::new().name("pool".into()).spawn(move || serial::run(&listener))?);
     }
     for worker in workers {
         let _ = worker.join();

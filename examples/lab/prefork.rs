@@ -9,7 +9,7 @@ use std::io;
 use std::net::TcpListener;
 
 use crate::sys::{self, Fork};
-use crate::{pool, protocol};
+use crate::{pool, serial};
 
 pub fn run(listener: TcpListener, processes: usize, threads_per_process: usize) -> io::Result<()> {
     let parent = std::process::id();
@@ -22,7 +22,7 @@ pub fn run(listener: TcpListener, processes: usize, threads_per_process: usize) 
                 let served = if threads_per_process > 1 {
                     pool::run(listener, threads_per_process)
                 } else {
-                    serve(&listener)
+                    serial::run(&listener)
                 };
                 if let Err(e) = served {
                     log::warn!("worker process: {e}");
@@ -37,19 +37,5 @@ pub fn run(listener: TcpListener, processes: usize, threads_per_process: usize) 
     match sys::wait_child()? {
         Some(pid) => Err(io::Error::other(format!("worker process {pid} exited"))),
         None => Ok(()),
-    }
-}
-
-/// A single-threaded child: accept, serve, repeat.
-fn serve(listener: &TcpListener) -> io::Result<()> {
-    loop {
-        match listener.accept() {
-            Ok((stream, _peer)) => {
-                if let Err(e) = protocol::serve_blocking(stream) {
-                    log::debug!("connection failed: {e}");
-                }
-            }
-            Err(e) => crate::accept_failed(&e),
-        }
     }
 }

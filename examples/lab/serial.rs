@@ -7,7 +7,9 @@ use std::net::TcpListener;
 
 use crate::protocol;
 
-pub fn run(listener: TcpListener) -> io::Result<()> {
+/// Accepts and serves one connection at a time, forever. Also the body of each thread of
+/// the pool and of each preforked process: they are serial servers sharing one socket.
+pub fn run(listener: &TcpListener) -> io::Result<()> {
     loop {
         match listener.accept() {
             Ok((stream, _peer)) => {

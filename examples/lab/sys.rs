@@ -57,14 +57,10 @@ pub fn die_with_parent(parent: u32) {
 }
 
 /// Collects every child that has exited, without waiting, so none lingers as a zombie (and
-/// its CPU time is added to this process's `cutime`/`cstime`). Returns how many.
-pub fn reap_exited() -> usize {
-    let mut reaped = 0;
+/// its CPU time is added to this process's `cutime`/`cstime`).
+pub fn reap_exited() {
     // SAFETY: `waitpid` with a null status pointer writes nothing; `WNOHANG` never blocks.
-    while unsafe { libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG) } > 0 {
-        reaped += 1;
-    }
-    reaped
+    while unsafe { libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
 
 /// Waits for any child to exit; `Ok(None)` when there are no children left.
@@ -92,19 +88,32 @@ union DescriptorMessage {
     bytes: [u8; 64],
 }
 
+/// A `msghdr` for one data byte (`iov`) and one control message (`control`), the shape both
+/// directions of descriptor passing use.
+fn descriptor_message(
+    iov: &mut libc::iovec,
+    control: &mut DescriptorMessage,
+    control_len: usize,
+) -> libc::msghdr {
+    // SAFETY: all-zero bytes are a valid `msghdr` (null pointers, zero lengths).
+    let mut message: libc::msghdr = unsafe { mem::zeroed() };
+    message.msg_iov = iov;
+    message.msg_iovlen = 1;
+    message.msg_control = ptr::addr_of_mut!(*control).cast();
+    message.msg_controllen = control_len;
+    message
+}
+
 /// Sends a duplicate of `fd` to the process at the other end of `channel` (one data byte
 /// carries the `SCM_RIGHTS` control message). The caller may close its own copy afterwards.
 pub fn send_fd(channel: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // SAFETY: all-zero bytes are a valid `cmsghdr`/byte array and a valid `msghdr`.
+    // SAFETY: all-zero bytes are a valid `cmsghdr` and byte array.
     let mut control: DescriptorMessage = unsafe { mem::zeroed() };
-    let mut message: libc::msghdr = unsafe { mem::zeroed() };
-    message.msg_iov = &mut iov;
-    message.msg_iovlen = 1;
-    message.msg_control = ptr::addr_of_mut!(control).cast();
     // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic on the given length.
-    message.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<libc::c_int>() as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE(mem::size_of::<libc::c_int>() as u32) } as usize;
+    let message = descriptor_message(&mut iov, &mut control, space);
     // SAFETY: `message` points at `control`, which is 64 bytes: room for one header and one
     // int (CMSG_SPACE(4) is 24 on Linux), so CMSG_FIRSTHDR is non-null and the writes through
     // it and CMSG_DATA stay inside `control`. `sendmsg` only reads `message`, `iov` and
@@ -131,11 +140,7 @@ pub fn recv_fd(channel: &UnixStream) -> io::Result<Option<OwnedFd>> {
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
     // SAFETY: as in `send_fd`.
     let mut control: DescriptorMessage = unsafe { mem::zeroed() };
-    let mut message: libc::msghdr = unsafe { mem::zeroed() };
-    message.msg_iov = &mut iov;
-    message.msg_iovlen = 1;
-    message.msg_control = ptr::addr_of_mut!(control).cast();
-    message.msg_controllen = mem::size_of::<DescriptorMessage>();
+    let mut message = descriptor_message(&mut iov, &mut control, mem::size_of::<DescriptorMessage>());
     loop {
         // SAFETY: `recvmsg` writes at most `iov_len` bytes into `byte` and at most
         // `msg_controllen` bytes into `control`, both alive and owned here.

@@ -36,6 +36,22 @@ fn turn_until<H: Handler>(reactor: &mut Reactor<H>, done: impl Fn(&Reactor<H>) -
     }
 }
 
+/// A reactor whose connections are `Recorder`s named, in order of arrival, `names`; and
+/// its address and the shared log.
+fn recorders(names: &[&'static str]) -> (Reactor<Recorder>, std::net::SocketAddr, Log) {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut names: Vec<&'static str> = names.iter().rev().copied().collect();
+    let mut reactor = Reactor::new(Config::default()).unwrap();
+    let factory_log = Rc::clone(&log);
+    let addr = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder {
+            name: names.pop().expect("more connections than names"),
+            log: Rc::clone(&factory_log),
+        })
+        .unwrap();
+    (reactor, addr, log)
+}
+
 fn the_only_token(reactor: &Reactor<Recorder>) -> (usize, u32) {
     let (slot, conn) = reactor.conns.iter().next().expect("one connection");
     (slot, conn.core.generation)
@@ -46,16 +62,7 @@ fn the_only_token(reactor: &Reactor<Recorder>) -> (usize, u32) {
 /// dropped and counted, never delivered to B.
 #[test]
 fn a_stale_token_for_a_reused_slot_is_dropped() {
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let names = Rc::new(RefCell::new(vec!["B", "A"]));
-    let mut reactor = Reactor::new(Config::default()).unwrap();
-    let factory_log = Rc::clone(&log);
-    let addr = reactor
-        .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder {
-            name: names.borrow_mut().pop().unwrap(),
-            log: Rc::clone(&factory_log),
-        })
-        .unwrap();
+    let (mut reactor, addr, log) = recorders(&["A", "B"]);
 
     let _a = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conns.len() == 1);
@@ -86,12 +93,7 @@ fn a_stale_token_for_a_reused_slot_is_dropped() {
 /// the read says `WouldBlock` and the connection stays open and unchanged.
 #[test]
 fn spurious_readiness_is_harmless() {
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let mut reactor = Reactor::new(Config::default()).unwrap();
-    let factory_log = Rc::clone(&log);
-    let addr = reactor
-        .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder { name: "X", log: Rc::clone(&factory_log) })
-        .unwrap();
+    let (mut reactor, addr, log) = recorders(&["X"]);
     let _x = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conns.len() == 1);
     let (slot, generation) = the_only_token(&reactor);
@@ -110,16 +112,7 @@ fn spurious_readiness_is_harmless() {
 /// four (they are not left for a later event that, edge-triggered, would never come).
 #[test]
 fn a_panic_mid_batch_closes_one_connection_and_the_turn_goes_on() {
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let names = Rc::new(RefCell::new(vec!["E", "D", "C", "B", "A"]));
-    let mut reactor = Reactor::new(Config::default()).unwrap();
-    let factory_log = Rc::clone(&log);
-    let addr = reactor
-        .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder {
-            name: names.borrow_mut().pop().unwrap(),
-            log: Rc::clone(&factory_log),
-        })
-        .unwrap();
+    let (mut reactor, addr, log) = recorders(&["A", "B", "C", "D", "E"]);
     let mut clients = Vec::new();
     for _ in 0..5 {
         clients.push(std::net::TcpStream::connect(addr).unwrap());
