@@ -136,6 +136,15 @@ impl Core {
         matches!(self.phase, Phase::Open)
     }
 
+    /// Starts a graceful close (`Cx::close`): no more input for the handler; pending output
+    /// is flushed first. The reason says whether the peer had finished already.
+    pub(crate) fn begin_close(&mut self) {
+        if self.is_open() {
+            let reason = if self.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local };
+            self.phase = Phase::Closing { reason };
+        }
+    }
+
     /// Bytes written by the handler and not yet accepted by the kernel.
     pub(crate) fn pending_out(&self) -> usize {
         self.out.len() - self.out_sent
@@ -191,8 +200,8 @@ impl Core {
         Ok(written)
     }
 
-    /// Flushes `out` as far as the kernel allows; returns what happened and the bytes written.
-    pub(crate) fn flush_out(&mut self) -> io::Result<(Flushed, usize)> {
+    /// Writes `out` as far as the kernel allows (on a writable event); returns what happened and the bytes written.
+    pub(crate) fn write_out(&mut self) -> io::Result<(Flushed, usize)> {
         self.flags.remove(Flags::WRITE_BLOCKED);
         let mut out = std::mem::take(&mut self.out);
         let result = self.write_some(&out[self.out_sent..]);

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use crate::conn::Core;
 use crate::flags::Flags;
 use crate::offload::{JobError, OffloadError};
-use crate::reactor::Shared;
+use crate::shared::Shared;
 use crate::stats::Reason;
-use crate::timer::{deadline_after, TimerId};
+use crate::timer::TimerId;
 use crate::token;
 
 /// A connection's protocol: one value per connection, called back by the reactor as things
@@ -169,10 +169,14 @@ impl<'a> Input<'a> {
 }
 
 /// What a handler can do to its connection and the reactor during a callback.
+///
+/// It borrows two things from the reactor for the length of the callback: this connection
+/// (`Core`) and the loop services a callback may use (`Shared`: clock, output staging,
+/// timers, deferral, offload). Nothing else of the reactor is reachable from here.
 pub struct Cx<'a, H: Handler> {
-    pub(crate) core: &'a mut Core,
-    pub(crate) shared: &'a mut Shared<H::Done>,
-    pub(crate) slot: usize,
+    core: &'a mut Core,
+    shared: &'a mut Shared<H::Done>,
+    slot: usize,
 }
 
 impl<H: Handler> fmt::Debug for Cx<'_, H> {
@@ -182,9 +186,20 @@ impl<H: Handler> fmt::Debug for Cx<'_, H> {
 }
 
 impl<'a, H: Handler> Cx<'a, H> {
+    /// The context for a callback on the connection in `slot` (built by the reactor).
+    #[inline]
+    pub(crate) fn new(core: &'a mut Core, shared: &'a mut Shared<H::Done>, slot: usize) -> Cx<'a, H> {
+        Cx { core, shared, slot }
+    }
+
+    /// This connection's token: what its timers and jobs are tagged with.
+    fn token(&self) -> mio::Token {
+        token::conn(self.slot, self.core.generation)
+    }
+
     /// This connection's id.
     pub fn id(&self) -> ConnId {
-        ConnId(token::conn(self.slot, self.core.generation).0)
+        ConnId(self.token().0)
     }
 
     /// The peer's address.
@@ -195,7 +210,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// The loop's clock: the time the current turn started. Cheaper than `Instant::now()`
     /// and the same for every callback in a turn.
     pub fn now(&self) -> Instant {
-        self.shared.now
+        self.shared.now()
     }
 
     /// Queues `data` for the peer. It is sent when the callback returns (one system call
@@ -209,7 +224,7 @@ impl<'a, H: Handler> Cx<'a, H> {
             // Nothing is queued ahead: stage it in the shared buffer; the reactor writes it
             // straight to the socket after the callback and keeps only what the kernel
             // refused.
-            self.shared.staging.extend_from_slice(data);
+            self.shared.stage(data);
         } else {
             self.write_queued(data);
         }
@@ -219,14 +234,9 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// enough to inline into handlers: queue behind pending output, or discard after a close.
     #[inline(never)]
     fn write_queued(&mut self, data: &[u8]) {
-        if !self.core.is_open()
-            || self.core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED)
-        {
+        if !self.shared.queue_output(self.core, data) {
             log::debug!("conn {} write of {} bytes after close discarded", self.id(), data.len());
-            return;
         }
-        self.core.out.extend_from_slice(data);
-        self.shared.stats.out_buffered += data.len() as u64;
     }
 
     /// Sends what this callback has written so far, now rather than when it returns, so
@@ -248,24 +258,20 @@ impl<'a, H: Handler> Cx<'a, H> {
 
     /// Output written but not yet taken by the kernel, in bytes (including this callback's).
     pub fn pending_output(&self) -> usize {
-        self.core.pending_out() + self.shared.staging.len()
+        self.core.pending_out() + self.shared.staged_len()
     }
 
     /// Closes the connection gracefully: no more input is read; pending output is flushed,
     /// then the socket is closed and [`Handler::on_close`] called.
     pub fn close(&mut self) {
-        if self.core.is_open() {
-            let reason =
-                if self.core.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local };
-            self.core.phase = crate::conn::Phase::Closing { reason };
-        }
+        self.core.begin_close();
     }
 
     /// Closes the connection at the end of this callback, discarding pending output.
     pub fn abort(&mut self) {
         self.core.flags.insert(Flags::ABORT_REQUESTED);
         // What this callback wrote so far is discarded now; later writes are refused.
-        self.shared.staging.clear();
+        self.shared.discard_staged();
     }
 
     /// Sends FIN once pending output is flushed (`shutdown(Write)`), and keeps reading: the
@@ -300,9 +306,7 @@ impl<'a, H: Handler> Cx<'a, H> {
 
     /// Arms a timer that calls [`Handler::on_timer`] once, `after` from now.
     pub fn set_timer(&mut self, after: Duration) -> TimerId {
-        let deadline = deadline_after(self.shared.now, after);
-        let owner = crate::reactor::TimerOwner::Handler(token::conn(self.slot, self.core.generation));
-        let id = self.shared.timers.insert(deadline, owner);
+        let id = self.shared.set_conn_timer(self.token(), after);
         self.core.timers.push(id);
         id
     }
@@ -310,9 +314,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// Cancels a timer this connection set. Returns `false` if it already fired, was
     /// cancelled, or belongs to another connection.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        let mine = token::conn(self.slot, self.core.generation);
-        let cancelled =
-            self.shared.timers.cancel_if(id, |owner| *owner == crate::reactor::TimerOwner::Handler(mine));
+        let cancelled = self.shared.cancel_conn_timer(self.token(), id);
         if cancelled {
             self.core.forget_timer(id);
         }
@@ -331,7 +333,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     where
         F: FnOnce() -> H::Done + Send + 'static,
     {
-        let token = token::conn(self.slot, self.core.generation);
+        let token = self.token();
         self.shared.offload(token, Box::new(job))
     }
 }

@@ -58,6 +58,7 @@ pub mod net;
 pub mod offload;
 mod reactor;
 pub mod select;
+mod shared;
 mod stats;
 pub mod timer;
 #[doc(hidden)]
@@ -67,7 +68,7 @@ pub mod workers;
 pub use config::Config;
 pub use handler::{ConnId, Cx, Handler, Input};
 pub use offload::{JobError, OffloadError};
-pub use reactor::{Handle, Reactor, SourceId, Turn};
+pub use reactor::{Handle, Reactor, Ready, SourceId, Turn};
 pub use stats::{ClosedBy, Reason, Stats};
 pub use timer::TimerId;
 

@@ -134,6 +134,8 @@ pub struct Stats {
     pub offload_completed: u64,
     /// Offload jobs that panicked (reported to their handler as an error).
     pub offload_panics: u64,
+    /// Embedder source callbacks that panicked (each such source was deregistered).
+    pub source_panics: u64,
 }
 
 impl Stats {
@@ -160,6 +162,7 @@ impl Stats {
             offload_rejected: self.offload_rejected + other.offload_rejected,
             offload_completed: self.offload_completed + other.offload_completed,
             offload_panics: self.offload_panics + other.offload_panics,
+            source_panics: self.source_panics + other.source_panics,
         }
     }
 }

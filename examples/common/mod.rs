@@ -85,7 +85,7 @@ pub fn stop_on_signals<H: Handler>(reactor: &mut Reactor<H>) -> io::Result<()> {
     let signals = Signals::new([SIGINT, SIGTERM])?;
     let handles = vec![reactor.handle()];
     let mut stopping = false;
-    reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _event| {
+    reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _ready, _reactor| {
         for signal in signals.pending() {
             on_stop_signal(signal, &mut stopping, &handles);
         }

@@ -1,5 +1,6 @@
 //! Unit tests that feed the dispatcher synthetic events, which a real poll cannot be made to
-//! produce on demand: a stale token for a reused slot, and spurious readiness.
+//! produce on demand: a stale token for a reused slot, and spurious readiness. They go
+//! through `dispatch`, the same routing every polled event takes.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -7,6 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::{Cx, Input, Reason};
 
 /// What each connection received, by connection name.
 type Log = Rc<RefCell<Vec<(&'static str, Vec<u8>)>>>;
@@ -79,13 +81,12 @@ fn a_stale_token_for_a_reused_slot_is_dropped() {
     // Let the bytes reach B's socket without dispatching them, so only our synthetic
     // events can deliver them.
     std::thread::sleep(Duration::from_millis(50));
-    let stale = Target::Conn { slot: slot_a, generation: generation_a };
-    let readable = Ready { readable: true, ..Ready::default() };
-    reactor.dispatch(stale, &readable);
+    let stale = token::conn(slot_a, generation_a);
+    reactor.dispatch(stale, Ready::READABLE);
     assert_eq!(reactor.stats().stale_events, 1);
     assert!(log.borrow().is_empty(), "a stale event reached the new connection");
 
-    reactor.dispatch(Target::Conn { slot: slot_b, generation: generation_b }, &readable);
+    reactor.dispatch(token::conn(slot_b, generation_b), Ready::READABLE);
     assert_eq!(*log.borrow(), vec![("B", b"for B".to_vec())]);
 }
 
@@ -97,9 +98,8 @@ fn spurious_readiness_is_harmless() {
     let _x = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conns.len() == 1);
     let (slot, generation) = the_only_token(&reactor);
-    let everything = Ready { readable: true, writable: true };
     for _ in 0..2 {
-        reactor.dispatch(Target::Conn { slot, generation }, &everything);
+        reactor.dispatch(token::conn(slot, generation), Ready::READABLE | Ready::WRITABLE);
     }
     assert_eq!(reactor.conns.len(), 1);
     assert!(log.borrow().is_empty());

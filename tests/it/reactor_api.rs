@@ -71,7 +71,7 @@ fn run_once_drives_the_loop_and_user_sources_fire() {
     let datagrams = Rc::new(Cell::new(0));
     let seen = Rc::clone(&datagrams);
     reactor
-        .register(udp, evloop::mio::Interest::READABLE, move |socket, _event| {
+        .register(udp, evloop::mio::Interest::READABLE, move |socket, _ready, _reactor| {
             let mut buf = [0; 64];
             while socket.recv_from(&mut buf).is_ok() {
                 seen.set(seen.get() + 1);

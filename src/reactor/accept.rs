@@ -1,0 +1,187 @@
+//! Listeners: accepting new connections in bounded batches, pausing when the reactor is full
+//! or out of descriptors, and opening each accepted socket as a connection.
+//!
+//! ```text
+//!   listener readable ──► accept() × up to accept_batch ──► open: register, factory(peer),
+//!        ▲                    │                                     idle timer, on_open
+//!        │                    ├─ at max_conns ──► Pause::AtCapacity ── a connection closes ──┐
+//!        │                    ├─ EMFILE/ENFILE/ENOBUFS/ENOMEM ──► Pause::Backoff ── timer ───┤
+//!        │                    └─ batch spent ──► Deferred::Accept (next turn)                 │
+//!        └────────────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Edge-triggered: a listener's event is not repeated while clients wait in the backlog, so
+//! every way out of the accept loop but `WouldBlock` must arrange its own way back in (the
+//! three arrows above). This module does not tune sockets (`net.rs` does) or run the
+//! connection afterwards (`conn_io.rs` does).
+
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::Interest;
+
+use super::{Lifecycle, Reactor};
+use crate::conn::{Conn, Core};
+use crate::handler::Handler;
+use crate::shared::{Deferred, TimerOwner};
+use crate::timer::deadline_after;
+use crate::token;
+
+/// A listening socket and the factory that makes a handler for each connection it accepts.
+pub(super) struct Listener<H> {
+    pub(super) socket: TcpListener,
+    factory: Box<dyn FnMut(SocketAddr) -> H>,
+    /// Why the listener is not accepting, if it is not.
+    paused: Option<Pause>,
+    /// When descriptor exhaustion was last logged (the warning is rate-limited).
+    last_warning: Option<Instant>,
+}
+
+/// Why a listener stopped accepting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    /// At `max_conns`: resume when a connection closes.
+    AtCapacity,
+    /// `accept` ran out of descriptors or memory: resume from a timer.
+    Backoff,
+}
+
+impl<H: Handler> Reactor<H> {
+    pub(super) fn add_tcp_listener(
+        &mut self,
+        mut socket: TcpListener,
+        factory: Box<dyn FnMut(SocketAddr) -> H>,
+    ) -> io::Result<SocketAddr> {
+        let index = self.listeners.len();
+        self.poll.registry().register(&mut socket, token::listener(index), Interest::READABLE)?;
+        let addr = socket.local_addr()?;
+        self.listeners.push(Some(Listener { socket, factory, paused: None, last_warning: None }));
+        Ok(addr)
+    }
+
+    /// Accepts up to a batch of connections from a listener.
+    pub(super) fn accept(&mut self, index: usize) {
+        let batch = self.shared.config.accept_batch;
+        for _ in 0..batch {
+            let Some(Some(listener)) = self.listeners.get_mut(index) else { return };
+            if listener.paused.is_some() {
+                return;
+            }
+            if self.conns.len() >= self.shared.config.max_conns {
+                // New clients wait in the kernel's backlog until a connection closes
+                // (`resume_at_capacity`). Edge-triggered: no event will repeat.
+                listener.paused = Some(Pause::AtCapacity);
+                self.shared.stats.accept_pauses += 1;
+                log::debug!("listener {index}: at max_conns ({}), pausing accept", self.conns.len());
+                return;
+            }
+            match listener.socket.accept() {
+                Ok((stream, peer)) => self.open(index, stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if crate::net::is_resource_exhaustion(&e) => {
+                    self.shared.stats.accept_errors += 1;
+                    self.shared.stats.accept_pauses += 1;
+                    let now = self.shared.now;
+                    let quiet =
+                        listener.last_warning.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
+                    if !quiet {
+                        log::warn!(
+                            "listener {index}: accept failed ({e}); retrying in {:?}",
+                            self.shared.config.accept_backoff
+                        );
+                        listener.last_warning = Some(now);
+                    }
+                    listener.paused = Some(Pause::Backoff);
+                    let deadline = deadline_after(now, self.shared.config.accept_backoff);
+                    self.shared.timers.insert(deadline, TimerOwner::AcceptRetry(index));
+                    return;
+                }
+                Err(e) => {
+                    // ECONNABORTED and friends concern one would-be connection only.
+                    self.shared.stats.accept_errors += 1;
+                    log::debug!("listener {index}: accept failed: {e}");
+                }
+            }
+        }
+        // The batch is spent and more may be waiting: come back after serving the others.
+        self.shared.deferred.push_back(Deferred::Accept(index));
+    }
+
+    /// The backoff after descriptor exhaustion is over: try again.
+    pub(super) fn accept_retry_due(&mut self, index: usize) {
+        if let Some(Some(listener)) = self.listeners.get_mut(index) {
+            listener.paused = None;
+            self.accept(index);
+        }
+    }
+
+    /// A connection closed: a listener that stopped at the connection cap can take one more.
+    pub(super) fn resume_at_capacity(&mut self) {
+        if self.lifecycle != Lifecycle::Running {
+            return;
+        }
+        for (index, listener) in self.listeners.iter_mut().enumerate() {
+            if let Some(listener) = listener {
+                if listener.paused == Some(Pause::AtCapacity) {
+                    listener.paused = None;
+                    self.shared.deferred.push_back(Deferred::Accept(index));
+                }
+            }
+        }
+    }
+
+    /// Turns an accepted socket into a connection: registers it, asks the listener's
+    /// factory for a handler, arms the idle timer, calls `on_open`.
+    fn open(&mut self, index: usize, mut stream: TcpStream, peer: SocketAddr) {
+        if self.shared.config.nodelay {
+            if let Err(e) = stream.set_nodelay(true) {
+                log::debug!("peer={peer}: TCP_NODELAY failed: {e}");
+            }
+        }
+        self.generation = token::next_generation(self.generation);
+        let generation = self.generation;
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        let token = token::conn(slot, generation);
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("peer={peer}: could not register the connection: {e}");
+            return;
+        }
+        let listener = self.listeners[index].as_mut().expect("cannot fail: accepting from it");
+        let factory = &mut listener.factory;
+        let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(|| factory(peer))) else {
+            log::error!("peer={peer}: the handler factory panicked; dropping the connection");
+            let _ = self.poll.registry().deregister(&mut stream);
+            return;
+        };
+        let now = self.shared.now;
+        let mut core = Core::new(stream, peer, generation, now);
+        if let Some(idle) = self.shared.config.idle_timeout {
+            core.idle_timer =
+                Some(self.shared.timers.insert(deadline_after(now, idle), TimerOwner::Idle(token)));
+        }
+        entry.insert(Conn { handler, input: Vec::new(), core });
+        self.shared.stats.accepted += 1;
+        self.shared.stats.active += 1;
+        log::debug!("conn slot={slot} peer={peer} accepted");
+        self.callback(slot, |handler, cx| handler.on_open(cx));
+    }
+
+    /// Closes every listener (shutdown): clients still in the backlogs are refused by the
+    /// kernel from now on.
+    pub(super) fn close_listeners(&mut self) {
+        for listener in self.listeners.iter_mut() {
+            if let Some(mut listener) = listener.take() {
+                if let Err(e) = self.poll.registry().deregister(&mut listener.socket) {
+                    log::debug!("deregistering a listener failed: {e}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! One connection's life in the loop: its readable and writable paths, the callbacks that
+//! reach its handler, and its close.
+//!
+//! ```text
+//!   event ──► conn_ready ──(error / hang-up)──► conn_trouble ──► on_writable, read, probe_failure
+//!                │
+//!                ├─(writable, output waiting)──► on_writable ──► then read
+//!                └─(readable) ──► read_input ──► deliver ──► on_data ──► Shared::settle ──► write
+//!                                     │                                     │
+//!                                     └── EOF / close / limit ──► on_read_end       └── close asked ──► close_now
+//!   timers: handler_timer_due ──► on_timer   idle_timer_due ──► close or re-arm   linger_timer_due ──► close_now
+//!   jobs:   job_done ──► on_done
+//! ```
+//!
+//! The hot path — a readable event, nothing pending — is `conn_ready` → `read_input` →
+//! `deliver` (the handler's `on_data`, inlined) → `Shared::settle` → `Shared::write_staged`,
+//! one inlined function; everything rarer is out of line (`#[cold]` where rare).
+//! ARCHITECTURE.md ("Design decisions") says why and what it saved.
+//!
+//! Every callback goes through `callback` (or, for `on_data`, `deliver`) and is followed by
+//! a settle: the one place a connection changes state. This module does not accept
+//! connections (`accept.rs`) or decide the order of work in a turn (`turn.rs`).
+
+use std::io::{self, Read};
+use std::panic::{self, AssertUnwindSafe};
+
+use mio::Token;
+
+use super::{Reactor, Ready};
+use crate::conn::{Conn, Flushed, Phase, KEEP_BUFFER_BYTES};
+use crate::flags::Flags;
+use crate::handler::{Cx, Handler, Input};
+use crate::offload::JobError;
+use crate::shared::{Shared, TimerOwner};
+use crate::stats::Reason;
+use crate::timer::{deadline_after, TimerId};
+
+/// How a read loop ended, when it did not simply drain the socket.
+pub(super) enum ReadEnd {
+    /// The peer sent EOF; the phase the connection was in.
+    Eof(Phase),
+    /// The connection changed phase: settle it.
+    Settle,
+    /// The connection must close.
+    Close(Reason),
+}
+
+impl<H: Handler> Reactor<H> {
+    /// Acts on a connection's readiness: records what the event says, writes pending output
+    /// if the socket took some, then reads. The connection is looked up once, and the
+    /// common event (readable, perhaps writable, no output pending) goes straight to the
+    /// read; errors and hang-ups take the general path, `conn_trouble`.
+    #[inline]
+    pub(super) fn conn_ready(&mut self, slot: usize, generation: u32, ready: Ready) {
+        if ready.is_trouble() {
+            self.conn_trouble(slot, generation, ready);
+            return;
+        }
+        let Reactor { conns, shared, scratch, .. } = self;
+        let conn = match conns.get_mut(slot) {
+            Some(conn) if conn.core.generation == generation => conn,
+            // The connection this event was for has closed; the slot may already hold a
+            // new one. Never deliver it there.
+            _ => {
+                shared.stats.stale_events += 1;
+                return;
+            }
+        };
+        if ready.is_readable() {
+            conn.core.flags.insert(Flags::READ_READY);
+        }
+        let core = &conn.core;
+        if ready.is_writable() && (core.pending_out() > 0 || core.flags.has(Flags::WRITE_BLOCKED)) {
+            // Write first: it may free room below the low watermark and let reading resume.
+            self.on_writable(slot);
+            self.readable(slot);
+        } else if let Some(end) = read_input(conn, shared, scratch, slot) {
+            self.on_read_end(slot, end);
+        }
+    }
+
+    /// `conn_ready` for an event that reports an error or the peer's FIN or hang-up: the
+    /// socket is marked readable to the end (so the read surfaces the EOF or the error),
+    /// pending output is tried (a write surfaces the error too), and after an error or a
+    /// hang-up a connection that is not reading is probed, so a dead one does not keep its
+    /// slot.
+    #[cold]
+    #[inline(never)]
+    fn conn_trouble(&mut self, slot: usize, generation: u32, ready: Ready) {
+        let Some(conn) = self.conns.get_mut(slot).filter(|conn| conn.core.generation == generation) else {
+            self.shared.stats.stale_events += 1;
+            return;
+        };
+        let core = &mut conn.core;
+        core.flags.insert(Flags::READ_READY | Flags::READ_HANGUP);
+        if core.pending_out() > 0 || core.flags.has(Flags::WRITE_BLOCKED) {
+            self.on_writable(slot);
+        }
+        self.readable(slot);
+        // Both directions closed (`EPOLLHUP`): the connection is dead. A plain FIN (read
+        // side closed only) is a half-close, left to the read.
+        let hangup = ready.is_read_closed() && ready.is_write_closed();
+        if hangup || ready.is_error() {
+            self.probe_failure(slot, hangup);
+        }
+    }
+
+    /// After an error or hang-up event, closes a connection that is not reading (the handler
+    /// or backpressure paused it, perhaps just now with the error still unread behind the
+    /// data): the read that would surface a reset is not coming, and a dead connection must
+    /// not hold its slot until some timer fires. A plain FIN is only a half-close and is
+    /// handled when reading resumes.
+    #[cold]
+    fn probe_failure(&mut self, slot: usize, hangup: bool) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        if conn.core.wants_read() {
+            return;
+        }
+        let reason = match conn.core.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Reason::Error(e.kind()),
+            Ok(None) if hangup => Reason::Error(io::ErrorKind::ConnectionReset),
+            Ok(None) => return,
+        };
+        log::debug!("conn slot={slot} peer={} failed while paused: {reason}", conn.core.peer);
+        self.close_now(slot, reason);
+    }
+
+    /// The socket may hold input: reads until it is drained, the handler or backpressure
+    /// pauses it, or the per-turn budget is spent (then the rest waits for the next turn).
+    /// (The event path, `conn_ready`, calls `read_input` itself, on the connection it has
+    /// already looked up.)
+    fn readable(&mut self, slot: usize) {
+        let Reactor { conns, shared, scratch, .. } = self;
+        let Some(conn) = conns.get_mut(slot) else { return };
+        if let Some(end) = read_input(conn, shared, scratch, slot) {
+            self.on_read_end(slot, end);
+        }
+    }
+
+    /// Deferred work for a connection whose reading was paused, yielded or cut off: input
+    /// it already holds is offered first (no readiness event will announce bytes the
+    /// reactor already has), then the socket is read.
+    pub(super) fn resume_read(&mut self, slot: usize) {
+        let conn = &self.conns[slot];
+        let throttled = conn.core.flags.any(Flags::PAUSED_BY_HANDLER | Flags::PAUSED_BY_BACKPRESSURE);
+        if !conn.input.is_empty() && conn.core.is_open() && !throttled {
+            let Reactor { conns, shared, .. } = self;
+            if let Some(reason) = deliver(&mut conns[slot], shared, &[], slot) {
+                self.close_now(slot, reason);
+            }
+        }
+        if self.conns.contains(slot) {
+            self.readable(slot);
+        }
+    }
+
+    /// Acts on how a read loop ended, when it did not simply drain the socket.
+    fn on_read_end(&mut self, slot: usize, end: ReadEnd) {
+        match end {
+            ReadEnd::Close(reason) => self.close_now(slot, reason),
+            ReadEnd::Settle => self.settle_or_close(slot),
+            ReadEnd::Eof(Phase::Open) => self.callback(slot, |handler, cx| handler.on_eof(cx)),
+            ReadEnd::Eof(Phase::Closing { .. }) => self.settle_or_close(slot),
+            ReadEnd::Eof(Phase::Lingering { reason }) => self.close_now(slot, reason),
+        }
+    }
+
+    /// Runs a handler callback for `slot`, then settles the connection.
+    pub(super) fn callback<F>(&mut self, slot: usize, f: F)
+    where
+        F: FnOnce(&mut H, &mut Cx<'_, H>),
+    {
+        let Reactor { conns, shared, .. } = self;
+        let Some(conn) = conns.get_mut(slot) else { return };
+        let mut cx = Cx::new(&mut conn.core, shared, slot);
+        let handler = &mut conn.handler;
+        // Don't let one handler's panic take down every other connection. (`on_data`,
+        // the per-message callback, is guarded per turn instead: see `run_once`.)
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut cx)));
+        if outcome.is_err() {
+            self.handler_panicked(slot);
+            return;
+        }
+        // Output the kernel took counts as activity (a server that only pushes, on timers
+        // or offload results, is not idle). `write_staged` leaves this stamp to its callers.
+        let sent_before = self.shared.stats.bytes_out;
+        self.settle_or_close(slot);
+        if self.shared.stats.bytes_out != sent_before {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.core.last_active = self.shared.now;
+            }
+        }
+    }
+
+    /// A handler callback panicked: what it staged is dropped and its connection closed.
+    pub(super) fn handler_panicked(&mut self, slot: usize) {
+        self.shared.discard_staged();
+        log::error!("conn slot={slot}: handler panicked; closing the connection");
+        self.close_now(slot, Reason::Error(io::ErrorKind::Other));
+    }
+
+    /// Settles a connection after a callback (see `Shared::settle`), closing it if asked.
+    pub(super) fn settle_or_close(&mut self, slot: usize) {
+        let Reactor { conns, shared, .. } = self;
+        let Some(conn) = conns.get_mut(slot) else { return };
+        if let Some(reason) = shared.settle(&mut conn.core, slot) {
+            self.close_now(slot, reason);
+        }
+    }
+
+    /// The socket is writable and output is waiting: writes it; resumes reading below the
+    /// low watermark; tells the handler when everything has gone out.
+    fn on_writable(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let before = conn.core.pending_out();
+        match conn.core.write_out() {
+            Ok((flushed, written)) => {
+                self.shared.stats.out_buffered -= written as u64;
+                self.shared.stats.bytes_out += written as u64;
+                if written > 0 {
+                    conn.core.last_active = self.shared.now;
+                }
+                let pending = before - written;
+                if conn.core.flags.has(Flags::PAUSED_BY_BACKPRESSURE)
+                    && pending <= self.shared.config.out_low_watermark
+                {
+                    conn.core.flags.remove(Flags::PAUSED_BY_BACKPRESSURE);
+                    // Readiness seen while paused was left unread, and input held from before
+                    // the pause was never offered: no event will announce either, so go back
+                    // for them (regression: `resume_read_during_backpressure_serves_held_input`).
+                    if conn.core.flags.has(Flags::READ_READY) || !conn.input.is_empty() {
+                        self.shared.defer_read(&mut conn.core, slot);
+                    }
+                }
+                if flushed == Flushed::All && conn.core.flags.has(Flags::DRAINED_PENDING) {
+                    conn.core.flags.remove(Flags::DRAINED_PENDING);
+                    if conn.core.is_open() {
+                        self.callback(slot, |handler, cx| handler.on_drained(cx));
+                        return;
+                    }
+                }
+                self.settle_or_close(slot);
+            }
+            Err(e) => {
+                log::debug!("conn slot={slot} peer={} write failed: {e}", conn.core.peer);
+                self.close_now(slot, Reason::Error(e.kind()));
+            }
+        }
+    }
+
+    /// A handler's timer fired: `on_timer`, if its connection is still the one that set it.
+    pub(super) fn handler_timer_due(&mut self, token: Token, id: TimerId) {
+        match self.live_slot(token) {
+            Some(slot) => {
+                self.conns[slot].core.forget_timer(id);
+                self.shared.stats.timers_fired += 1;
+                self.callback(slot, |handler, cx| handler.on_timer(id, cx));
+            }
+            None => self.shared.stats.stale_events += 1,
+        }
+    }
+
+    /// A connection's idle timer fired: closes it if it has been quiet for the whole idle
+    /// timeout, else re-arms for the remainder.
+    pub(super) fn idle_timer_due(&mut self, token: Token) {
+        let Some(slot) = self.live_slot(token) else { return };
+        let now = self.shared.now;
+        let idle = self.shared.config.idle_timeout.expect("cannot fail: idle timers need it");
+        let core = &mut self.conns[slot].core;
+        let quiet_since = core.last_active;
+        if now.duration_since(quiet_since) >= idle {
+            core.idle_timer = None;
+            log::debug!("conn slot={slot} peer={} idle for {idle:?}", core.peer);
+            self.close_now(slot, Reason::IdleTimeout);
+        } else {
+            // Activity since the timer was armed: re-arm for the remainder rather than
+            // touching the heap on every read or write.
+            let deadline = deadline_after(quiet_since, idle);
+            core.idle_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Idle(token)));
+        }
+    }
+
+    /// A lingering close has waited long enough for the peer's EOF: close now.
+    pub(super) fn linger_timer_due(&mut self, token: Token) {
+        let Some(slot) = self.live_slot(token) else { return };
+        if let Phase::Lingering { reason } = self.conns[slot].core.phase {
+            self.close_now(slot, reason);
+        }
+    }
+
+    /// An offloaded job finished: `on_done`, if the connection that submitted it still exists.
+    pub(super) fn job_done(&mut self, token: Token, result: Result<H::Done, JobError>) {
+        match self.live_slot(token) {
+            Some(slot) => {
+                if result.is_err() {
+                    self.shared.stats.offload_panics += 1;
+                }
+                self.shared.stats.offload_completed += 1;
+                self.callback(slot, |handler, cx| handler.on_done(result, cx));
+            }
+            // The connection closed while its job ran: drop the result.
+            None => self.shared.stats.stale_events += 1,
+        }
+    }
+
+    /// Closes a connection now: deregister, drop the socket, free the slot, tell the handler.
+    pub(super) fn close_now(&mut self, slot: usize, reason: Reason) {
+        let mut conn = self.conns.remove(slot);
+        let core = &mut conn.core;
+        if let Err(e) = self.poll.registry().deregister(&mut core.stream) {
+            log::debug!("conn slot={slot} deregister failed: {e}");
+        }
+        // A closed connection's timers would otherwise sit in the heap until their
+        // deadlines (perhaps minutes away) only to be dropped as stale.
+        for id in
+            core.idle_timer.take().into_iter().chain(core.linger_timer.take()).chain(core.timers.drain(..))
+        {
+            self.shared.timers.cancel(id);
+        }
+        self.shared.stats.out_buffered -= core.pending_out() as u64;
+        self.shared.stats.closed.count(reason);
+        self.shared.stats.active -= 1;
+        log::debug!("conn slot={slot} peer={} closed: {reason}", core.peer);
+        let handler = &mut conn.handler;
+        if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(reason))).is_err() {
+            log::error!("conn slot={slot}: handler panicked in on_close");
+        }
+        self.resume_at_capacity();
+    }
+}
+
+/// Reads from a connection until the socket is drained, the handler or backpressure
+/// pauses it, or the per-turn budget is spent (then the rest waits for the next turn).
+/// A closing connection's input is read and discarded, so the final close sends a FIN
+/// rather than the RST that unread data would cause. Returns how the loop ended when the
+/// caller has more to do (`Reactor::on_read_end`).
+///
+/// This is the hot path: each read is handed to the handler and settled in place. A free
+/// function over the parts of the reactor it needs, so the event path can call it on the
+/// connection it has already looked up; always inlined into its two callers.
+#[inline(always)]
+fn read_input<H: Handler>(
+    conn: &mut Conn<H>,
+    shared: &mut Shared<H::Done>,
+    scratch: &mut [u8],
+    slot: usize,
+) -> Option<ReadEnd> {
+    let mut budget = shared.config.read_budget;
+    loop {
+        if !conn.core.wants_read() {
+            return None;
+        }
+        let open = conn.core.is_open();
+        // The scratch buffer is never larger than one read may be (see `Reactor::new`), so
+        // the common case (nothing held, nothing pending) reads all of it.
+        let room = if !open || (conn.input.is_empty() && conn.core.pending_out() == 0) {
+            scratch.len()
+        } else {
+            let held = conn.input.len();
+            let max_input = shared.config.max_input;
+            if held >= max_input {
+                log::debug!("conn slot={slot} peer={} left {held} bytes unconsumed", conn.core.peer);
+                // Close gracefully: flush what is pending, then linger, so the peer sees
+                // our last bytes and a FIN rather than a reset.
+                conn.input = Vec::new();
+                conn.core.phase = Phase::Closing { reason: Reason::InputLimit };
+                return Some(ReadEnd::Settle);
+            }
+            // Read no more than the handler may keep, and no more than the output
+            // headroom: an echo-like handler then never buffers past the high watermark.
+            let headroom = shared.config.out_high_watermark.saturating_sub(conn.core.pending_out()).max(1);
+            scratch.len().min(max_input - held).min(headroom)
+        };
+        // A zero-length read would return Ok(0) and look like EOF.
+        debug_assert!(room > 0);
+        match conn.core.stream.read(&mut scratch[..room]) {
+            Ok(0) => {
+                conn.core.flags.remove(Flags::READ_READY);
+                conn.core.flags.insert(Flags::PEER_EOF);
+                log::trace!("conn slot={slot} peer={} sent EOF", conn.core.peer);
+                return Some(ReadEnd::Eof(conn.core.phase));
+            }
+            Ok(n) => {
+                shared.stats.bytes_in += n as u64;
+                if open {
+                    // Only input the handler sees counts as activity: a closing
+                    // connection's discarded input must not keep it (and its pending
+                    // output) alive past the idle timeout.
+                    conn.core.last_active = shared.now;
+                    if let Some(reason) = deliver(conn, shared, &scratch[..n], slot) {
+                        return Some(ReadEnd::Close(reason));
+                    }
+                }
+                // A short read drained the socket: the kernel reports the next arrival
+                // as a new edge, so the read that would only say `WouldBlock` is skipped
+                // (unless a hang-up was signalled: then the EOF is read now).
+                if n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
+                    conn.core.flags.remove(Flags::READ_READY);
+                    return None;
+                }
+                budget = budget.saturating_sub(n);
+                if budget == 0 {
+                    if conn.core.wants_read() {
+                        shared.stats.read_budget_yields += 1;
+                        shared.defer_read(&mut conn.core, slot);
+                    }
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.core.flags.remove(Flags::READ_READY);
+                return None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("conn slot={slot} peer={} read failed: {e}", conn.core.peer);
+                return Some(ReadEnd::Close(Reason::Error(e.kind())));
+            }
+        }
+    }
+}
+
+/// Hands `fresh` bytes to the handler, after any input it left unconsumed earlier; keeps
+/// what it does not consume; settles the connection. Returns the reason when the connection
+/// must close now.
+///
+/// Always inlined: this is the middle of the per-message hot path (`read_input` → `deliver`
+/// → `settle`), and a call boundary here costs more than the rest of the function. A panic
+/// in `on_data` unwinds to the turn's guard in `run_once`, which closes this connection;
+/// `in_handler` tells it which one.
+#[inline(always)]
+fn deliver<H: Handler>(
+    conn: &mut Conn<H>,
+    shared: &mut Shared<H::Done>,
+    fresh: &[u8],
+    slot: usize,
+) -> Option<Reason> {
+    // Remembered rather than asked again after the handler ran: the compiler cannot see
+    // that the handler leaves `conn.input` alone, and would reload it.
+    let held = !conn.input.is_empty();
+    let data: &[u8] = if held {
+        conn.input.extend_from_slice(fresh);
+        &conn.input
+    } else {
+        fresh
+    };
+    let mut input = Input::new(data);
+    shared.in_handler = Some(slot);
+    conn.handler.on_data(&mut input, &mut Cx::new(&mut conn.core, shared, slot));
+    shared.in_handler = None;
+    let consumed = input.consumed();
+    // Keep what the handler did not consume, and only that.
+    if !held {
+        if consumed < fresh.len() {
+            conn.input.extend_from_slice(&fresh[consumed..]);
+        }
+    } else {
+        conn.input.drain(..consumed);
+        if conn.input.is_empty() && conn.input.capacity() > KEEP_BUFFER_BYTES {
+            conn.input = Vec::new();
+        }
+    }
+    shared.settle(&mut conn.core, slot)
+}

@@ -1,0 +1,334 @@
+//! The reactor: one thread, one `mio::Poll`, a slab of connections, and the loop that drives
+//! them.
+//!
+//! ```text
+//!            ┌───────────────────────────── one turn (run_once) ───────────────────────────┐
+//!  timeout = │ 0 if work was deferred, else min(nearest timer, caller's)                   │
+//!  poll ────►│ for each event, one dispatch on its token:                                  │
+//!            │   connection ─► generation check ─► on_writable, then read (budget)        │
+//!            │   listener   ─► accept (bounded batch) ─► Conn + on_open                   │
+//!            │   source     ─► the embedder's callback                                    │
+//!            │   waker      ─► shutdown request, offload results ─► on_done               │
+//!            │ deferred work: reads cut off by the budget or resumed, accepts cut off      │
+//!            │ expired timers, by owner: handler, idle, linger, accept retry, shutdown     │
+//!            └─────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The folder, one concept per file (read them in this order):
+//!
+//! - `mod.rs` (this file): the `Reactor` value, its public API, and `run_once`'s panic guard.
+//! - `turn.rs`: one turn after the poll — dispatch, deferred work, timers — and the loop's
+//!   own lifecycle (`Running` → `Draining` → `Stopped`).
+//! - `conn_io.rs`: one connection's readable and writable paths, its callbacks, its close.
+//!   The hot path (`read_input` → `deliver` → `Shared::settle`) lives here.
+//! - `accept.rs`: listeners, accepting in batches, pausing at the cap or on descriptor
+//!   exhaustion, and opening a connection.
+//! - `sources.rs`: the embedder's own mio sources.
+//! - `handle.rs`: `Handle`, what other threads may ask of a running reactor.
+//! - `ready.rs`: `Ready`, an event's readiness converted once at the edge.
+//!
+//! What a handler's callback may touch is not here but in `shared.rs` (`Shared`), so that
+//! `handler.rs` needs nothing from this folder. Sockets are tuned in `net.rs`, buffers live
+//! in `conn.rs`.
+//!
+//! Sockets are registered once, edge-triggered, for both directions, and never
+//! re-registered: the reactor remembers what each event said (`READ_READY` and
+//! `WRITE_BLOCKED` in the connection's `Flags`) and acts on it when the connection can.
+//! After every handler callback, `Shared::settle` writes what the callback produced, applies
+//! the watermarks, and carries out a requested close — the one place where a connection
+//! changes state.
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use mio::event::Source;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Waker};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::conn::Conn;
+use crate::handler::Handler;
+use crate::offload::Completion;
+use crate::shared::Shared;
+use crate::stats::Stats;
+use crate::timer::TimerId;
+use crate::token;
+
+mod accept;
+mod conn_io;
+mod handle;
+mod ready;
+mod sources;
+mod turn;
+
+use accept::Listener;
+pub use handle::Handle;
+use handle::Remote;
+pub use ready::Ready;
+pub use sources::SourceId;
+use sources::SourceSlot;
+
+/// A staging buffer grown past this by one big callback is freed at the end of the turn.
+const STAGING_KEEP_BYTES: usize = 256 * 1024;
+
+/// What [`Reactor::run_once`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// The reactor is still running.
+    Running,
+    /// Shutdown completed: every connection is closed. Further turns do nothing.
+    Stopped,
+}
+
+/// The loop's own life, as `Phase` is a connection's.
+///
+/// ```text
+///  Running ──Handle::shutdown──► Draining { deadline } ──last connection closed──► Stopped
+///                                   (listeners closed, output flushing;
+///                                    at the deadline the rest are closed)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Accepting and serving.
+    Running,
+    /// Shutdown has begun: no listeners, no new jobs; connections flush and close. The
+    /// timer closes whatever is left at `Config::shutdown_timeout`.
+    Draining { deadline: TimerId },
+    /// Every connection is closed and the offload pool joined; `run_once` does nothing.
+    Stopped,
+}
+
+/// A single-threaded event loop serving connections with one [`Handler`] type.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::{Config, Cx, Handler, Input, Reactor};
+/// use std::io::{Read, Write};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     type Done = ();
+///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+///         cx.write(input.bytes());
+///         input.consume_all();
+///     }
+/// }
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut reactor = Reactor::new(Config::default())?;
+/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
+/// let handle = reactor.handle();
+/// let client = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+///     let mut stream = std::net::TcpStream::connect(addr)?;
+///     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+///     stream.write_all(b"hello")?;
+///     let mut reply = [0; 5];
+///     stream.read_exact(&mut reply)?;
+///     handle.shutdown();
+///     Ok(reply.to_vec())
+/// });
+/// reactor.run()?;
+/// assert_eq!(client.join().unwrap()?, b"hello");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Turn order
+///
+/// Each [`run_once`](Reactor::run_once): compute the poll timeout (zero if work was
+/// deferred, else until the nearest timer), poll, dispatch every event, serve deferred work,
+/// fire expired timers, publish stats. `EINTR` from poll is an empty turn, never an error.
+pub struct Reactor<H: Handler> {
+    poll: Poll,
+    events: Events,
+    conns: Slab<Conn<H>>,
+    listeners: Vec<Option<Listener<H>>>,
+    sources: Slab<SourceSlot<H>>,
+    shared: Shared<H::Done>,
+    /// The one read buffer: every connection reads here first.
+    scratch: Vec<u8>,
+    /// Generation for the next connection's token.
+    generation: u32,
+    remote: Arc<Remote>,
+    /// Offload results taken from the pool, kept to reuse the allocation.
+    completions: Vec<Completion<H::Done>>,
+    lifecycle: Lifecycle,
+    /// The reactor belongs to the thread that runs it; handlers need not be `Send`.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<H: Handler> std::fmt::Debug for Reactor<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("conns", &self.conns.len())
+            .field("listeners", &self.listeners.iter().flatten().count())
+            .field("timers", &self.shared.timers.len())
+            .field("lifecycle", &self.lifecycle)
+            .finish()
+    }
+}
+
+impl<H: Handler> Reactor<H> {
+    /// Builds a reactor with its own `mio::Poll`.
+    ///
+    /// # Errors
+    ///
+    /// An invalid `config` (`InvalidInput`), or the OS refusing an epoll instance or waker.
+    pub fn new(config: Config) -> io::Result<Reactor<H>> {
+        config.validate()?;
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
+        Ok(Reactor {
+            events: Events::with_capacity(config.events_capacity),
+            conns: Slab::new(),
+            listeners: Vec::new(),
+            sources: Slab::new(),
+            // No bigger than one read may be: a handler may hold at most `max_input`, and an
+            // echo-like handler should not be handed more than the output headroom.
+            scratch: vec![0; config.read_chunk.min(config.max_input).min(config.out_high_watermark)],
+            generation: 0,
+            remote: Arc::new(Remote::default()),
+            completions: Vec::new(),
+            lifecycle: Lifecycle::Running,
+            shared: Shared::new(config, waker),
+            poll,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Listens on `addr`; every accepted connection gets a handler from `factory(peer)`.
+    /// Returns the bound address (useful with port 0).
+    ///
+    /// # Errors
+    ///
+    /// Binding or listening failed (address in use, permission denied, ...).
+    pub fn listen<F>(&mut self, addr: SocketAddr, factory: F) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> H + 'static,
+    {
+        let options = crate::net::ListenOptions { backlog: self.shared.config.backlog, reuse_port: false };
+        self.add_listener(crate::net::listen(addr, options)?, factory)
+    }
+
+    /// Serves connections from a listener built elsewhere (for example with
+    /// `SO_REUSEPORT` through [`net::listen`](crate::net::listen)).
+    ///
+    /// # Errors
+    ///
+    /// Registering the listener with the poll failed.
+    pub fn add_listener<F>(&mut self, socket: TcpListener, factory: F) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> H + 'static,
+    {
+        self.add_tcp_listener(socket, Box::new(factory))
+    }
+
+    /// Registers an embedder's own `mio` source (a signal pipe, a UDP socket, a channel
+    /// with a waker of its own, ...). `on_ready` runs on the loop thread for each of its
+    /// events, with the source, what the event said, and the reactor itself — so it can
+    /// register or deregister sources (itself included) and use every other method here.
+    ///
+    /// A panic in `on_ready` deregisters and drops that source only: it is logged and
+    /// counted in [`Stats::source_panics`], and the turn goes on with its other events.
+    ///
+    /// # Errors
+    ///
+    /// Registering with the poll failed.
+    pub fn register<S, F>(&mut self, source: S, interest: Interest, on_ready: F) -> io::Result<SourceId>
+    where
+        S: Source + 'static,
+        F: FnMut(&mut S, Ready, &mut Reactor<H>) + 'static,
+    {
+        self.add_source(source, interest, on_ready)
+    }
+
+    /// Deregisters and drops a source added with [`register`](Reactor::register). From the
+    /// source's own callback too: it is dropped when the callback returns.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown id; otherwise whatever deregistering returned.
+    pub fn deregister(&mut self, id: SourceId) -> io::Result<()> {
+        self.remove_source(id)
+    }
+
+    /// A handle other threads can use to stop this reactor or read its stats.
+    pub fn handle(&self) -> Handle {
+        Handle::new(Arc::clone(&self.shared.waker), Arc::clone(&self.remote))
+    }
+
+    /// The counters, as of now.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats
+    }
+
+    /// Runs turns until shutdown completes.
+    ///
+    /// # Errors
+    ///
+    /// Only if polling itself fails — errors on single connections close those
+    /// connections and are never returned.
+    pub fn run(&mut self) -> io::Result<()> {
+        while self.run_once(None)? == Turn::Running {}
+        Ok(())
+    }
+
+    /// Runs one turn, blocking for at most `timeout` (`None`: until something happens), for
+    /// embedding in a host's own loop.
+    ///
+    /// # Errors
+    ///
+    /// Only if polling itself fails.
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<Turn> {
+        if self.lifecycle == Lifecycle::Stopped {
+            return Ok(Turn::Stopped);
+        }
+        let timeout = self.poll_timeout(timeout);
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            // A signal interrupted the wait: an empty turn, not a failure.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        self.shared.now = std::time::Instant::now();
+        self.shared.stats.turns += 1;
+
+        // The events are taken out of `self` so dispatch can borrow `self` mutably;
+        // `Events::with_capacity(0)` does not allocate.
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut next_event = 0;
+        // `on_data` runs without a guard of its own: a `catch_unwind` per message would stop
+        // the handler from being inlined and cost more than the rest of the dispatch. A
+        // panic in it unwinds to here instead; the guard closes the connection whose handler
+        // panicked and resumes the turn at the next event.
+        loop {
+            let turn = panic::catch_unwind(AssertUnwindSafe(|| self.turn(&events, &mut next_event)));
+            let Err(payload) = turn else { break };
+            match self.shared.in_handler.take() {
+                Some(slot) => self.handler_panicked(slot),
+                None => {
+                    // Not a handler's panic but the reactor's own: a bug, not to be hidden.
+                    self.events = events;
+                    panic::resume_unwind(payload);
+                }
+            }
+        }
+        self.events = events;
+        if self.shared.staging.capacity() > STAGING_KEEP_BYTES {
+            // A callback wrote a lot at once; don't keep the peak allocation forever.
+            self.shared.staging = Vec::new();
+        }
+        self.shared.stats.timers = self.shared.timers.len() as u64;
+        *self.remote.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.shared.stats;
+        Ok(if self.lifecycle == Lifecycle::Stopped { Turn::Stopped } else { Turn::Running })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! The embedder's own mio sources: registered with the reactor's poll, called back on the
+//! loop thread with the reactor itself, isolated from each other's panics.
+//!
+//! ```text
+//!   Reactor::register(source, interest, on_ready) ──► sources[index] ── token::source(index) ──► poll
+//!   event for index ──► take the entry out ──► on_ready(&mut source, ready, &mut reactor) ──► put it back
+//!                                              (panic: log, count, deregister, drop; the turn goes on)
+//! ```
+//!
+//! The entry is taken out of its slot for the length of the callback, so the callback can
+//! have the whole reactor — register more sources, deregister any (itself included), use
+//! connections and timers — without aliasing the table it lives in. The slot stays
+//! reserved meanwhile, so its index (and token) cannot be handed to another source; a
+//! deregistration during the callback is recorded and carried out when it returns.
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+
+use mio::event::Source;
+use mio::{Interest, Registry};
+
+use super::{Reactor, Ready};
+use crate::handler::Handler;
+use crate::token;
+
+/// Names a source registered with [`Reactor::register`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceId(usize);
+
+/// An embedder's source, type-erased: the source and its callback.
+pub(super) trait UserSource<H: Handler> {
+    fn ready(&mut self, ready: Ready, reactor: &mut Reactor<H>);
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
+}
+
+struct SourceEntry<S, F> {
+    source: S,
+    on_ready: F,
+}
+
+impl<H, S, F> UserSource<H> for SourceEntry<S, F>
+where
+    H: Handler,
+    S: Source,
+    F: FnMut(&mut S, Ready, &mut Reactor<H>),
+{
+    fn ready(&mut self, ready: Ready, reactor: &mut Reactor<H>) {
+        (self.on_ready)(&mut self.source, ready, reactor);
+    }
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.deregister(&mut self.source)
+    }
+}
+
+/// One slot of the source table.
+pub(super) enum SourceSlot<H: Handler> {
+    /// Registered and waiting for events.
+    Idle(Box<dyn UserSource<H>>),
+    /// Lent to its own callback, which is running now.
+    Running,
+    /// Deregistered by its own callback: dropped when the callback returns.
+    Removed,
+}
+
+impl<H: Handler> Reactor<H> {
+    pub(super) fn add_source<S, F>(
+        &mut self,
+        mut source: S,
+        interest: Interest,
+        on_ready: F,
+    ) -> io::Result<SourceId>
+    where
+        S: Source + 'static,
+        F: FnMut(&mut S, Ready, &mut Reactor<H>) + 'static,
+    {
+        let entry = self.sources.vacant_entry();
+        let index = entry.key();
+        self.poll.registry().register(&mut source, token::source(index), interest)?;
+        entry.insert(SourceSlot::Idle(Box::new(SourceEntry { source, on_ready })));
+        Ok(SourceId(index))
+    }
+
+    pub(super) fn remove_source(&mut self, id: SourceId) -> io::Result<()> {
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, format!("no source registered as {id:?}"));
+        match self.sources.get_mut(id.0) {
+            None | Some(SourceSlot::Removed) => Err(not_found()),
+            Some(slot @ SourceSlot::Running) => {
+                // Its callback is running: it cannot be reached to deregister now.
+                *slot = SourceSlot::Removed;
+                Ok(())
+            }
+            Some(SourceSlot::Idle(_)) => {
+                let Some(SourceSlot::Idle(mut entry)) = self.sources.try_remove(id.0) else {
+                    unreachable!("matched Idle just above")
+                };
+                entry.deregister(self.poll.registry())
+            }
+        }
+    }
+
+    /// An event for source `index`: runs its callback with the reactor.
+    pub(super) fn source_ready(&mut self, index: usize, ready: Ready) {
+        let Some(slot) = self.sources.get_mut(index) else { return };
+        let SourceSlot::Idle(mut entry) = std::mem::replace(slot, SourceSlot::Running) else {
+            // Removed, or (re-entrancy cannot happen: events are dispatched one at a time)
+            // running: nothing to call.
+            return;
+        };
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| entry.ready(ready, self)));
+        let removed = matches!(self.sources.get(index), Some(SourceSlot::Removed));
+        if outcome.is_err() || removed {
+            if outcome.is_err() {
+                self.shared.stats.source_panics += 1;
+                log::error!("source {index}: callback panicked; deregistering it");
+            }
+            if let Err(e) = entry.deregister(self.poll.registry()) {
+                log::debug!("source {index}: deregister failed: {e}");
+            }
+            self.sources.remove(index);
+            return;
+        }
+        self.sources[index] = SourceSlot::Idle(entry);
+    }
+}

@@ -1,0 +1,173 @@
+//! One turn of the loop after the poll, step by step, and the loop's own lifecycle.
+//!
+//! ```text
+//!   turn:  1. every event ──► dispatch(token, ready): connection | listener | source | waker
+//!          2. deferred work queued before this point (reads, accepts)
+//!          3. timers due now, each by its owner
+//!          4. Draining and no connection left ──► Stopped
+//! ```
+//!
+//! Work created during a step that would repeat the step (a read deferred while serving
+//! deferred reads, a timer set while timers fire) waits for the next turn, after a poll, so
+//! nothing can monopolise the loop. This module routes and sequences; what happens to one
+//! connection is in `conn_io.rs`, to one listener in `accept.rs`.
+
+use std::time::{Duration, Instant};
+
+use mio::{Events, Token};
+
+use super::{Lifecycle, Reactor, Ready};
+use crate::conn::Phase;
+use crate::flags::Flags;
+use crate::handler::Handler;
+use crate::shared::{Deferred, TimerOwner};
+use crate::stats::Reason;
+use crate::timer::{deadline_after, TimerId};
+use crate::token::{self, Target};
+
+impl<H: Handler> Reactor<H> {
+    /// The work of one turn after the poll: the events from `next_event` on, then deferred
+    /// work, timers and the end of a shutdown. Resumable: after a handler's panic,
+    /// `run_once` calls it again and it carries on with the next event. (Deferred work and
+    /// timers queued earlier in a turn that panicked may then be served in the same turn;
+    /// that only shifts fairness, never correctness.)
+    pub(super) fn turn(&mut self, events: &Events, next_event: &mut usize) {
+        for event in events.iter().skip(*next_event) {
+            *next_event += 1;
+            self.dispatch(event.token(), Ready::of(event));
+        }
+        self.serve_deferred();
+        self.expire_timers();
+        if matches!(self.lifecycle, Lifecycle::Draining { .. }) && self.conns.is_empty() {
+            self.finish_shutdown();
+        }
+    }
+
+    /// How long the poll may block: not at all while work is deferred, else until the
+    /// nearest timer or the caller's limit, whichever is sooner.
+    pub(super) fn poll_timeout(&mut self, caller: Option<Duration>) -> Option<Duration> {
+        if !self.shared.deferred.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let timer = self
+            .shared
+            .timers
+            .next_deadline()
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        match (timer, caller) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Routes one readiness event by what its token names: the one dispatch every event
+    /// goes through, from the poll or from a test.
+    #[inline]
+    pub(super) fn dispatch(&mut self, token: Token, ready: Ready) {
+        match token::decode(token) {
+            Target::Conn { slot, generation } => self.conn_ready(slot, generation, ready),
+            Target::Listener(index) => self.accept(index),
+            Target::Source(index) => self.source_ready(index, ready),
+            Target::Waker => self.woken(),
+        }
+    }
+
+    /// Serves the work deferred before this call: reads cut off by the budget or resumed
+    /// after a pause (held input first), and accepts cut off by the batch.
+    fn serve_deferred(&mut self) {
+        // Only what was deferred before this point: work deferred while serving waits for
+        // the next turn, after a poll, so nothing can monopolise the loop.
+        for _ in 0..self.shared.deferred.len() {
+            let Some(work) = self.shared.deferred.pop_front() else { break };
+            match work {
+                Deferred::Read(token) => {
+                    let Some(slot) = self.live_slot(token) else { continue };
+                    self.conns[slot].core.flags.remove(Flags::READ_DEFERRED | Flags::YIELDED);
+                    self.resume_read(slot);
+                }
+                Deferred::Accept(index) => self.accept(index),
+            }
+        }
+    }
+
+    /// Fires the timers due at the start of this turn, each by its owner. Timers set while
+    /// these run wait for the next turn (the sequence fence).
+    fn expire_timers(&mut self) {
+        let now = self.shared.now;
+        let fence = self.shared.timers.sequence();
+        while let Some((id, owner)) = self.shared.timers.pop_expired(now, fence) {
+            match owner {
+                TimerOwner::Handler(token) => self.handler_timer_due(token, id),
+                TimerOwner::Idle(token) => self.idle_timer_due(token),
+                TimerOwner::Linger(token) => self.linger_timer_due(token),
+                TimerOwner::AcceptRetry(index) => self.accept_retry_due(index),
+                TimerOwner::ShutdownDeadline => self.shutdown_deadline_due(),
+            }
+        }
+    }
+
+    /// The slot of the connection `token` names, if it is still that connection.
+    pub(super) fn live_slot(&self, token: Token) -> Option<usize> {
+        match token::decode(token) {
+            Target::Conn { slot, generation } => {
+                self.conns.get(slot).filter(|c| c.core.generation == generation).map(|_| slot)
+            }
+            _ => None,
+        }
+    }
+
+    /// The waker fired: another thread asked for shutdown, or offload jobs finished.
+    fn woken(&mut self) {
+        if self.remote.shutdown_requested() && self.lifecycle == Lifecycle::Running {
+            self.begin_shutdown();
+        }
+        let Some(pool) = self.shared.offload.pool() else { return };
+        let mut completions = std::mem::take(&mut self.completions);
+        pool.drain(&mut completions);
+        for (tag, result) in completions.drain(..) {
+            self.job_done(Token(tag as usize), result);
+        }
+        self.completions = completions;
+    }
+
+    /// Running → Draining: close the listeners, refuse new jobs, let every connection flush
+    /// and close, and arm the deadline after which the rest are closed regardless.
+    fn begin_shutdown(&mut self) {
+        log::info!("shutting down: {} connections open", self.conns.len());
+        // Running jobs still deliver their results while draining; new ones are refused.
+        self.shared.offload.drain();
+        self.close_listeners();
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            let core = &mut self.conns[slot].core;
+            if core.is_open() {
+                core.phase = Phase::Closing { reason: Reason::Shutdown };
+            }
+            self.settle_or_close(slot);
+        }
+        let deadline = deadline_after(self.shared.now, self.shared.config.shutdown_timeout);
+        let deadline: TimerId = self.shared.timers.insert(deadline, TimerOwner::ShutdownDeadline);
+        self.lifecycle = Lifecycle::Draining { deadline };
+    }
+
+    /// The shutdown deadline passed: whatever is still open closes now, output or not.
+    fn shutdown_deadline_due(&mut self) {
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        if !slots.is_empty() {
+            log::warn!("shutdown: closing {} connections with unsent output", slots.len());
+        }
+        for slot in slots {
+            self.close_now(slot, Reason::Shutdown);
+        }
+    }
+
+    /// Draining → Stopped: the last connection is gone; stop the pool and its threads.
+    fn finish_shutdown(&mut self) {
+        if let Lifecycle::Draining { deadline } = self.lifecycle {
+            self.shared.timers.cancel(deadline);
+        }
+        self.shared.offload.close();
+        self.lifecycle = Lifecycle::Stopped;
+        log::info!("shut down");
+    }
+}

@@ -1,0 +1,345 @@
+//! `Shared`: the part of the loop's state a handler's callback may touch, and the small set
+//! of operations it offers — the way mio's `Registry` is all a source sees of a `Poll`.
+//!
+//! ```text
+//!   Cx (handler.rs) ──stage / flush / set_timer / defer_read / offload──► Shared ◄── reactor/
+//!                                                                           │
+//!          clock · staging buffer · timers · deferred queue · stats · offload pool · config
+//!                                                                           │
+//!   after every callback the reactor calls ──────────────────────► Shared::settle(core)
+//!                         (write what was staged, apply watermarks, carry out a close)
+//! ```
+//!
+//! During a callback the reactor is split in two borrows: the connection slab (one
+//! connection lent to the handler as `Core`) and this. So a handler can reach its own
+//! connection and the loop's services, and nothing else — not the poll, the listeners or
+//! other connections. This module knows nothing of handlers (it is generic over what
+//! offloaded jobs return) and nothing of the reactor that owns it: `handler.rs` and
+//! `reactor/` both depend on it, never the other way round.
+//!
+//! `settle` is here, not in the reactor, because the hot path runs it inline right after
+//! `on_data` with only these two borrows in hand; it reports a close for the reactor (which
+//! owns the slab) to carry out.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Token, Waker};
+
+use crate::config::Config;
+use crate::conn::{Core, Phase};
+use crate::flags::Flags;
+use crate::offload::{Job, OffloadError, OffloadPool};
+use crate::stats::{Reason, Stats};
+use crate::timer::{deadline_after, TimerId, Timers};
+use crate::token;
+
+/// Who a timer belongs to: decides what happens when it fires (see the reactor's
+/// `expire_timers`, which reads as this list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerOwner {
+    /// Set by a handler: call its `on_timer` (if the connection still exists).
+    Handler(Token),
+    /// A connection's idle timeout.
+    Idle(Token),
+    /// A listener paused by descriptor exhaustion tries `accept` again.
+    AcceptRetry(usize),
+    /// A lingering close has waited long enough for the peer's EOF.
+    Linger(Token),
+    /// Shutdown's grace period is over: close whatever is left.
+    ShutdownDeadline,
+}
+
+/// Work that could not finish in the turn it started (fairness budgets, resumed reads).
+/// While any is queued the next poll does not block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deferred {
+    /// Read (or re-offer held input to) the connection with this token.
+    Read(Token),
+    /// Accept more from the listener at this index.
+    Accept(usize),
+}
+
+/// The offload pool's life, which follows the loop's: started on first use, refusing new
+/// jobs once shutdown begins (while running ones still report), gone once stopped.
+#[derive(Debug)]
+pub(crate) enum Offload<D> {
+    /// No job was ever submitted: no threads exist.
+    NotStarted,
+    /// Taking jobs.
+    Running(OffloadPool<D>),
+    /// Shutdown has begun: new jobs are refused; results of running ones still arrive.
+    Draining(OffloadPool<D>),
+    /// Stopped (or never started before shutdown): jobs are refused.
+    Closed,
+}
+
+impl<D: Send + 'static> Offload<D> {
+    /// The pool, while it exists.
+    pub(crate) fn pool(&self) -> Option<&OffloadPool<D>> {
+        match self {
+            Offload::Running(pool) | Offload::Draining(pool) => Some(pool),
+            Offload::NotStarted | Offload::Closed => None,
+        }
+    }
+
+    /// Refuses new jobs from now on; running ones still report.
+    pub(crate) fn drain(&mut self) {
+        *self = match std::mem::replace(self, Offload::Closed) {
+            Offload::Running(pool) | Offload::Draining(pool) => Offload::Draining(pool),
+            Offload::NotStarted | Offload::Closed => Offload::Closed,
+        };
+    }
+
+    /// Stops the pool: discards queued jobs, waits for running ones, joins the threads.
+    pub(crate) fn close(&mut self) {
+        if let Offload::Running(pool) | Offload::Draining(pool) = std::mem::replace(self, Offload::Closed) {
+            pool.shutdown();
+        }
+    }
+}
+
+/// Reactor state that handler callbacks may touch through [`Cx`](crate::Cx): everything but
+/// the connection slab, the listeners and the poll, which the dispatch loop is borrowing.
+#[derive(Debug)]
+pub(crate) struct Shared<D> {
+    /// The loop's clock: the time the current turn started.
+    pub(crate) now: Instant,
+    /// Output written during the current callback, sent when it returns (see `settle`).
+    pub(crate) staging: Vec<u8>,
+    pub(crate) timers: Timers<TimerOwner>,
+    pub(crate) stats: Stats,
+    pub(crate) deferred: VecDeque<Deferred>,
+    pub(crate) config: Config,
+    pub(crate) waker: Arc<Waker>,
+    pub(crate) offload: Offload<D>,
+    /// The slot whose `on_data` is running: if it panics, the turn's guard closes this one.
+    pub(crate) in_handler: Option<usize>,
+}
+
+impl<D: Send + 'static> Shared<D> {
+    pub(crate) fn new(config: Config, waker: Arc<Waker>) -> Shared<D> {
+        Shared {
+            now: Instant::now(),
+            staging: Vec::new(),
+            timers: Timers::default(),
+            stats: Stats::default(),
+            deferred: VecDeque::new(),
+            config,
+            waker,
+            offload: Offload::NotStarted,
+            in_handler: None,
+        }
+    }
+
+    /// The loop's clock: when the current turn started.
+    #[inline]
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Stages `data` for the connection whose callback is running; `settle` sends it.
+    #[inline]
+    pub(crate) fn stage(&mut self, data: &[u8]) {
+        self.staging.extend_from_slice(data);
+    }
+
+    /// Bytes staged by the running callback and not yet sent.
+    pub(crate) fn staged_len(&self) -> usize {
+        self.staging.len()
+    }
+
+    /// Drops what the running callback staged (an abort, or a panic).
+    pub(crate) fn discard_staged(&mut self) {
+        self.staging.clear();
+    }
+
+    /// Queues a read (or a re-offer of held input) for the next turn, once per connection.
+    pub(crate) fn defer_read(&mut self, core: &mut Core, slot: usize) {
+        if !core.flags.has(Flags::READ_DEFERRED) {
+            core.flags.insert(Flags::READ_DEFERRED);
+            self.deferred.push_back(Deferred::Read(token::conn(slot, core.generation)));
+        }
+    }
+
+    /// Queues `data` behind what the connection already has pending (the slow path of
+    /// `Cx::write`), or discards it after a close.
+    pub(crate) fn queue_output(&mut self, core: &mut Core, data: &[u8]) -> bool {
+        if !core.is_open() || core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED) {
+            return false;
+        }
+        core.out.extend_from_slice(data);
+        self.stats.out_buffered += data.len() as u64;
+        true
+    }
+
+    /// Arms a handler timer for the connection `token` names.
+    pub(crate) fn set_conn_timer(&mut self, token: Token, after: Duration) -> TimerId {
+        self.timers.insert(deadline_after(self.now, after), TimerOwner::Handler(token))
+    }
+
+    /// Cancels `id` if it is a handler timer of the connection `token` names.
+    pub(crate) fn cancel_conn_timer(&mut self, token: Token, id: TimerId) -> bool {
+        self.timers.cancel_if(id, |owner| *owner == TimerOwner::Handler(token))
+    }
+
+    /// Sends what the current callback staged, straight to the socket; copies what the
+    /// kernel refused into the connection's own output buffer.
+    ///
+    /// The common case (the kernel takes everything in one `write`) is inlined into the hot
+    /// path; anything else goes through [`Shared::write_staged_rest`].
+    #[inline]
+    pub(crate) fn write_staged(&mut self, core: &mut Core) -> io::Result<()> {
+        if self.staging.is_empty() {
+            return Ok(());
+        }
+        match (&core.stream).write(&self.staging) {
+            Ok(n) if n == self.staging.len() => {
+                // No `last_active` stamp here: a callback's output counts as activity
+                // through its input (the read stamps it) or through the reactor's `callback`.
+                self.stats.bytes_out += n as u64;
+                self.staging.clear();
+                Ok(())
+            }
+            first => self.write_staged_rest(core, first),
+        }
+    }
+
+    /// The rest of [`Shared::write_staged`], given what the first `write` returned: retries
+    /// after `Interrupted`, keeps what the kernel refused.
+    #[cold]
+    #[inline(never)]
+    fn write_staged_rest(&mut self, core: &mut Core, first: io::Result<usize>) -> io::Result<()> {
+        let result = match first {
+            Ok(n) => {
+                // A short (or zero-length) write means the send buffer is full: wait for
+                // the writable edge (see `Core::write_some`).
+                if n < self.staging.len() {
+                    core.flags.insert(Flags::WRITE_BLOCKED);
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                core.flags.insert(Flags::WRITE_BLOCKED);
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => core.write_some(&self.staging),
+            Err(e) => Err(e),
+        };
+        if let Ok(written) = result {
+            self.stats.bytes_out += written as u64;
+            if written < self.staging.len() {
+                core.out.extend_from_slice(&self.staging[written..]);
+                self.stats.out_buffered += (self.staging.len() - written) as u64;
+                core.flags.insert(Flags::DRAINED_PENDING);
+            }
+        }
+        self.staging.clear();
+        result.map(|_| ())
+    }
+
+    /// After a callback: sends what it wrote, applies the watermarks, and carries out the
+    /// write shutdown or graceful close it asked for. Returns the reason when the connection
+    /// must be closed now (the caller owns the slab, so it does the closing).
+    ///
+    /// Inlined: the common case (nothing asked, everything sent) costs a few flag tests
+    /// after the `write`; the rest is in [`Shared::settle_rest`].
+    #[inline(always)]
+    pub(crate) fn settle(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
+        // After `Cx::abort` nothing is staged (it cleared the staging buffer and refuses
+        // later writes), so this writes nothing for an aborted connection.
+        if let Err(e) = self.write_staged(core) {
+            log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
+            return Some(Reason::Error(e.kind()));
+        }
+        // The common case, checked first: everything sent, nothing requested.
+        if core.pending_out() == 0
+            && core.is_open()
+            && !core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED | Flags::WRITE_FAILED)
+        {
+            return None;
+        }
+        self.settle_rest(core, slot)
+    }
+
+    /// The uncommon part of [`Shared::settle`]: output is pending, or the handler asked for a
+    /// shutdown or close, or a write inside the callback failed.
+    #[cold]
+    #[inline(never)]
+    fn settle_rest(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
+        if core.flags.has(Flags::ABORT_REQUESTED) {
+            return Some(if core.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local });
+        }
+        let pending = core.pending_out();
+        if let Some(kind) = core.failed {
+            return Some(Reason::Error(kind));
+        }
+        if pending as u64 > self.stats.out_buffered_peak {
+            self.stats.out_buffered_peak = pending as u64;
+        }
+        if pending >= self.config.out_high_watermark && !core.flags.has(Flags::PAUSED_BY_BACKPRESSURE) {
+            core.flags.insert(Flags::PAUSED_BY_BACKPRESSURE);
+            self.stats.backpressure_pauses += 1;
+            log::trace!("conn slot={slot} peer={} paused: {pending} bytes pending", core.peer);
+        }
+        if pending > 0 {
+            return None;
+        }
+        if core.flags.has(Flags::SHUTDOWN_WRITE_REQUESTED) {
+            shut_write(core, slot);
+        }
+        let Phase::Closing { reason } = core.phase else { return None };
+        // Everything is sent. If the peer may still be sending, linger: send FIN and
+        // read-and-discard until its EOF or a deadline, so unread input does not turn our
+        // close into an RST that could destroy the reply in flight (nginx's lingering
+        // close). A finished peer, or shutdown, closes at once.
+        let linger = !core.flags.has(Flags::PEER_EOF) && matches!(reason, Reason::Local | Reason::InputLimit);
+        if !linger {
+            return Some(reason);
+        }
+        core.phase = Phase::Lingering { reason };
+        shut_write(core, slot);
+        let token = token::conn(slot, core.generation);
+        let deadline = deadline_after(self.now, self.config.linger_timeout);
+        core.linger_timer = Some(self.timers.insert(deadline, TimerOwner::Linger(token)));
+        if core.flags.has(Flags::READ_READY) {
+            self.defer_read(core, slot);
+        }
+        None
+    }
+
+    /// Submits a job tagged with the connection's token; starts the pool on first use.
+    pub(crate) fn offload(&mut self, token: Token, job: Job<D>) -> Result<(), OffloadError> {
+        if let Offload::NotStarted = self.offload {
+            let threads = match self.config.offload_threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            };
+            let pool = OffloadPool::new(threads, self.config.offload_queue, Arc::clone(&self.waker))
+                .map_err(|e| {
+                    log::error!("could not start the offload pool: {e}");
+                    OffloadError::Closed
+                })?;
+            self.offload = Offload::Running(pool);
+        }
+        let Offload::Running(pool) = &self.offload else { return Err(OffloadError::Closed) };
+        let result = pool.submit(token.0 as u64, job);
+        match result {
+            Ok(()) => self.stats.offload_submitted += 1,
+            Err(_) => self.stats.offload_rejected += 1,
+        }
+        result
+    }
+}
+
+/// Sends FIN (`shutdown(Write)`) once.
+pub(crate) fn shut_write(core: &mut Core, slot: usize) {
+    if !core.flags.has(Flags::WRITE_SHUT) {
+        core.flags.insert(Flags::WRITE_SHUT);
+        if let Err(e) = core.stream.shutdown(std::net::Shutdown::Write) {
+            log::debug!("conn slot={slot} peer={} shutdown(Write) failed: {e}", core.peer);
+        }
+    }
+}
