@@ -107,7 +107,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 struct Echo;
 
 impl Handler for Echo {
-    type Done = ();
+    type Msg = ();
 
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         cx.write(input.bytes());

@@ -2,6 +2,7 @@
 //!
 //! Run:  cargo run --release --example echo
 //! Talk: nc 127.0.0.1 7000        (type lines; Ctrl-D half-closes, the server echoes the rest and closes)
+//! Unix: cargo run --release --example echo -- --unix /tmp/echo.sock;  nc -U /tmp/echo.sock
 //! Stop: Ctrl-C (SIGINT) or SIGTERM: pending output is flushed, then every connection closed.
 
 mod common;
@@ -14,9 +15,11 @@ use evloop::{Config, Cx, Handler, Input, Reactor};
 const USAGE: &str = "\
 echo: an evloop echo server; every byte sent comes back, in order.
 
-usage: echo [--addr HOST:PORT] [--workers N] [--max-conns N] [--idle-timeout SECS]
+usage: echo [--addr HOST:PORT | --unix PATH] [--workers N] [--max-conns N] [--idle-timeout SECS]
 
   --addr HOST:PORT     address to listen on (default 127.0.0.1:7000)
+  --unix PATH          listen on a Unix-domain socket at PATH instead (a stale socket
+                       file from a server that is gone is replaced)
   --workers N          reactor threads sharing the address with SO_REUSEPORT (default 1)
   --max-conns N        most clients served at once, per worker; others wait (default 1024)
   --idle-timeout SECS  close a connection silent this long, 0 = never (default 0)
@@ -29,7 +32,7 @@ Logs go to stderr; set RUST_LOG=debug to see every connection.
 struct Echo;
 
 impl Handler for Echo {
-    type Done = ();
+    type Msg = ();
 
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         cx.write(input.bytes());
@@ -45,6 +48,10 @@ fn main() {
     let max_conns: usize = flags.value("--max-conns", 1024);
     let idle_secs: u64 = flags.value("--idle-timeout", 0);
     let workers: usize = flags.value("--workers", 1);
+    let unix: Option<std::path::PathBuf> = flags.optional("--unix");
+    if unix.is_some() && workers != 1 {
+        flags.fail("--unix serves from one reactor: drop --workers");
+    }
     if !(1..=256).contains(&workers) {
         flags.fail("--workers must be from 1 to 256");
     }
@@ -58,17 +65,21 @@ fn main() {
         idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
         ..Config::default()
     };
-    let served = if workers == 1 { serve(addr, config) } else { serve_on_workers(workers, addr, config) };
+    let served = match unix {
+        Some(path) => serve(common::Endpoint::Unix(path), config),
+        None if workers == 1 => serve(common::Endpoint::Tcp(addr), config),
+        None => serve_on_workers(workers, addr, config),
+    };
     if let Err(e) = served {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-/// One reactor on the main thread.
-fn serve(addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
+/// One reactor on the main thread, on TCP or a Unix-domain socket.
+fn serve(endpoint: common::Endpoint, config: Config) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let bound = reactor.listen(addr, |_peer| Echo)?;
+    let bound = common::listen(&mut reactor, &endpoint, || Echo)?;
     common::run_reactor(reactor, bound)
 }
 

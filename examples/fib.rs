@@ -204,7 +204,7 @@ impl FibConn {
 }
 
 impl Handler for FibConn {
-    type Done = u64;
+    type Msg = u64;
 
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
         let Some(n) = self.settings.on_connect else { return };

@@ -75,6 +75,14 @@ pub struct Config {
     pub nodelay: bool,
     /// Listen backlog passed to `listen(2)`. Default 1,024.
     pub backlog: i32,
+    /// How long an outbound connect ([`Reactor::connect`](crate::Reactor::connect),
+    /// [`Cx::connect`](crate::Cx::connect)) may take before the connection is closed with
+    /// [`Reason::ConnectTimeout`](crate::Reason::ConnectTimeout). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Messages and streams other threads may have waiting for this reactor (through a
+    /// [`Sender`](crate::Sender)); beyond that `send` gives the message back. Bounds the
+    /// memory other threads can make the reactor hold. Default 65,536.
+    pub remote_queue: usize,
 }
 
 impl Default for Config {
@@ -96,6 +104,8 @@ impl Default for Config {
             events_capacity: 1024,
             nodelay: true,
             backlog: 1024,
+            connect_timeout: Duration::from_secs(10),
+            remote_queue: 64 * 1024,
         }
     }
 }
@@ -116,6 +126,7 @@ impl Config {
             ("read_chunk", self.read_chunk),
             ("accept_batch", self.accept_batch),
             ("events_capacity", self.events_capacity),
+            ("remote_queue", self.remote_queue),
             ("offload_queue", self.offload_queue),
         ];
         for (name, value) in positive {

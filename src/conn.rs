@@ -28,13 +28,11 @@
 //! into [`Core::out`]. Both are freed once emptied if they grew large during a burst.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::time::Instant;
-
-use mio::net::TcpStream;
 
 use crate::flags::Flags;
 use crate::stats::Reason;
+use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
 
 /// Buffers larger than this are freed, not kept, once they empty: a burst must not leave
@@ -70,8 +68,8 @@ pub(crate) struct Conn<H> {
 /// The socket and the bookkeeping around it.
 #[derive(Debug)]
 pub(crate) struct Core {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
+    pub(crate) stream: Stream,
+    pub(crate) peer: PeerAddr,
     /// Matches the generation in this connection's token; a mismatch means a stale event.
     pub(crate) generation: u32,
     pub(crate) phase: Phase,
@@ -86,8 +84,9 @@ pub(crate) struct Core {
     pub(crate) last_active: Instant,
     /// The idle-timeout timer, if `Config::idle_timeout` is set.
     pub(crate) idle_timer: Option<TimerId>,
-    /// The lingering-close deadline, while lingering.
-    pub(crate) linger_timer: Option<TimerId>,
+    /// The deadline of the phase the connection is in, if it has one: the connect timeout
+    /// while connecting (`Flags::CONNECTING`), the linger deadline while lingering.
+    pub(crate) phase_timer: Option<TimerId>,
     /// Timers the handler set and that have not fired or been cancelled: cancelled when the
     /// connection closes. Usually empty or tiny, so a `Vec` with linear removal is fine.
     pub(crate) timers: Vec<TimerId>,
@@ -106,7 +105,7 @@ pub(crate) enum Flushed {
 }
 
 impl Core {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, generation: u32, now: Instant) -> Core {
+    pub(crate) fn new(stream: Stream, peer: PeerAddr, generation: u32, now: Instant) -> Core {
         Core {
             stream,
             peer,
@@ -117,7 +116,7 @@ impl Core {
             flags: Flags::default(),
             last_active: now,
             idle_timer: None,
-            linger_timer: None,
+            phase_timer: None,
             timers: Vec::new(),
             failed: None,
         }
@@ -172,7 +171,7 @@ impl Core {
     pub(crate) fn write_some(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut written = 0;
         while written < data.len() {
-            match self.stream.write(&data[written..]) {
+            match (&self.stream).write(&data[written..]) {
                 // A stream socket accepts at least one byte or reports an error; treat a
                 // zero-length write like a full buffer rather than looping on it.
                 Ok(0) => {

@@ -47,10 +47,15 @@ impl Flags {
     /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close after the
     /// callback (`Core::failed` holds the error).
     pub(crate) const WRITE_FAILED: Flags = Flags(1 << 12);
+    /// An outbound connect is in progress: set when it starts (with `WRITE_BLOCKED`, so the
+    /// writable event that reports its end takes the writable path), cleared once the
+    /// kernel reports it established; the connection is closed if it fails.
+    pub(crate) const CONNECTING: Flags = Flags(1 << 13);
 
     /// Anything that stops an open connection's handler from being given input.
-    pub(crate) const THROTTLED: Flags =
-        Flags(Flags::PAUSED_BY_HANDLER.0 | Flags::PAUSED_BY_BACKPRESSURE.0 | Flags::YIELDED.0);
+    pub(crate) const THROTTLED: Flags = Flags(
+        Flags::PAUSED_BY_HANDLER.0 | Flags::PAUSED_BY_BACKPRESSURE.0 | Flags::YIELDED.0 | Flags::CONNECTING.0,
+    );
 
     /// Are all of `these` set?
     #[inline]
@@ -92,7 +97,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 13] = [
+        const NAMES: [&str; 14] = [
             "READ_READY",
             "READ_HANGUP",
             "PEER_EOF",
@@ -106,6 +111,7 @@ impl fmt::Debug for Flags {
             "WRITE_SHUT",
             "ABORT_REQUESTED",
             "WRITE_FAILED",
+            "CONNECTING",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

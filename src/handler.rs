@@ -8,6 +8,8 @@
 //!          ──on_timer(id)─────►         ──cx.set_timer(after)───► Timers
 //!          ──on_drained───────►         ──cx.pause_read()───────► stop reading this peer
 //!          ──on_done(result)──►         ──cx.offload(job)───────► worker pool
+//!          ──on_message(msg)──►         ──cx.send(id, msg)──────► another connection's on_message
+//!                                       ──cx.connect(addr, h)───► a new connection (its own handler)
 //!          ──on_close(reason)─►
 //! ```
 //!
@@ -16,7 +18,9 @@
 //! the callback returns, in one system call; the handler never touches the socket.
 
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::conn::Core;
@@ -24,6 +28,7 @@ use crate::flags::Flags;
 use crate::offload::{JobError, OffloadError};
 use crate::shared::Shared;
 use crate::stats::Reason;
+use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
 use crate::token;
 
@@ -48,7 +53,7 @@ use crate::token;
 /// struct Echo;
 ///
 /// impl Handler for Echo {
-///     type Done = ();
+///     type Msg = ();
 ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
 ///         cx.write(input.bytes());
 ///         input.consume_all();
@@ -57,10 +62,19 @@ use crate::token;
 /// # let _reactor = evloop::Reactor::<Echo>::new(evloop::Config::default());
 /// ```
 pub trait Handler: Sized + 'static {
-    /// What jobs handed to [`Cx::offload`] return; `()` if the handler never offloads.
-    type Done: Send + 'static;
+    /// What arrives at this handler from elsewhere: the results of jobs handed to
+    /// [`Cx::offload`], and messages other connections (or other threads) send it with
+    /// [`Cx::send`], [`Reactor::send`](crate::Reactor::send) or
+    /// [`Sender::send`](crate::Sender::send). `()` if the handler needs neither.
+    ///
+    /// One type for both, because both are "a value for this connection, delivered on the
+    /// loop thread later"; an enum of the cases reads naturally in `on_message`/`on_done`.
+    /// `Send`, because jobs return it from worker threads and senders on other threads
+    /// create it.
+    type Msg: Send + 'static;
 
-    /// The connection was accepted. Greet the peer here, or arm a first timer.
+    /// The connection is ready: accepted, adopted, or (outbound) connected. Greet the
+    /// peer here, or arm a first timer.
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
         let _ = cx;
     }
@@ -89,13 +103,23 @@ pub trait Handler: Sized + 'static {
     }
 
     /// A job handed to [`Cx::offload`] finished (or panicked: `Err(JobError::Panicked)`).
-    fn on_done(&mut self, result: Result<Self::Done, JobError>, cx: &mut Cx<'_, Self>) {
+    fn on_done(&mut self, result: Result<Self::Msg, JobError>, cx: &mut Cx<'_, Self>) {
         let _ = (result, cx);
     }
 
-    /// The connection is closed; `self` is dropped right after.
-    fn on_close(&mut self, reason: Reason) {
-        let _ = reason;
+    /// A message sent to this connection ([`Cx::send`], [`Reactor::send`](crate::Reactor::send),
+    /// [`Sender::send`](crate::Sender::send)). Delivered on the loop thread, never while
+    /// another callback of this handler runs, in the order each sender sent them. Also
+    /// while an outbound connect is still in progress: writes then wait for it.
+    fn on_message(&mut self, message: Self::Msg, cx: &mut Cx<'_, Self>) {
+        let _ = (message, cx);
+    }
+
+    /// The connection is closed; `self` is dropped right after. `cx` still names the
+    /// connection ([`Cx::id`], [`Cx::peer_addr`]) and reaches the others ([`Cx::send`],
+    /// [`Cx::connect`]); writes, timers and jobs of a closed connection go nowhere.
+    fn on_close(&mut self, reason: Reason, cx: &mut Cx<'_, Self>) {
+        let _ = (reason, cx);
     }
 }
 
@@ -175,7 +199,7 @@ impl<'a> Input<'a> {
 /// timers, deferral, offload). Nothing else of the reactor is reachable from here.
 pub struct Cx<'a, H: Handler> {
     core: &'a mut Core,
-    shared: &'a mut Shared<H::Done>,
+    shared: &'a mut Shared<H, H::Msg>,
     slot: usize,
 }
 
@@ -188,7 +212,7 @@ impl<H: Handler> fmt::Debug for Cx<'_, H> {
 impl<'a, H: Handler> Cx<'a, H> {
     /// The context for a callback on the connection in `slot` (built by the reactor).
     #[inline]
-    pub(crate) fn new(core: &'a mut Core, shared: &'a mut Shared<H::Done>, slot: usize) -> Cx<'a, H> {
+    pub(crate) fn new(core: &'a mut Core, shared: &'a mut Shared<H, H::Msg>, slot: usize) -> Cx<'a, H> {
         Cx { core, shared, slot }
     }
 
@@ -202,9 +226,9 @@ impl<'a, H: Handler> Cx<'a, H> {
         ConnId(self.token().0)
     }
 
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.core.peer
+    /// The peer's address: TCP, or a Unix-domain path.
+    pub fn peer_addr(&self) -> &PeerAddr {
+        &self.core.peer
     }
 
     /// The loop's clock: the time the current turn started. Cheaper than `Instant::now()`
@@ -331,9 +355,64 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// queue without bound — and [`OffloadError::Closed`] once the reactor is shutting down.
     pub fn offload<F>(&mut self, job: F) -> Result<(), OffloadError>
     where
-        F: FnOnce() -> H::Done + Send + 'static,
+        F: FnOnce() -> H::Msg + Send + 'static,
     {
         let token = self.token();
         self.shared.offload(token, Box::new(job))
+    }
+
+    /// Sends `message` to the connection `to` on this reactor: its
+    /// [`Handler::on_message`] runs after this callback returns, in the order sent. Sending
+    /// to this connection itself works too (a way to continue after the current callback).
+    ///
+    /// # Errors
+    ///
+    /// The message back if `to` is closed (or never existed): counted in
+    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped). A connection that
+    /// closes after the send and before delivery drops the message the same way.
+    pub fn send(&mut self, to: ConnId, message: H::Msg) -> Result<(), H::Msg> {
+        self.shared.post(mio::Token(to.0), message)
+    }
+
+    /// Opens an outbound TCP connection served by `handler`: its [`Handler::on_open`] runs
+    /// once the connect completes; a refused, unreachable or timed-out connect ends in its
+    /// [`Handler::on_close`] with [`Reason::ConnectFailed`] or [`Reason::ConnectTimeout`].
+    /// It has the same buffering, limits, timers and offload as an accepted connection.
+    /// Returns its id at once, so messages can be sent to it before it is established.
+    ///
+    /// # Errors
+    ///
+    /// Creating the socket or starting the connect failed at once (no descriptors left,
+    /// no route): `handler` is dropped without callbacks.
+    pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
+        Ok(ConnId(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, true).0))
+    }
+
+    /// [`connect`](Cx::connect) to a Unix-domain socket at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As for `connect`, and at once when nothing listens at `path` (a Unix connect does not
+    /// wait): `NotFound`, `ConnectionRefused`, `PermissionDenied`.
+    pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
+        let peer = PeerAddr::Unix(Some(path.to_path_buf()));
+        Ok(ConnId(self.shared.open_later(stream, peer, handler, true).0))
+    }
+
+    /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking here)
+    /// with `handler`, from this reactor: received over a Unix socket, handed over by
+    /// another part of the program. Its `on_open` runs after this callback returns.
+    ///
+    /// # Errors
+    ///
+    /// The stream could not be made non-blocking or its peer read (it is not connected).
+    pub fn adopt(&mut self, stream: impl Into<Stream>, handler: H) -> io::Result<ConnId> {
+        let stream = stream.into();
+        stream.set_nonblocking()?;
+        let peer = stream.peer_addr()?;
+        self.shared.stats.adopted += 1;
+        Ok(ConnId(self.shared.open_later(stream, peer, handler, false).0))
     }
 }

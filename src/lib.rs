@@ -21,7 +21,7 @@
 //! struct Echo;
 //!
 //! impl Handler for Echo {
-//!     type Done = (); // what offloaded jobs return; echo offloads nothing
+//!     type Msg = (); // what offloaded jobs return; echo offloads nothing
 //!
 //!     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
 //!         cx.write(input.bytes()); // buffered, sent when the callback returns
@@ -59,7 +59,9 @@ pub mod offload;
 mod reactor;
 pub mod select;
 mod shared;
+mod slots;
 mod stats;
+mod stream;
 pub mod timer;
 #[doc(hidden)]
 pub mod token;
@@ -68,8 +70,9 @@ pub mod workers;
 pub use config::Config;
 pub use handler::{ConnId, Cx, Handler, Input};
 pub use offload::{JobError, OffloadError};
-pub use reactor::{Handle, Reactor, Ready, SourceId, Turn};
+pub use reactor::{Handle, Reactor, Ready, SendError, Sender, SourceId, Turn};
 pub use stats::{ClosedBy, Reason, Stats};
+pub use stream::{PeerAddr, Stream};
 pub use timer::TimerId;
 
 /// Re-exported so embedders name the same `mio` types the reactor uses.

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! SocketAddr ─► socket2::Socket (SO_REUSEADDR, [SO_REUSEPORT], non-blocking, listen(backlog)) ─► mio::net::TcpListener
+//! Path       ─► stale socket file? remove it ─► bind, listen(backlog) ─► mio::net::UnixListener
 //! ```
 //!
 //! `std::net::TcpListener::bind` offers no backlog or `SO_REUSEPORT`, so listeners are built
@@ -11,6 +12,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -50,6 +53,55 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<mio::net::
     socket.bind(&addr.into()).map_err(with_addr)?;
     socket.listen(options.backlog).map_err(with_addr)?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// Opens a non-blocking Unix-domain listening socket at `path`.
+///
+/// A socket file left behind by a server that is gone (nothing accepts on it: connecting
+/// is refused) is removed and the path reused; a path where a server still listens, a
+/// path that exists and is not a socket, a path too long for `sockaddr_un` (108 bytes on
+/// Linux, 104 on macOS) and permission errors are refused with the path in the message.
+///
+/// # Errors
+///
+/// As above, or whatever `socket`, `bind` or `listen` return.
+pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::UnixListener> {
+    let with_path =
+        |e: io::Error, what: &str| io::Error::new(e.kind(), format!("{what}: {}", path.display()));
+    let address = socket2::SockAddr::unix(path).map_err(|e| with_path(e, "unusable socket path"))?;
+    if let Ok(metadata) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !metadata.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("exists and is not a socket: {}", path.display()),
+            ));
+        }
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("a server is listening there already: {}", path.display()),
+                ))
+            }
+            // Nobody accepts: a stale file from a server that is gone.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                log::info!("removing stale socket file {}", path.display());
+                std::fs::remove_file(path).map_err(|e| with_path(e, "cannot remove stale socket"))?;
+            }
+            Err(e) => return Err(with_path(e, "cannot check existing socket")),
+        }
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address).map_err(|e| with_path(e, "cannot bind"))?;
+    socket.listen(options.backlog).map_err(|e| with_path(e, "cannot listen"))?;
+    Ok(mio::net::UnixListener::from_std(socket.into()))
+}
+
+/// Makes a socket non-blocking (for adopted streams, which may come from blocking code).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    socket2::SockRef::from(&fd).set_nonblocking(true)
 }
 
 /// Is this `accept` error about running out of a resource (file descriptors, process or

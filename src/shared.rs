@@ -2,9 +2,10 @@
 //! of operations it offers — the way mio's `Registry` is all a source sees of a `Poll`.
 //!
 //! ```text
-//!   Cx (handler.rs) ──stage / flush / set_timer / defer_read / offload──► Shared ◄── reactor/
-//!                                                                           │
-//!          clock · staging buffer · timers · deferred queue · stats · offload pool · config
+//!   Cx (handler.rs) ──stage / set_timer / defer_read / offload / send / open──► Shared ◄── reactor/
+//!                                                                                 │
+//!   clock · staging buffer · timers · deferred queue · stats · offload pool · config ·
+//!   slot ids · connections to open · mail for other connections
 //!                                                                           │
 //!   after every callback the reactor calls ──────────────────────► Shared::settle(core)
 //!                         (write what was staged, apply watermarks, carry out a close)
@@ -13,9 +14,11 @@
 //! During a callback the reactor is split in two borrows: the connection slab (one
 //! connection lent to the handler as `Core`) and this. So a handler can reach its own
 //! connection and the loop's services, and nothing else — not the poll, the listeners or
-//! other connections. This module knows nothing of handlers (it is generic over what
-//! offloaded jobs return) and nothing of the reactor that owns it: `handler.rs` and
-//! `reactor/` both depend on it, never the other way round.
+//! other connections. What a callback asks of others (open a connection, send a message)
+//! is queued here and carried out by the reactor when the callback returns. This module
+//! knows nothing of handlers (it is generic over the handler value and the message type)
+//! and nothing of the reactor that owns it: `handler.rs` and `reactor/` both depend on it,
+//! never the other way round.
 //!
 //! `settle` is here, not in the reactor, because the hot path runs it inline right after
 //! `on_data` with only these two borrows in hand; it reports a close for the reactor (which
@@ -32,7 +35,9 @@ use crate::config::Config;
 use crate::conn::{Core, Phase};
 use crate::flags::Flags;
 use crate::offload::{Job, OffloadError, OffloadPool};
+use crate::slots::SlotIds;
 use crate::stats::{Reason, Stats};
+use crate::stream::{PeerAddr, Stream};
 use crate::timer::{deadline_after, TimerId, Timers};
 use crate::token;
 
@@ -50,6 +55,23 @@ pub(crate) enum TimerOwner {
     Linger(Token),
     /// Shutdown's grace period is over: close whatever is left.
     ShutdownDeadline,
+    /// An outbound connect has not completed within `Config::connect_timeout`.
+    Connect(Token),
+    /// A reactor-level timer (`Reactor::set_timer`): the key of its callback.
+    Loop(usize),
+}
+
+/// A connection a callback opened (connect or adopt): its slot is reserved, and the
+/// reactor registers it and puts it in the table when the callback returns.
+#[derive(Debug)]
+pub(crate) struct Opening<H> {
+    pub(crate) slot: usize,
+    pub(crate) generation: u32,
+    pub(crate) stream: Stream,
+    pub(crate) peer: PeerAddr,
+    pub(crate) handler: H,
+    /// A connect in progress (`on_open` waits for it), rather than a stream already connected.
+    pub(crate) connecting: bool,
 }
 
 /// Work that could not finish in the turn it started (fairness budgets, resumed reads).
@@ -102,9 +124,10 @@ impl<D: Send + 'static> Offload<D> {
 }
 
 /// Reactor state that handler callbacks may touch through [`Cx`](crate::Cx): everything but
-/// the connection slab, the listeners and the poll, which the dispatch loop is borrowing.
+/// the connection table, the listeners and the poll, which the dispatch loop is borrowing.
+/// `H` is the handler type (for connections a callback opens), `M` its message type.
 #[derive(Debug)]
-pub(crate) struct Shared<D> {
+pub(crate) struct Shared<H, M> {
     /// The loop's clock: the time the current turn started.
     pub(crate) now: Instant,
     /// Output written during the current callback, sent when it returns (see `settle`).
@@ -114,13 +137,19 @@ pub(crate) struct Shared<D> {
     pub(crate) deferred: VecDeque<Deferred>,
     pub(crate) config: Config,
     pub(crate) waker: Arc<Waker>,
-    pub(crate) offload: Offload<D>,
+    pub(crate) offload: Offload<M>,
     /// The slot whose `on_data` is running: if it panics, the turn's guard closes this one.
     pub(crate) in_handler: Option<usize>,
+    /// Which connection slots are taken (see `slots.rs`).
+    pub(crate) slots: SlotIds,
+    /// Connections opened by callbacks, to register when the callback returns.
+    pub(crate) opening: Vec<Opening<H>>,
+    /// Messages for connections on this loop, in the order sent: (recipient's token, message).
+    pub(crate) mail: VecDeque<(Token, M)>,
 }
 
-impl<D: Send + 'static> Shared<D> {
-    pub(crate) fn new(config: Config, waker: Arc<Waker>) -> Shared<D> {
+impl<H, M: Send + 'static> Shared<H, M> {
+    pub(crate) fn new(config: Config, waker: Arc<Waker>) -> Shared<H, M> {
         Shared {
             now: Instant::now(),
             staging: Vec::new(),
@@ -131,7 +160,39 @@ impl<D: Send + 'static> Shared<D> {
             waker,
             offload: Offload::NotStarted,
             in_handler: None,
+            slots: SlotIds::default(),
+            opening: Vec::new(),
+            mail: VecDeque::new(),
         }
+    }
+
+    /// Is the connection `token` names open (or about to open)?
+    #[inline]
+    pub(crate) fn is_live(&self, token: Token) -> bool {
+        token::as_conn(token).is_some_and(|(slot, generation)| self.slots.is_live(slot, generation))
+    }
+
+    /// Queues `message` for the connection `to`; gives it back if that connection is gone.
+    pub(crate) fn post(&mut self, to: Token, message: M) -> Result<(), M> {
+        if !self.is_live(to) {
+            self.stats.messages_dropped += 1;
+            return Err(message);
+        }
+        self.mail.push_back((to, message));
+        Ok(())
+    }
+
+    /// Reserves a slot for a connection a callback opens and queues it; returns its token.
+    pub(crate) fn open_later(
+        &mut self,
+        stream: Stream,
+        peer: PeerAddr,
+        handler: H,
+        connecting: bool,
+    ) -> Token {
+        let (slot, generation) = self.slots.reserve();
+        self.opening.push(Opening { slot, generation, stream, peer, handler, connecting });
+        token::conn(slot, generation)
     }
 
     /// The loop's clock: when the current turn started.
@@ -165,7 +226,8 @@ impl<D: Send + 'static> Shared<D> {
     }
 
     /// Queues `data` behind what the connection already has pending (the slow path of
-    /// `Cx::write`), or discards it after a close.
+    /// `Cx::write`; while a connect is in progress, everything queues), or discards it after
+    /// a close.
     pub(crate) fn queue_output(&mut self, core: &mut Core, data: &[u8]) -> bool {
         if !core.is_open() || core.flags.any(Flags::SHUTDOWN_WRITE_REQUESTED | Flags::ABORT_REQUESTED) {
             return false;
@@ -303,7 +365,7 @@ impl<D: Send + 'static> Shared<D> {
         shut_write(core, slot);
         let token = token::conn(slot, core.generation);
         let deadline = deadline_after(self.now, self.config.linger_timeout);
-        core.linger_timer = Some(self.timers.insert(deadline, TimerOwner::Linger(token)));
+        core.phase_timer = Some(self.timers.insert(deadline, TimerOwner::Linger(token)));
         if core.flags.has(Flags::READ_READY) {
             self.defer_read(core, slot);
         }
@@ -311,7 +373,7 @@ impl<D: Send + 'static> Shared<D> {
     }
 
     /// Submits a job tagged with the connection's token; starts the pool on first use.
-    pub(crate) fn offload(&mut self, token: Token, job: Job<D>) -> Result<(), OffloadError> {
+    pub(crate) fn offload(&mut self, token: Token, job: Job<M>) -> Result<(), OffloadError> {
         if let Offload::NotStarted = self.offload {
             let threads = match self.config.offload_threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -28,6 +28,11 @@ pub enum Reason {
     InputLimit,
     /// The reactor shut down.
     Shutdown,
+    /// An outbound connect failed: refused, unreachable, ... (the error says which).
+    ConnectFailed(io::ErrorKind),
+    /// An outbound connect did not complete within
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout).
+    ConnectTimeout,
 }
 
 impl fmt::Display for Reason {
@@ -39,6 +44,8 @@ impl fmt::Display for Reason {
             Reason::Error(kind) => write!(f, "I/O error: {kind}"),
             Reason::InputLimit => f.write_str("input limit exceeded"),
             Reason::Shutdown => f.write_str("reactor shutdown"),
+            Reason::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
+            Reason::ConnectTimeout => f.write_str("connect timed out"),
         }
     }
 }
@@ -56,6 +63,8 @@ pub struct ClosedBy {
     pub error: u64,
     /// [`Reason::InputLimit`].
     pub input_limit: u64,
+    /// [`Reason::ConnectFailed`] and [`Reason::ConnectTimeout`].
+    pub connect_failed: u64,
     /// [`Reason::Shutdown`].
     pub shutdown: u64,
 }
@@ -63,7 +72,13 @@ pub struct ClosedBy {
 impl ClosedBy {
     /// All closed connections, whatever the reason.
     pub fn total(&self) -> u64 {
-        self.peer + self.local + self.idle_timeout + self.error + self.input_limit + self.shutdown
+        self.peer
+            + self.local
+            + self.idle_timeout
+            + self.error
+            + self.input_limit
+            + self.shutdown
+            + self.connect_failed
     }
 
     /// Both counts added together.
@@ -75,6 +90,7 @@ impl ClosedBy {
             error: self.error + other.error,
             input_limit: self.input_limit + other.input_limit,
             shutdown: self.shutdown + other.shutdown,
+            connect_failed: self.connect_failed + other.connect_failed,
         }
     }
 
@@ -86,6 +102,7 @@ impl ClosedBy {
             Reason::Error(_) => &mut self.error,
             Reason::InputLimit => &mut self.input_limit,
             Reason::Shutdown => &mut self.shutdown,
+            Reason::ConnectFailed(_) | Reason::ConnectTimeout => &mut self.connect_failed,
         };
         *counter += 1;
     }
@@ -99,6 +116,10 @@ pub struct Stats {
     pub turns: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// Outbound connections established ([`Reactor::connect`](crate::Reactor::connect)).
+    pub connected: u64,
+    /// Streams adopted ([`Reactor::adopt`](crate::Reactor::adopt)).
+    pub adopted: u64,
     /// Connections open now (current value).
     pub active: u64,
     /// Connections closed, by reason.
@@ -136,6 +157,12 @@ pub struct Stats {
     pub offload_panics: u64,
     /// Embedder source callbacks that panicked (each such source was deregistered).
     pub source_panics: u64,
+    /// Messages delivered to handlers ([`Handler::on_message`](crate::Handler::on_message)).
+    pub messages_delivered: u64,
+    /// Messages dropped because their connection had closed (or was gone when sent).
+    pub messages_dropped: u64,
+    /// Reactor-level timer callbacks run ([`Reactor::set_timer`](crate::Reactor::set_timer)).
+    pub loop_timers_fired: u64,
 }
 
 impl Stats {
@@ -145,6 +172,8 @@ impl Stats {
         Stats {
             turns: self.turns + other.turns,
             accepted: self.accepted + other.accepted,
+            connected: self.connected + other.connected,
+            adopted: self.adopted + other.adopted,
             active: self.active + other.active,
             closed: self.closed.merged(other.closed),
             accept_errors: self.accept_errors + other.accept_errors,
@@ -163,6 +192,9 @@ impl Stats {
             offload_completed: self.offload_completed + other.offload_completed,
             offload_panics: self.offload_panics + other.offload_panics,
             source_panics: self.source_panics + other.source_panics,
+            messages_delivered: self.messages_delivered + other.messages_delivered,
+            messages_dropped: self.messages_dropped + other.messages_dropped,
+            loop_timers_fired: self.loop_timers_fired + other.loop_timers_fired,
         }
     }
 }

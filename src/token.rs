@@ -81,10 +81,15 @@ pub fn as_conn(token: Token) -> Option<(usize, u32)> {
     }
 }
 
+/// What `token` names. Inlined, with the connection case tested first: nearly every event
+/// is a connection's, and this way it costs the reactor's dispatch one compare.
+#[inline]
 pub fn decode(token: Token) -> Target {
+    if let Some((slot, generation)) = as_conn(token) {
+        return Target::Conn { slot, generation };
+    }
     let payload = token.0 & ((1 << PAYLOAD_BITS) - 1);
     match token.0 >> PAYLOAD_BITS {
-        TAG_CONN => Target::Conn { slot: payload & MAX_SLOT, generation: (payload >> SLOT_BITS) as u32 },
         TAG_LISTENER => Target::Listener(payload),
         TAG_SOURCE => Target::Source(payload),
         _ => Target::Waker,

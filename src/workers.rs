@@ -31,7 +31,7 @@ use crate::{Config, Handle, Handler, Reactor, Stats};
 ///
 /// struct Echo;
 /// impl Handler for Echo {
-///     type Done = ();
+///     type Msg = ();
 ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
 ///         cx.write(input.bytes());
 ///         input.consume_all();

@@ -120,7 +120,7 @@ fn on_stop_signal(signal: i32, stopping: &mut bool, handles: &[evloop::Handle]) 
 }
 
 /// Prints the bound address on stdout, one line, so scripts and tests can find the port.
-pub fn announce(addr: std::net::SocketAddr) {
+pub fn announce(addr: impl std::fmt::Display) {
     use std::io::Write;
     println!("listening on {addr}");
     let _ = io::stdout().flush();
@@ -128,7 +128,7 @@ pub fn announce(addr: std::net::SocketAddr) {
 
 /// The end of every single-reactor example's `main`: stop on SIGINT/SIGTERM, say where it
 /// listens, run until shut down, log the final counters.
-pub fn run_reactor<H: Handler>(mut reactor: Reactor<H>, bound: std::net::SocketAddr) -> io::Result<()> {
+pub fn run_reactor<H: Handler>(mut reactor: Reactor<H>, bound: impl std::fmt::Display) -> io::Result<()> {
     stop_on_signals(&mut reactor)?;
     announce(bound);
     reactor.run()?;
@@ -145,4 +145,48 @@ pub fn run_workers(workers: Workers) -> io::Result<()> {
     let stats = workers.join()?;
     log::info!("stats: {stats:?}");
     Ok(())
+}
+
+/// Where to listen or connect: `HOST:PORT` for TCP, `unix:PATH` for a Unix-domain socket.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    Tcp(std::net::SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Endpoint, String> {
+        match text.strip_prefix("unix:") {
+            Some("") => Err("unix: needs a path".into()),
+            Some(path) => Ok(Endpoint::Unix(path.into())),
+            None => text
+                .parse()
+                .map(Endpoint::Tcp)
+                .map_err(|_| format!("expected HOST:PORT or unix:PATH, got {text:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Listens on `endpoint` with one factory for both kinds; returns what to announce (the
+/// bound address: with port 0, the port picked).
+pub fn listen<H: Handler>(
+    reactor: &mut Reactor<H>,
+    endpoint: &Endpoint,
+    mut factory: impl FnMut() -> H + 'static,
+) -> io::Result<Endpoint> {
+    match endpoint {
+        Endpoint::Tcp(addr) => reactor.listen(*addr, move |_| factory()).map(Endpoint::Tcp),
+        Endpoint::Unix(path) => reactor.listen_unix(path, move |_| factory()).map(|()| endpoint.clone()),
+    }
 }

@@ -361,7 +361,7 @@ fn fib(n: u32) -> u64 {
 }
 
 impl Handler for HttpConn {
-    type Done = u64;
+    type Msg = u64;
 
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         self.serve(input, cx);

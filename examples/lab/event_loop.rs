@@ -30,7 +30,7 @@ struct LabConn {
 }
 
 impl Handler for LabConn {
-    type Done = u64;
+    type Msg = u64;
 
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         let mut served = 0;

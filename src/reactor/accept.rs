@@ -16,24 +16,58 @@
 //! connection afterwards (`conn_io.rs` does).
 
 use std::io;
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
-use mio::Interest;
+use mio::event::Source;
+use mio::net::{TcpListener, UnixListener};
+use mio::{Interest, Registry, Token};
 
 use super::{Lifecycle, Reactor};
-use crate::conn::{Conn, Core};
 use crate::handler::Handler;
-use crate::shared::{Deferred, TimerOwner};
+use crate::shared::{Deferred, Opening, TimerOwner};
+use crate::stream::{PeerAddr, Stream};
 use crate::timer::deadline_after;
 use crate::token;
 
+/// A listening socket of either kind.
+pub(super) enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl ListenSocket {
+    /// Accepts one connection, as a `Stream` and the peer's address.
+    fn accept(&self) -> io::Result<(Stream, PeerAddr)> {
+        match self {
+            ListenSocket::Tcp(listener) => {
+                listener.accept().map(|(stream, peer)| (Stream::Tcp(stream), PeerAddr::Tcp(peer)))
+            }
+            ListenSocket::Unix(listener) => listener.accept().map(|(stream, peer)| {
+                (Stream::Unix(stream), PeerAddr::Unix(peer.as_pathname().map(Into::into)))
+            }),
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match self {
+            ListenSocket::Tcp(listener) => listener.register(registry, token, Interest::READABLE),
+            ListenSocket::Unix(listener) => listener.register(registry, token, Interest::READABLE),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            ListenSocket::Tcp(listener) => listener.deregister(registry),
+            ListenSocket::Unix(listener) => listener.deregister(registry),
+        }
+    }
+}
+
 /// A listening socket and the factory that makes a handler for each connection it accepts.
 pub(super) struct Listener<H> {
-    pub(super) socket: TcpListener,
-    factory: Box<dyn FnMut(SocketAddr) -> H>,
+    socket: ListenSocket,
+    factory: Box<dyn FnMut(PeerAddr) -> H>,
     /// Why the listener is not accepting, if it is not.
     paused: Option<Pause>,
     /// When descriptor exhaustion was last logged (the warning is rate-limited).
@@ -50,16 +84,16 @@ enum Pause {
 }
 
 impl<H: Handler> Reactor<H> {
-    pub(super) fn add_tcp_listener(
+    /// Registers a listening socket; returns its index in the listener table.
+    pub(super) fn add_listen_socket(
         &mut self,
-        mut socket: TcpListener,
-        factory: Box<dyn FnMut(SocketAddr) -> H>,
-    ) -> io::Result<SocketAddr> {
+        mut socket: ListenSocket,
+        factory: Box<dyn FnMut(PeerAddr) -> H>,
+    ) -> io::Result<usize> {
         let index = self.listeners.len();
-        self.poll.registry().register(&mut socket, token::listener(index), Interest::READABLE)?;
-        let addr = socket.local_addr()?;
+        socket.register(self.poll.registry(), token::listener(index))?;
         self.listeners.push(Some(Listener { socket, factory, paused: None, last_warning: None }));
-        Ok(addr)
+        Ok(index)
     }
 
     /// Accepts up to a batch of connections from a listener.
@@ -70,16 +104,16 @@ impl<H: Handler> Reactor<H> {
             if listener.paused.is_some() {
                 return;
             }
-            if self.conns.len() >= self.shared.config.max_conns {
+            if self.shared.slots.len() >= self.shared.config.max_conns {
                 // New clients wait in the kernel's backlog until a connection closes
                 // (`resume_at_capacity`). Edge-triggered: no event will repeat.
                 listener.paused = Some(Pause::AtCapacity);
                 self.shared.stats.accept_pauses += 1;
-                log::debug!("listener {index}: at max_conns ({}), pausing accept", self.conns.len());
+                log::debug!("listener {index}: at max_conns ({}), pausing accept", self.shared.slots.len());
                 return;
             }
             match listener.socket.accept() {
-                Ok((stream, peer)) => self.open(index, stream, peer),
+                Ok((stream, peer)) => self.open_accepted(index, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if crate::net::is_resource_exhaustion(&e) => {
@@ -134,43 +168,22 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Turns an accepted socket into a connection: registers it, asks the listener's
-    /// factory for a handler, arms the idle timer, calls `on_open`.
-    fn open(&mut self, index: usize, mut stream: TcpStream, peer: SocketAddr) {
-        if self.shared.config.nodelay {
-            if let Err(e) = stream.set_nodelay(true) {
-                log::debug!("peer={peer}: TCP_NODELAY failed: {e}");
-            }
-        }
-        self.generation = token::next_generation(self.generation);
-        let generation = self.generation;
-        let entry = self.conns.vacant_entry();
-        let slot = entry.key();
-        let token = token::conn(slot, generation);
-        if let Err(e) =
-            self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-        {
-            log::warn!("peer={peer}: could not register the connection: {e}");
-            return;
-        }
+    /// Turns an accepted socket into a connection: asks the listener's factory for a
+    /// handler, then installs it (`open.rs`).
+    fn open_accepted(&mut self, index: usize, stream: Stream, peer: PeerAddr) {
         let listener = self.listeners[index].as_mut().expect("cannot fail: accepting from it");
         let factory = &mut listener.factory;
-        let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(|| factory(peer))) else {
+        let for_factory = peer.clone();
+        let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(|| factory(for_factory))) else {
             log::error!("peer={peer}: the handler factory panicked; dropping the connection");
-            let _ = self.poll.registry().deregister(&mut stream);
             return;
         };
-        let now = self.shared.now;
-        let mut core = Core::new(stream, peer, generation, now);
-        if let Some(idle) = self.shared.config.idle_timeout {
-            core.idle_timer =
-                Some(self.shared.timers.insert(deadline_after(now, idle), TimerOwner::Idle(token)));
-        }
-        entry.insert(Conn { handler, input: Vec::new(), core });
+        let (slot, generation) = self.shared.slots.reserve();
+        let opening = Opening { slot, generation, stream, peer, handler, connecting: false };
         self.shared.stats.accepted += 1;
-        self.shared.stats.active += 1;
-        log::debug!("conn slot={slot} peer={peer} accepted");
-        self.callback(slot, |handler, cx| handler.on_open(cx));
+        if let Err(e) = self.install(opening) {
+            log::warn!("conn slot={slot}: could not register an accepted connection: {e}");
+        }
     }
 
     /// Closes every listener (shutdown): clients still in the backlogs are refused by the
@@ -178,7 +191,7 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn close_listeners(&mut self) {
         for listener in self.listeners.iter_mut() {
             if let Some(mut listener) = listener.take() {
-                if let Err(e) = self.poll.registry().deregister(&mut listener.socket) {
+                if let Err(e) = listener.socket.deregister(self.poll.registry()) {
                     log::debug!("deregistering a listener failed: {e}");
                 }
             }

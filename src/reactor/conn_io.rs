@@ -211,6 +211,14 @@ impl<H: Handler> Reactor<H> {
     /// The socket is writable and output is waiting: writes it; resumes reading below the
     /// low watermark; tells the handler when everything has gone out.
     fn on_writable(&mut self, slot: usize) {
+        if self.conns[slot].core.flags.has(Flags::CONNECTING) {
+            self.connect_ready(slot);
+            // Output queued while connecting goes out now: this event was the writable edge.
+            match self.conns.get(slot) {
+                Some(conn) if conn.core.pending_out() > 0 && !conn.core.flags.has(Flags::CONNECTING) => {}
+                _ => return,
+            }
+        }
         let conn = &mut self.conns[slot];
         let before = conn.core.pending_out();
         match conn.core.write_out() {
@@ -289,7 +297,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// An offloaded job finished: `on_done`, if the connection that submitted it still exists.
-    pub(super) fn job_done(&mut self, token: Token, result: Result<H::Done, JobError>) {
+    pub(super) fn job_done(&mut self, token: Token, result: Result<H::Msg, JobError>) {
         match self.live_slot(token) {
             Some(slot) => {
                 if result.is_err() {
@@ -305,25 +313,31 @@ impl<H: Handler> Reactor<H> {
 
     /// Closes a connection now: deregister, drop the socket, free the slot, tell the handler.
     pub(super) fn close_now(&mut self, slot: usize, reason: Reason) {
-        let mut conn = self.conns.remove(slot);
+        let mut conn = self.conns.take(slot);
+        self.shared.slots.release(slot);
         let core = &mut conn.core;
         if let Err(e) = self.poll.registry().deregister(&mut core.stream) {
             log::debug!("conn slot={slot} deregister failed: {e}");
-        }
-        // A closed connection's timers would otherwise sit in the heap until their
-        // deadlines (perhaps minutes away) only to be dropped as stale.
-        for id in
-            core.idle_timer.take().into_iter().chain(core.linger_timer.take()).chain(core.timers.drain(..))
-        {
-            self.shared.timers.cancel(id);
         }
         self.shared.stats.out_buffered -= core.pending_out() as u64;
         self.shared.stats.closed.count(reason);
         self.shared.stats.active -= 1;
         log::debug!("conn slot={slot} peer={} closed: {reason}", core.peer);
+        // From here on writes are discarded (the phase is not `Open`) and nothing is staged.
+        core.phase = Phase::Closing { reason };
         let handler = &mut conn.handler;
-        if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(reason))).is_err() {
+        let mut cx = Cx::new(core, &mut self.shared, slot);
+        if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(reason, &mut cx))).is_err() {
             log::error!("conn slot={slot}: handler panicked in on_close");
+        }
+        self.shared.discard_staged();
+        // A closed connection's timers would otherwise sit in the heap until their
+        // deadlines (perhaps minutes away) only to be dropped as stale; timers `on_close`
+        // set go with them.
+        for id in
+            core.idle_timer.take().into_iter().chain(core.phase_timer.take()).chain(core.timers.drain(..))
+        {
+            self.shared.timers.cancel(id);
         }
         self.resume_at_capacity();
     }
@@ -341,7 +355,7 @@ impl<H: Handler> Reactor<H> {
 #[inline(always)]
 fn read_input<H: Handler>(
     conn: &mut Conn<H>,
-    shared: &mut Shared<H::Done>,
+    shared: &mut Shared<H, H::Msg>,
     scratch: &mut [u8],
     slot: usize,
 ) -> Option<ReadEnd> {
@@ -373,7 +387,7 @@ fn read_input<H: Handler>(
         };
         // A zero-length read would return Ok(0) and look like EOF.
         debug_assert!(room > 0);
-        match conn.core.stream.read(&mut scratch[..room]) {
+        match (&conn.core.stream).read(&mut scratch[..room]) {
             Ok(0) => {
                 conn.core.flags.remove(Flags::READ_READY);
                 conn.core.flags.insert(Flags::PEER_EOF);
@@ -431,7 +445,7 @@ fn read_input<H: Handler>(
 #[inline(always)]
 fn deliver<H: Handler>(
     conn: &mut Conn<H>,
-    shared: &mut Shared<H::Done>,
+    shared: &mut Shared<H, H::Msg>,
     fresh: &[u8],
     slot: usize,
 ) -> Option<Reason> {

@@ -21,8 +21,12 @@
 //!   own lifecycle (`Running` → `Draining` → `Stopped`).
 //! - `conn_io.rs`: one connection's readable and writable paths, its callbacks, its close.
 //!   The hot path (`read_input` → `deliver` → `Shared::settle`) lives here.
-//! - `accept.rs`: listeners, accepting in batches, pausing at the cap or on descriptor
-//!   exhaustion, and opening a connection.
+//! - `accept.rs`: listeners (TCP and Unix), accepting in batches, pausing at the cap or on
+//!   descriptor exhaustion.
+//! - `open.rs`: every way a connection enters the table (accepted, connected, adopted) and
+//!   the end of an outbound connect.
+//! - `mail.rs`: messages between connections, and `Sender`, the way in from other threads.
+//! - `timers.rs`: reactor-level timers, not tied to a connection.
 //! - `sources.rs`: the embedder's own mio sources.
 //! - `handle.rs`: `Handle`, what other threads may ask of a running reactor.
 //! - `ready.rs`: `Ready`, an event's readiness converted once at the edge.
@@ -42,6 +46,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -55,23 +60,31 @@ use crate::conn::Conn;
 use crate::handler::Handler;
 use crate::offload::Completion;
 use crate::shared::Shared;
+use crate::slots::Table;
 use crate::stats::Stats;
+use crate::stream::PeerAddr;
 use crate::timer::TimerId;
 use crate::token;
 
 mod accept;
 mod conn_io;
 mod handle;
+mod mail;
+mod open;
 mod ready;
 mod sources;
+mod timers;
 mod turn;
 
-use accept::Listener;
+use accept::{ListenSocket, Listener};
 pub use handle::Handle;
 use handle::Remote;
+use mail::Inbox;
+pub use mail::{SendError, Sender};
 pub use ready::Ready;
 pub use sources::SourceId;
 use sources::SourceSlot;
+use timers::LoopTimer;
 
 /// A staging buffer grown past this by one big callback is freed at the end of the turn.
 const STAGING_KEEP_BYTES: usize = 256 * 1024;
@@ -113,7 +126,7 @@ enum Lifecycle {
 ///
 /// struct Echo;
 /// impl Handler for Echo {
-///     type Done = ();
+///     type Msg = ();
 ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
 ///         cx.write(input.bytes());
 ///         input.consume_all();
@@ -147,17 +160,19 @@ enum Lifecycle {
 pub struct Reactor<H: Handler> {
     poll: Poll,
     events: Events,
-    conns: Slab<Conn<H>>,
+    conns: Table<Conn<H>>,
     listeners: Vec<Option<Listener<H>>>,
     sources: Slab<SourceSlot<H>>,
-    shared: Shared<H::Done>,
+    /// Reactor-level timers' callbacks, by the key their `TimerOwner::Loop` carries.
+    loop_timers: Slab<Option<(TimerId, LoopTimer<H>)>>,
+    /// What other threads send (`Sender`).
+    inbox: Arc<Inbox<H>>,
+    shared: Shared<H, H::Msg>,
     /// The one read buffer: every connection reads here first.
     scratch: Vec<u8>,
-    /// Generation for the next connection's token.
-    generation: u32,
     remote: Arc<Remote>,
     /// Offload results taken from the pool, kept to reuse the allocation.
-    completions: Vec<Completion<H::Done>>,
+    completions: Vec<Completion<H::Msg>>,
     lifecycle: Lifecycle,
     /// The reactor belongs to the thread that runs it; handlers need not be `Send`.
     _not_send: PhantomData<*const ()>,
@@ -166,7 +181,7 @@ pub struct Reactor<H: Handler> {
 impl<H: Handler> std::fmt::Debug for Reactor<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reactor")
-            .field("conns", &self.conns.len())
+            .field("conns", &self.conn_count())
             .field("listeners", &self.listeners.iter().flatten().count())
             .field("timers", &self.shared.timers.len())
             .field("lifecycle", &self.lifecycle)
@@ -186,13 +201,14 @@ impl<H: Handler> Reactor<H> {
         let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity),
-            conns: Slab::new(),
+            conns: Table::default(),
             listeners: Vec::new(),
             sources: Slab::new(),
+            loop_timers: Slab::new(),
+            inbox: Arc::new(Inbox::new(config.remote_queue)),
             // No bigger than one read may be: a handler may hold at most `max_input`, and an
             // echo-like handler should not be handed more than the output headroom.
             scratch: vec![0; config.read_chunk.min(config.max_input).min(config.out_high_watermark)],
-            generation: 0,
             remote: Arc::new(Remote::default()),
             completions: Vec::new(),
             lifecycle: Lifecycle::Running,
@@ -222,11 +238,32 @@ impl<H: Handler> Reactor<H> {
     /// # Errors
     ///
     /// Registering the listener with the poll failed.
-    pub fn add_listener<F>(&mut self, socket: TcpListener, factory: F) -> io::Result<SocketAddr>
+    pub fn add_listener<F>(&mut self, socket: TcpListener, mut factory: F) -> io::Result<SocketAddr>
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
-        self.add_tcp_listener(socket, Box::new(factory))
+        let addr = socket.local_addr()?;
+        let factory = move |peer: PeerAddr| factory(peer.tcp().expect("cannot fail: a TCP listener's peer"));
+        self.add_listen_socket(ListenSocket::Tcp(socket), Box::new(factory))?;
+        Ok(addr)
+    }
+
+    /// Listens on a Unix-domain socket at `path` (a stale socket file left by a server that
+    /// is gone is replaced; see [`net::listen_unix`](crate::net::listen_unix)); every accepted
+    /// connection gets a handler from `factory(peer)`. The socket file is not removed when
+    /// the reactor stops (a restart replaces it).
+    ///
+    /// # Errors
+    ///
+    /// The path is too long, in use by a running server, not a socket, or not writable.
+    pub fn listen_unix<F>(&mut self, path: &Path, factory: F) -> io::Result<()>
+    where
+        F: FnMut(PeerAddr) -> H + 'static,
+    {
+        let options = crate::net::ListenOptions { backlog: self.shared.config.backlog, reuse_port: false };
+        let socket = crate::net::listen_unix(path, options)?;
+        self.add_listen_socket(ListenSocket::Unix(socket), Box::new(factory))?;
+        Ok(())
     }
 
     /// Registers an embedder's own `mio` source (a signal pipe, a UDP socket, a channel
@@ -268,6 +305,11 @@ impl<H: Handler> Reactor<H> {
         self.shared.stats
     }
 
+    /// Connections open now (and ones a callback opened, about to be installed).
+    fn conn_count(&self) -> usize {
+        self.shared.slots.len()
+    }
+
     /// Runs turns until shutdown completes.
     ///
     /// # Errors
@@ -286,7 +328,7 @@ impl<H: Handler> Reactor<H> {
     ///
     /// Only if polling itself fails.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<Turn> {
-        if self.lifecycle == Lifecycle::Stopped {
+        if matches!(self.lifecycle, Lifecycle::Stopped) {
             return Ok(Turn::Stopped);
         }
         let timeout = self.poll_timeout(timeout);
@@ -326,7 +368,7 @@ impl<H: Handler> Reactor<H> {
         }
         self.shared.stats.timers = self.shared.timers.len() as u64;
         *self.remote.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.shared.stats;
-        Ok(if self.lifecycle == Lifecycle::Stopped { Turn::Stopped } else { Turn::Running })
+        Ok(if matches!(self.lifecycle, Lifecycle::Stopped) { Turn::Stopped } else { Turn::Running })
     }
 }
 

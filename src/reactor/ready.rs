@@ -33,14 +33,15 @@ impl Ready {
     /// The readiness `event` reports.
     #[inline]
     pub fn of(event: &Event) -> Ready {
-        // Straight-line bit assembly: this runs once per event on the hot path.
-        Ready(
-            u8::from(event.is_readable())
-                | u8::from(event.is_writable()) << 1
-                | u8::from(event.is_read_closed()) << 2
+        // This runs once per event on the hot path, so it asks mio only what the common
+        // event needs; the hang-up and error details are read only when one of them is set.
+        let mut bits = u8::from(event.is_readable()) | u8::from(event.is_writable()) << 1;
+        if event.is_error() || event.is_read_closed() {
+            bits |= u8::from(event.is_read_closed()) << 2
                 | u8::from(event.is_write_closed()) << 3
-                | u8::from(event.is_error()) << 4,
-        )
+                | u8::from(event.is_error()) << 4;
+        }
+        Ready(bits)
     }
 
     /// Did the event report readable?

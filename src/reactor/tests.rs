@@ -21,7 +21,7 @@ struct Recorder {
 }
 
 impl Handler for Recorder {
-    type Done = ();
+    type Msg = ();
     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
         assert!(!input.bytes().contains(&b'!'), "deliberate handler bug");
         self.log.borrow_mut().push((self.name, input.bytes().to_vec()));
@@ -67,12 +67,12 @@ fn a_stale_token_for_a_reused_slot_is_dropped() {
     let (mut reactor, addr, log) = recorders(&["A", "B"]);
 
     let _a = std::net::TcpStream::connect(addr).unwrap();
-    turn_until(&mut reactor, |r| r.conns.len() == 1);
+    turn_until(&mut reactor, |r| r.conn_count() == 1);
     let (slot_a, generation_a) = the_only_token(&reactor);
     reactor.close_now(slot_a, Reason::Local);
 
     let mut b = std::net::TcpStream::connect(addr).unwrap();
-    turn_until(&mut reactor, |r| r.conns.len() == 1);
+    turn_until(&mut reactor, |r| r.conn_count() == 1);
     let (slot_b, generation_b) = the_only_token(&reactor);
     assert_eq!(slot_b, slot_a, "the slab reuses the freed slot");
     assert_ne!(generation_b, generation_a);
@@ -96,12 +96,12 @@ fn a_stale_token_for_a_reused_slot_is_dropped() {
 fn spurious_readiness_is_harmless() {
     let (mut reactor, addr, log) = recorders(&["X"]);
     let _x = std::net::TcpStream::connect(addr).unwrap();
-    turn_until(&mut reactor, |r| r.conns.len() == 1);
+    turn_until(&mut reactor, |r| r.conn_count() == 1);
     let (slot, generation) = the_only_token(&reactor);
     for _ in 0..2 {
         reactor.dispatch(token::conn(slot, generation), Ready::READABLE | Ready::WRITABLE);
     }
-    assert_eq!(reactor.conns.len(), 1);
+    assert_eq!(reactor.conn_count(), 1);
     assert!(log.borrow().is_empty());
     assert_eq!(reactor.stats().closed.total(), 0);
 }
@@ -117,7 +117,7 @@ fn a_panic_mid_batch_closes_one_connection_and_the_turn_goes_on() {
     for _ in 0..5 {
         clients.push(std::net::TcpStream::connect(addr).unwrap());
         let connected = clients.len();
-        turn_until(&mut reactor, |r| r.conns.len() == connected);
+        turn_until(&mut reactor, |r| r.conn_count() == connected);
     }
     // The panicking input first, so its event leads the batch and the others follow it.
     clients[0].write_all(b"boom!").unwrap();
@@ -133,7 +133,7 @@ fn a_panic_mid_batch_closes_one_connection_and_the_turn_goes_on() {
     served.sort();
     let fine = |name| (name, b"fine".to_vec());
     assert_eq!(served, vec![fine("B"), fine("C"), fine("D"), fine("E")]);
-    assert_eq!(reactor.conns.len(), 4, "only the panicking connection closed");
+    assert_eq!(reactor.conn_count(), 4, "only the panicking connection closed");
     assert_eq!(reactor.stats().closed.error, 1);
 }
 
@@ -144,7 +144,7 @@ fn a_panic_mid_batch_closes_one_connection_and_the_turn_goes_on() {
 fn a_failed_flush_in_a_callback_closes_the_connection() {
     struct Flusher;
     impl Handler for Flusher {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             input.consume_all();
             cx.write(b"reply");
@@ -154,11 +154,11 @@ fn a_failed_flush_in_a_callback_closes_the_connection() {
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Flusher).unwrap();
     let mut client = std::net::TcpStream::connect(addr).unwrap();
-    turn_until(&mut reactor, |r| r.conns.len() == 1);
+    turn_until(&mut reactor, |r| r.conn_count() == 1);
     let (_, conn) = reactor.conns.iter().next().unwrap();
     conn.core.stream.shutdown(std::net::Shutdown::Write).unwrap();
     client.write_all(b"go").unwrap();
-    turn_until(&mut reactor, |r| r.conns.is_empty());
+    turn_until(&mut reactor, |r| r.conn_count() == 0);
     assert_eq!(reactor.stats().closed.error, 1);
     assert_eq!(reactor.stats().bytes_out, 0);
 }

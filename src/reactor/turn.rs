@@ -38,15 +38,28 @@ impl<H: Handler> Reactor<H> {
         }
         self.serve_deferred();
         self.expire_timers();
-        if matches!(self.lifecycle, Lifecycle::Draining { .. }) && self.conns.is_empty() {
+        // Connections the turn's callbacks opened are installed and the mail they sent is
+        // delivered once, at the end: one check per turn on the hot path. (What this
+        // sends in turn waits for the next turn, which then does not block.)
+        self.after_step();
+        if matches!(self.lifecycle, Lifecycle::Draining { .. }) && self.conn_count() == 0 {
             self.finish_shutdown();
+        }
+    }
+
+    /// Installs the connections the turn's callbacks opened and delivers the mail they
+    /// sent; two loads and a compare when there is none.
+    #[inline]
+    fn after_step(&mut self) {
+        if !self.shared.mail.is_empty() || !self.shared.opening.is_empty() {
+            self.deliver_mail();
         }
     }
 
     /// How long the poll may block: not at all while work is deferred, else until the
     /// nearest timer or the caller's limit, whichever is sooner.
     pub(super) fn poll_timeout(&mut self, caller: Option<Duration>) -> Option<Duration> {
-        if !self.shared.deferred.is_empty() {
+        if !self.shared.deferred.is_empty() || !self.shared.mail.is_empty() {
             return Some(Duration::ZERO);
         }
         let timer = self
@@ -102,6 +115,8 @@ impl<H: Handler> Reactor<H> {
                 TimerOwner::Linger(token) => self.linger_timer_due(token),
                 TimerOwner::AcceptRetry(index) => self.accept_retry_due(index),
                 TimerOwner::ShutdownDeadline => self.shutdown_deadline_due(),
+                TimerOwner::Connect(token) => self.connect_timer_due(token),
+                TimerOwner::Loop(key) => self.loop_timer_due(key),
             }
         }
     }
@@ -116,11 +131,13 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// The waker fired: another thread asked for shutdown, or offload jobs finished.
+    /// The waker fired: another thread asked for shutdown, sent messages or streams, or
+    /// offload jobs finished.
     fn woken(&mut self) {
         if self.remote.shutdown_requested() && self.lifecycle == Lifecycle::Running {
             self.begin_shutdown();
         }
+        self.take_inbox();
         let Some(pool) = self.shared.offload.pool() else { return };
         let mut completions = std::mem::take(&mut self.completions);
         pool.drain(&mut completions);
@@ -133,11 +150,11 @@ impl<H: Handler> Reactor<H> {
     /// Running → Draining: close the listeners, refuse new jobs, let every connection flush
     /// and close, and arm the deadline after which the rest are closed regardless.
     fn begin_shutdown(&mut self) {
-        log::info!("shutting down: {} connections open", self.conns.len());
+        log::info!("shutting down: {} connections open", self.conn_count());
         // Running jobs still deliver their results while draining; new ones are refused.
         self.shared.offload.drain();
         self.close_listeners();
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        let slots = self.conns.slots();
         for slot in slots {
             let core = &mut self.conns[slot].core;
             if core.is_open() {
@@ -152,7 +169,7 @@ impl<H: Handler> Reactor<H> {
 
     /// The shutdown deadline passed: whatever is still open closes now, output or not.
     fn shutdown_deadline_due(&mut self) {
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        let slots = self.conns.slots();
         if !slots.is_empty() {
             log::warn!("shutdown: closing {} connections with unsent output", slots.len());
         }
@@ -167,6 +184,7 @@ impl<H: Handler> Reactor<H> {
             self.shared.timers.cancel(deadline);
         }
         self.shared.offload.close();
+        self.inbox.close();
         self.lifecycle = Lifecycle::Stopped;
         log::info!("shut down");
     }

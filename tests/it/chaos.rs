@@ -74,7 +74,7 @@ impl Chaotic {
 }
 
 impl Handler for Chaotic {
-    type Done = u64;
+    type Msg = u64;
 
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
         if self.rng.range(0, 9) == 0 {

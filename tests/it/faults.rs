@@ -85,7 +85,7 @@ fn reset_mid_stream_disturbs_no_one_else() {
 fn a_panicking_handler_closes_only_its_connection() {
     struct Fragile;
     impl Handler for Fragile {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             assert!(!input.bytes().contains(&b'!'), "handler bug triggered by input");
             cx.write(input.bytes());
@@ -112,7 +112,7 @@ fn a_panicking_handler_closes_only_its_connection() {
 fn input_that_is_never_consumed_hits_the_input_limit() {
     struct Hoarder;
     impl Handler for Hoarder {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, _input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {}
     }
     let config = Config { max_input: 4096, ..small_config() };
@@ -134,7 +134,7 @@ fn input_that_is_never_consumed_hits_the_input_limit() {
 fn close_while_peer_still_sends_delivers_the_reply() {
     struct Refuser;
     impl Handler for Refuser {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             input.consume_all();
             cx.write(b"ERR go away\n");
@@ -227,7 +227,7 @@ fn a_flooder_is_cut_off_by_the_read_budget_and_others_are_served() {
 fn a_reset_is_noticed_while_the_handler_has_paused_reading() {
     struct Waiter;
     impl Handler for Waiter {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             input.consume_all();
             cx.pause_read();

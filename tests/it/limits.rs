@@ -36,7 +36,7 @@ fn idle_timeout_closes_silent_connections_only() {
 fn a_server_that_only_pushes_is_not_idle() {
     struct Ticker;
     impl Handler for Ticker {
-        type Done = ();
+        type Msg = ();
         fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
             cx.set_timer(Duration::from_millis(50));
         }

@@ -25,7 +25,7 @@ impl Jobs {
 }
 
 impl Handler for Jobs {
-    type Done = String;
+    type Msg = String;
 
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         while let Some(line) = input.take_line(b'\n') {

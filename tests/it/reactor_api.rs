@@ -42,7 +42,7 @@ fn shutdown_flushes_pending_output() {
     const BIG: usize = 16 << 20;
     struct Dumper;
     impl Handler for Dumper {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             input.consume_all();
             cx.write(&vec![b'd'; BIG]);
@@ -110,7 +110,7 @@ fn handler_timers_fire_once_and_cancelled_ones_never() {
         cancelled: Option<TimerId>,
     }
     impl Handler for Timed {
-        type Done = ();
+        type Msg = ();
         fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
             self.fire = Some(cx.set_timer(Duration::from_millis(100)));
             let doomed = cx.set_timer(Duration::from_millis(50));
@@ -150,7 +150,7 @@ fn pause_resume_and_write_shutdown() {
         resume: Option<TimerId>,
     }
     impl Handler for Pauser {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             while let Some(line) = input.take_line(b'\n') {
                 if line == b"fin" {
@@ -216,7 +216,7 @@ fn on_drained_paces_a_streaming_handler() {
         }
     }
     impl Handler for Streamer {
-        type Done = ();
+        type Msg = ();
         fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
             self.produce(cx);
         }
@@ -258,7 +258,7 @@ fn resume_read_during_backpressure_serves_held_input() {
     const BIG: usize = 16 << 20;
     struct Sleeper;
     impl Handler for Sleeper {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             while let Some(line) = input.take_line(b'\n') {
                 if line == b"sleep" {
@@ -294,7 +294,7 @@ fn resume_read_during_backpressure_serves_held_input() {
 fn a_closing_connection_that_trickles_input_still_times_out() {
     struct Dumper;
     impl Handler for Dumper {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             input.consume_all();
             cx.write(&vec![b'd'; 16 << 20]);
@@ -334,7 +334,7 @@ fn yield_now_interleaves_pipelining_clients() {
         counted: bool,
     }
     impl Handler for OneAtATime {
-        type Done = ();
+        type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             if !self.counted {
                 self.counted = true;

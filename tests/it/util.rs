@@ -190,7 +190,7 @@ pub fn round_trip(stream: &mut TcpStream, msg: &[u8]) {
 pub struct Echo;
 
 impl Handler for Echo {
-    type Done = ();
+    type Msg = ();
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         cx.write(input.bytes());
         input.consume_all();

@@ -1,0 +1,184 @@
+//! A TCP (or Unix-domain) proxy: each client gets its own connection to the upstream, and
+//! bytes flow both ways with backpressure and half-close carried across.
+//!
+//! Run:  cargo run --release --example proxy -- --listen 127.0.0.1:7100 --upstream 127.0.0.1:7000
+//! Try:  cargo run --release --example echo  &  nc 127.0.0.1 7100
+//!
+//! Each client is a pair of connections on one reactor, linked by messages:
+//!
+//! ```text
+//!   client ──on_data──► Data(bytes) ──► upstream ──write──► server      (and the same the other way)
+//!   a side whose output backs up past HIGH ──Pause──► its partner stops reading;
+//!   on_drained ──Resume──► it reads again          (memory: HIGH + one read per side)
+//!   EOF on one side ──Eof──► shutdown(Write) on the other;  close ──Gone──► the other closes
+//! ```
+
+mod common;
+
+use common::Endpoint;
+use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
+
+const USAGE: &str = "\
+proxy: forwards every client to its own upstream connection, both directions.
+
+usage: proxy --upstream ADDR [--listen ADDR] [--max-conns N] [--connect-timeout SECS]
+
+  --listen ADDR           where clients connect: HOST:PORT or unix:PATH (default 127.0.0.1:7100)
+  --upstream ADDR         where to forward: HOST:PORT or unix:PATH (required)
+  --max-conns N           most connections at once, clients and upstreams (default 2048)
+  --connect-timeout SECS  give up on an upstream that does not answer (default 10)
+  -h, --help              this help
+
+Logs go to stderr; RUST_LOG=debug shows every connection.
+";
+
+/// Output a side may hold for its peer before the partner is told to stop reading.
+const HIGH: usize = 256 * 1024;
+
+/// What the two sides of a pair tell each other.
+enum Msg {
+    /// The upstream is connected: here is its id (the client may start reading).
+    Linked(ConnId),
+    Data(Vec<u8>),
+    /// The partner's peer finished sending: finish ours.
+    Eof,
+    Pause,
+    Resume,
+    /// The partner closed, and why.
+    Gone(Reason),
+}
+
+/// One side of a pair: a client, or the upstream connection made for it.
+struct Side {
+    upstream: Endpoint,
+    /// The other side; a client learns its upstream's id from `Linked`.
+    partner: Option<ConnId>,
+    /// We told the partner to pause, waiting for our output to drain.
+    holding_partner: bool,
+    /// Our peer has finished sending, and the partner's peer has (we shut down writing).
+    eof_in: bool,
+    eof_out: bool,
+}
+
+impl Side {
+    fn new(upstream: Endpoint, partner: Option<ConnId>) -> Side {
+        Side { upstream, partner, holding_partner: false, eof_in: false, eof_out: false }
+    }
+
+    fn tell(&self, cx: &mut Cx<'_, Self>, message: Msg) {
+        if let Some(partner) = self.partner {
+            // A partner that is gone has told us so (Gone) or is about to: nothing to do.
+            let _ = cx.send(partner, message);
+        }
+    }
+}
+
+impl Handler for Side {
+    type Msg = Msg;
+
+    fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+        match self.partner {
+            // An upstream connection is up: tell the client who we are.
+            Some(client) => {
+                let _ = cx.send(client, Msg::Linked(cx.id()));
+            }
+            // A new client: read nothing until its upstream is connected.
+            None => {
+                cx.pause_read();
+                let side = Side::new(self.upstream.clone(), Some(cx.id()));
+                let opened = match &self.upstream {
+                    Endpoint::Tcp(addr) => cx.connect(*addr, side),
+                    Endpoint::Unix(path) => cx.connect_unix(path, side),
+                };
+                if let Err(e) = opened {
+                    log::warn!("client {}: upstream {}: {e}", cx.peer_addr(), self.upstream);
+                    cx.close();
+                }
+            }
+        }
+    }
+
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        self.tell(cx, Msg::Data(input.bytes().to_vec()));
+        input.consume_all();
+    }
+
+    fn on_eof(&mut self, cx: &mut Cx<'_, Self>) {
+        self.eof_in = true;
+        self.tell(cx, Msg::Eof);
+        if self.eof_out {
+            cx.close();
+        }
+    }
+
+    fn on_drained(&mut self, cx: &mut Cx<'_, Self>) {
+        if self.holding_partner {
+            self.holding_partner = false;
+            self.tell(cx, Msg::Resume);
+        }
+    }
+
+    fn on_message(&mut self, message: Msg, cx: &mut Cx<'_, Self>) {
+        match message {
+            Msg::Linked(upstream) => {
+                self.partner = Some(upstream);
+                cx.resume_read();
+            }
+            Msg::Data(bytes) => {
+                cx.write(&bytes);
+                if cx.pending_output() > HIGH && !self.holding_partner {
+                    self.holding_partner = true;
+                    self.tell(cx, Msg::Pause);
+                }
+            }
+            Msg::Eof => {
+                self.eof_out = true;
+                cx.shutdown_write();
+                if self.eof_in {
+                    cx.close();
+                }
+            }
+            Msg::Pause => cx.pause_read(),
+            Msg::Resume => cx.resume_read(),
+            Msg::Gone(reason) => {
+                if matches!(reason, Reason::ConnectFailed(_) | Reason::ConnectTimeout) {
+                    log::warn!("client {}: upstream {}: {reason}", cx.peer_addr(), self.upstream);
+                }
+                self.partner = None;
+                cx.close();
+            }
+        }
+    }
+
+    fn on_close(&mut self, reason: Reason, cx: &mut Cx<'_, Self>) {
+        self.tell(cx, Msg::Gone(reason));
+    }
+}
+
+fn main() {
+    common::init_logging();
+    let mut flags = common::Flags::parse(USAGE);
+    let listen: Endpoint = flags.value("--listen", "127.0.0.1:7100".parse().unwrap());
+    let Some(upstream) = flags.optional::<Endpoint>("--upstream") else {
+        flags.fail("--upstream is required")
+    };
+    let max_conns: usize = flags.value("--max-conns", 2048);
+    let connect_secs: u64 = flags.value("--connect-timeout", 10);
+    if max_conns == 0 || connect_secs == 0 {
+        flags.fail("--max-conns and --connect-timeout must be at least 1");
+    }
+    flags.finish();
+    let config = Config {
+        max_conns,
+        connect_timeout: std::time::Duration::from_secs(connect_secs),
+        ..Config::default()
+    };
+    let served = Reactor::new(config).and_then(|mut reactor| {
+        let bound = common::listen(&mut reactor, &listen, move || Side::new(upstream.clone(), None))?;
+        common::run_reactor(reactor, bound)
+    });
+    if let Err(e) = served {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

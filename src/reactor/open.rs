@@ -1,0 +1,190 @@
+//! Every way a connection enters the table — accepted, connected out, adopted — and the
+//! end of an outbound connect.
+//!
+//! ```text
+//!   accept.rs ───────────────────────────────┐
+//!   Reactor::connect / connect_unix / adopt ─┼─► install: register, Core, timers ──► on_open
+//!   Cx::connect / adopt (queued in Shared) ──┘         │ (connecting: CONNECTING + WRITE_BLOCKED,
+//!     └─ open_queued, when the callback returns         │  connect timer; on_open waits)
+//!                                                       ▼
+//!   writable / error event ──► connect_ready: SO_ERROR? ─ yes ─► close (ConnectFailed)
+//!                                              │ no: peer known? ─ no ─► keep waiting
+//!                                              └ yes ─► Open: idle timer, on_open, queued output
+//!   connect timer ──► close (ConnectTimeout)
+//! ```
+//!
+//! A connection opened from inside a callback gets its slot at once (`SlotIds::reserve`,
+//! see `slots.rs`) and is installed when that callback returns: the table is borrowed
+//! while a callback runs. An accepted or adopted connection is ready at once; a connecting
+//! one reads nothing and queues what is written to it until the kernel reports the connect
+//! done, the way libuv's `uv_tcp_connect` and gnet's client report it on the first
+//! writable event.
+
+use std::io;
+use std::path::Path;
+
+use mio::Interest;
+
+use super::Reactor;
+use crate::conn::{Conn, Core};
+use crate::flags::Flags;
+use crate::handler::{ConnId, Handler};
+use crate::shared::{Opening, TimerOwner};
+use crate::stats::Reason;
+use crate::stream::{PeerAddr, Stream};
+use crate::timer::deadline_after;
+use crate::token;
+
+impl<H: Handler> Reactor<H> {
+    /// Opens an outbound TCP connection served by `handler` (see [`Cx::connect`](crate::Cx::connect),
+    /// which does the same from inside a callback).
+    ///
+    /// # Errors
+    ///
+    /// Creating the socket or starting the connect failed at once; registering it failed.
+    pub fn connect(&mut self, addr: std::net::SocketAddr, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
+        self.open_now(stream, PeerAddr::Tcp(addr), handler, true)
+    }
+
+    /// Opens an outbound Unix-domain connection to `path` served by `handler`.
+    ///
+    /// # Errors
+    ///
+    /// Nothing listens at `path` (`NotFound`, `ConnectionRefused`), permission denied, or
+    /// registering failed.
+    pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
+        self.open_now(stream, PeerAddr::Unix(Some(path.to_path_buf())), handler, true)
+    }
+
+    /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking
+    /// here) with `handler`: descriptors received over a Unix socket, socket activation, a
+    /// hand-off from blocking code. From another thread, use [`Sender::adopt`](crate::Sender::adopt).
+    ///
+    /// # Errors
+    ///
+    /// The stream could not be made non-blocking, is not connected, or registering failed.
+    pub fn adopt(&mut self, stream: impl Into<Stream>, handler: H) -> io::Result<ConnId> {
+        let stream = stream.into();
+        stream.set_nonblocking()?;
+        let peer = stream.peer_addr()?;
+        let id = self.open_now(stream, peer, handler, false)?;
+        self.shared.stats.adopted += 1;
+        Ok(id)
+    }
+
+    fn open_now(
+        &mut self,
+        stream: Stream,
+        peer: PeerAddr,
+        handler: H,
+        connecting: bool,
+    ) -> io::Result<ConnId> {
+        let (slot, generation) = self.shared.slots.reserve();
+        let opening = Opening { slot, generation, stream, peer, handler, connecting };
+        self.install(opening).map(|()| ConnId(token::conn(slot, generation).0))
+    }
+
+    /// Installs the connections callbacks opened (`Cx::connect`, `Cx::adopt`), in order.
+    pub(super) fn open_queued(&mut self) {
+        while !self.shared.opening.is_empty() {
+            for opening in std::mem::take(&mut self.shared.opening) {
+                let (slot, peer) = (opening.slot, opening.peer.clone());
+                if let Err(e) = self.install(opening) {
+                    log::warn!("conn slot={slot} peer={peer}: could not register: {e}");
+                }
+            }
+        }
+    }
+
+    /// Puts a connection in its reserved slot: registers the socket, starts its timers, and
+    /// calls `on_open` (at once, or once a connect completes). On failure the slot is freed
+    /// and the handler dropped.
+    pub(super) fn install(&mut self, opening: Opening<H>) -> io::Result<()> {
+        let Opening { slot, generation, mut stream, peer, handler, connecting } = opening;
+        let token = token::conn(slot, generation);
+        let registered =
+            self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
+        if let Err(e) = registered {
+            self.shared.slots.release(slot);
+            return Err(e);
+        }
+        if self.shared.config.nodelay {
+            if let Err(e) = stream.set_nodelay() {
+                log::debug!("peer={peer}: TCP_NODELAY failed: {e}");
+            }
+        }
+        let now = self.shared.now;
+        let mut core = Core::new(stream, peer, generation, now);
+        self.shared.stats.active += 1;
+        if connecting {
+            // Nothing is read and everything written queues until the kernel reports the
+            // connect's end with a writable (or error) event: `on_writable` → `connect_ready`.
+            core.flags.insert(Flags::CONNECTING | Flags::WRITE_BLOCKED);
+            let deadline = deadline_after(now, self.shared.config.connect_timeout);
+            core.phase_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Connect(token)));
+            log::debug!("conn slot={slot} peer={} connecting", core.peer);
+            self.conns.put(slot, Conn { handler, input: Vec::new(), core });
+        } else {
+            self.arm_idle_timer(&mut core, token);
+            log::debug!("conn slot={slot} peer={} open", core.peer);
+            self.conns.put(slot, Conn { handler, input: Vec::new(), core });
+            self.callback(slot, |handler, cx| handler.on_open(cx));
+        }
+        Ok(())
+    }
+
+    fn arm_idle_timer(&mut self, core: &mut Core, token: mio::Token) {
+        if let Some(idle) = self.shared.config.idle_timeout {
+            let deadline = deadline_after(self.shared.now, idle);
+            core.idle_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Idle(token)));
+        }
+    }
+
+    /// A connecting socket reported writable or an error: the connect has ended, one way or
+    /// the other (or the event was spurious: then keep waiting).
+    pub(super) fn connect_ready(&mut self, slot: usize) {
+        let Reactor { conns, shared, .. } = self;
+        let core = &mut conns[slot].core;
+        let failure = match core.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match core.stream.peer_addr() {
+                Ok(_) => None,
+                // Not connected yet: the event was not the connect's end.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = failure {
+            log::debug!("conn slot={slot} peer={} connect failed: {e}", core.peer);
+            self.close_now(slot, Reason::ConnectFailed(e.kind()));
+            return;
+        }
+        core.flags.remove(Flags::CONNECTING | Flags::WRITE_BLOCKED);
+        if let Some(id) = core.phase_timer.take() {
+            shared.timers.cancel(id);
+        }
+        // The idle clock starts now, not when the connect began.
+        core.last_active = shared.now;
+        let token = token::conn(slot, core.generation);
+        if let Some(idle) = shared.config.idle_timeout {
+            let deadline = deadline_after(shared.now, idle);
+            core.idle_timer = Some(shared.timers.insert(deadline, TimerOwner::Idle(token)));
+        }
+        shared.stats.connected += 1;
+        log::debug!("conn slot={slot} peer={} connected", core.peer);
+        self.callback(slot, |handler, cx| handler.on_open(cx));
+    }
+
+    /// The connect timer fired: a connection still connecting is closed.
+    pub(super) fn connect_timer_due(&mut self, token: mio::Token) {
+        let Some(slot) = self.live_slot(token) else { return };
+        let core = &mut self.conns[slot].core;
+        if core.flags.has(Flags::CONNECTING) {
+            core.phase_timer = None;
+            log::debug!("conn slot={slot} peer={} connect timed out", core.peer);
+            self.close_now(slot, Reason::ConnectTimeout);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Reactor-level timers: callbacks not tied to any connection (periodic stats, a cache
+//! sweep, a reconnect), run on the loop thread with the whole reactor in hand.
+//!
+//! ```text
+//!   Reactor::set_timer(after, f) ──► loop_timers[key] = f ──► Timers: (deadline, TimerOwner::Loop(key))
+//!   deadline passes (turn.rs: expire_timers) ──► loop_timer_due(key) ──► f(&mut reactor)
+//!                                                   (panic: logged, the loop goes on)
+//! ```
+//!
+//! A callback that wants to run again sets a new timer from inside itself; a timer set
+//! during the expiry pass waits for the next turn, so a zero-delay timer cannot hold the
+//! loop. Connection timers (`Cx::set_timer`) are separate: they belong to a connection and
+//! die with it.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+use super::Reactor;
+use crate::handler::Handler;
+use crate::shared::TimerOwner;
+use crate::timer::{deadline_after, TimerId};
+
+/// A reactor-level timer's callback.
+pub(super) type LoopTimer<H> = Box<dyn FnOnce(&mut Reactor<H>)>;
+
+impl<H: Handler> Reactor<H> {
+    /// Runs `f` on the loop thread once, `after` from now, with the reactor: it can send
+    /// messages, connect, register sources, set the next timer. Not tied to any connection.
+    ///
+    /// # Examples
+    ///
+    /// A periodic job re-arms itself:
+    ///
+    /// ```
+    /// # use evloop::{Config, Cx, Handler, Input, Reactor};
+    /// # struct Echo;
+    /// # impl Handler for Echo {
+    /// #     type Msg = ();
+    /// #     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) { input.consume_all(); }
+    /// # }
+    /// use std::time::Duration;
+    ///
+    /// fn every_10ms(reactor: &mut Reactor<Echo>, left: u32) {
+    ///     if left == 0 {
+    ///         return reactor.handle().shutdown();
+    ///     }
+    ///     reactor.set_timer(Duration::from_millis(10), move |r| every_10ms(r, left - 1));
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::<Echo>::new(Config::default())?;
+    /// every_10ms(&mut reactor, 3);
+    /// reactor.run()?;
+    /// assert_eq!(reactor.stats().loop_timers_fired, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_timer<F>(&mut self, after: Duration, f: F) -> TimerId
+    where
+        F: FnOnce(&mut Reactor<H>) + 'static,
+    {
+        let key = self.loop_timers.insert(None);
+        let deadline = deadline_after(self.shared.now, after);
+        let id = self.shared.timers.insert(deadline, TimerOwner::Loop(key));
+        self.loop_timers[key] = Some((id, Box::new(f)));
+        id
+    }
+
+    /// Cancels a timer set with [`set_timer`](Reactor::set_timer). Returns `false` if it
+    /// already ran or was cancelled.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        let Some(key) = self
+            .loop_timers
+            .iter()
+            .find(|(_, t)| t.as_ref().is_some_and(|(tid, _)| *tid == id))
+            .map(|(k, _)| k)
+        else {
+            return false;
+        };
+        self.loop_timers.remove(key);
+        self.shared.timers.cancel(id).is_some()
+    }
+
+    /// A reactor-level timer is due: run its callback.
+    pub(super) fn loop_timer_due(&mut self, key: usize) {
+        let Some(Some((_, f))) = self.loop_timers.try_remove(key) else { return };
+        self.shared.stats.loop_timers_fired += 1;
+        if panic::catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
+            log::error!("a reactor timer's callback panicked");
+        }
+    }
+}

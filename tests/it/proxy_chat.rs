@@ -1,0 +1,183 @@
+//! The proxy and chat examples end to end, as binaries, with clients that stop reading,
+//! half-close and reset.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::examples::{example, Running};
+use crate::util::{round_trip, set_linger_zero, Rng};
+
+fn echo_server() -> Running {
+    let mut command = Command::new(example("echo"));
+    command.args(["--addr", "127.0.0.1:0"]);
+    Running::start(command)
+}
+
+fn proxy_to(upstream: &str) -> Running {
+    let mut command = Command::new(example("proxy"));
+    command.args(["--listen", "127.0.0.1:0", "--upstream", upstream, "--connect-timeout", "2"]);
+    Running::start_logged(command)
+}
+
+/// Resident memory of a child process, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes both ways through the proxy, exactly; half-close carried across; a reset client
+/// costs only itself.
+#[test]
+fn proxy_carries_bytes_and_half_close_both_ways() {
+    let echo = echo_server();
+    let proxy = proxy_to(&echo.addr.to_string());
+    // Several clients at once, each streaming random chunks and reading the echo.
+    let mut rng = Rng::seeded("proxy_carries_bytes_and_half_close_both_ways");
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let payload = rng.bytes(256 * 1024);
+            let mut stream = proxy.connect();
+            thread::spawn(move || {
+                let mut reader = stream.try_clone().unwrap();
+                let expected = payload.clone();
+                let read = thread::spawn(move || {
+                    let mut back = Vec::new();
+                    reader.read_to_end(&mut back).unwrap();
+                    back
+                });
+                for chunk in payload.chunks(7919) {
+                    stream.write_all(chunk).unwrap();
+                }
+                // Half-close: the echo server sees EOF through the proxy, finishes, closes.
+                stream.shutdown(Shutdown::Write).unwrap();
+                assert!(read.join().unwrap() == expected, "client {i}: bytes lost or reordered");
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    // A client that resets mid-stream does not disturb the next one.
+    let reset = proxy.connect();
+    (&reset).write_all(&[1; 10_000]).unwrap();
+    set_linger_zero(&reset);
+    drop(reset);
+    let mut next = proxy.connect();
+    round_trip(&mut next, b"still here");
+}
+
+/// A client that sends and never reads stalls the other direction: its data backs up
+/// through the echo server into the proxy, which stops reading it. Memory stays bounded
+/// and everyone else is served.
+#[test]
+fn proxy_stops_reading_a_client_that_does_not_read() {
+    let echo = echo_server();
+    let proxy = proxy_to(&echo.addr.to_string());
+    let flooder = proxy.connect();
+    flooder.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let block = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && sent < 64 << 20 {
+        match (&flooder).write(&block) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(sent < 64 << 20, "64 MiB went in without being read: no backpressure");
+    let rss = rss_kib(proxy.child.id());
+    assert!(rss < 32 * 1024, "proxy RSS {rss} KiB with {sent} bytes stalled");
+    let mut polite = proxy.connect();
+    round_trip(&mut polite, b"served meanwhile");
+}
+
+/// An upstream that refuses: the client is closed, and the proxy says why.
+#[test]
+fn proxy_closes_the_client_when_the_upstream_refuses() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let proxy = proxy_to(&format!("127.0.0.1:{port}"));
+    let mut client = proxy.connect();
+    let mut buf = [0; 8];
+    let n = client.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the client is closed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !proxy.log().contains("refused") {
+        assert!(Instant::now() < deadline, "no logged reason: {}", proxy.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn chat() -> Running {
+    let mut command = Command::new(example("chat"));
+    command.args(["--addr", "127.0.0.1:0", "--max-backlog", "65536"]);
+    Running::start_logged(command)
+}
+
+fn line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line
+}
+
+/// Lines go to everyone else; joins and leaves are announced.
+#[test]
+fn chat_delivers_each_line_to_every_other_client() {
+    let server = chat();
+    let mut a = BufReader::new(server.connect());
+    assert!(line(&mut a).starts_with("* welcome"));
+    let mut b = BufReader::new(server.connect());
+    assert!(line(&mut b).starts_with("* welcome"));
+    assert!(line(&mut a).contains("joined"));
+    a.get_mut().write_all(b"hello from a\n").unwrap();
+    assert!(line(&mut b).ends_with(": hello from a\n"));
+    drop(b);
+    assert!(line(&mut a).contains("left"));
+}
+
+/// A member that never reads is dropped once its backlog passes the cap; the sender and a
+/// reading member are never held up.
+#[test]
+fn chat_drops_a_member_that_never_reads() {
+    let server = chat();
+    let mut talker = BufReader::new(server.connect());
+    line(&mut talker);
+    // A small receive window, so the kernel cannot soak up what the server must hold.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let silent = TcpStream::from(socket);
+    let mut listener = BufReader::new(server.connect());
+    line(&mut listener);
+    line(&mut talker);
+    line(&mut talker);
+    // More than the kernel's send buffer can take for the silent member (~4 MiB here).
+    const LINES: usize = 10_000;
+    let text = "y".repeat(1000);
+    let reader = thread::spawn(move || {
+        let mut got = 0;
+        while got < LINES {
+            if line(&mut listener).contains("yyyy") {
+                got += 1;
+            }
+        }
+        got
+    });
+    for _ in 0..LINES {
+        talker.get_mut().write_all(format!("{text}\n").as_bytes()).unwrap();
+    }
+    assert_eq!(reader.join().unwrap(), LINES, "the reading member got every line");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("disconnected: more than 65536 bytes unread") {
+        assert!(Instant::now() < deadline, "the silent member was not dropped: {}", server.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    drop(silent);
+}
