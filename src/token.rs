@@ -39,6 +39,27 @@ pub const MAX_SLOT: usize = (1 << SLOT_BITS) - 1;
 /// The token of the reactor's one `mio::Waker`.
 pub const WAKER: Token = Token(TAG_WAKER << PAYLOAD_BITS);
 
+/// What a token that is not a connection's points at (see [`as_conn`] for those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The listener at this index in the reactor's listener table.
+    Listener(usize),
+    /// The embedder's source at this index in the reactor's source table.
+    Source(usize),
+    /// The reactor's waker: another thread asked for attention.
+    Waker,
+}
+
+/// The service a token names, for a token that [`as_conn`] said is not a connection's.
+pub fn service(token: Token) -> Service {
+    let payload = token.0 & ((1 << PAYLOAD_BITS) - 1);
+    match token.0 >> PAYLOAD_BITS {
+        TAG_LISTENER => Service::Listener(payload),
+        TAG_SOURCE => Service::Source(payload),
+        _ => Service::Waker,
+    }
+}
+
 /// What an event's token points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {

@@ -51,7 +51,7 @@ impl<H: Handler> Reactor<H> {
     /// common event (readable, perhaps writable, no output pending) goes straight to the
     /// read; errors and hang-ups take the general path, `conn_trouble`.
     #[inline]
-    pub(super) fn conn_ready(&mut self, slot: usize, generation: u32, ready: Ready) {
+    pub(super) fn conn_ready(&mut self, slot: usize, generation: u32, ready: Ready<'_>) {
         if ready.is_trouble() {
             self.conn_trouble(slot, generation, ready);
             return;
@@ -86,7 +86,7 @@ impl<H: Handler> Reactor<H> {
     /// slot.
     #[cold]
     #[inline(never)]
-    fn conn_trouble(&mut self, slot: usize, generation: u32, ready: Ready) {
+    fn conn_trouble(&mut self, slot: usize, generation: u32, ready: Ready<'_>) {
         let Some(conn) = self.conns.get_mut(slot).filter(|conn| conn.core.generation == generation) else {
             self.shared.stats.stale_events += 1;
             return;

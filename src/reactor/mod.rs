@@ -280,7 +280,7 @@ impl<H: Handler> Reactor<H> {
     pub fn register<S, F>(&mut self, source: S, interest: Interest, on_ready: F) -> io::Result<SourceId>
     where
         S: Source + 'static,
-        F: FnMut(&mut S, Ready, &mut Reactor<H>) + 'static,
+        F: FnMut(&mut S, Ready<'_>, &mut Reactor<H>) + 'static,
     {
         self.add_source(source, interest, on_ready)
     }

@@ -29,7 +29,7 @@ pub struct SourceId(usize);
 
 /// An embedder's source, type-erased: the source and its callback.
 pub(super) trait UserSource<H: Handler> {
-    fn ready(&mut self, ready: Ready, reactor: &mut Reactor<H>);
+    fn ready(&mut self, ready: Ready<'_>, reactor: &mut Reactor<H>);
     fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
 }
 
@@ -42,9 +42,9 @@ impl<H, S, F> UserSource<H> for SourceEntry<S, F>
 where
     H: Handler,
     S: Source,
-    F: FnMut(&mut S, Ready, &mut Reactor<H>),
+    F: FnMut(&mut S, Ready<'_>, &mut Reactor<H>),
 {
-    fn ready(&mut self, ready: Ready, reactor: &mut Reactor<H>) {
+    fn ready(&mut self, ready: Ready<'_>, reactor: &mut Reactor<H>) {
         (self.on_ready)(&mut self.source, ready, reactor);
     }
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
@@ -71,7 +71,7 @@ impl<H: Handler> Reactor<H> {
     ) -> io::Result<SourceId>
     where
         S: Source + 'static,
-        F: FnMut(&mut S, Ready, &mut Reactor<H>) + 'static,
+        F: FnMut(&mut S, Ready<'_>, &mut Reactor<H>) + 'static,
     {
         let entry = self.sources.vacant_entry();
         let index = entry.key();
@@ -99,7 +99,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// An event for source `index`: runs its callback with the reactor.
-    pub(super) fn source_ready(&mut self, index: usize, ready: Ready) {
+    pub(super) fn source_ready(&mut self, index: usize, ready: Ready<'_>) {
         let Some(slot) = self.sources.get_mut(index) else { return };
         let SourceSlot::Idle(mut entry) = std::mem::replace(slot, SourceSlot::Running) else {
             // Removed, or (re-entrancy cannot happen: events are dispatched one at a time)
