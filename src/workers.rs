@@ -84,18 +84,41 @@ impl Workers {
         F: FnMut(SocketAddr) -> H + 'static,
         M: Fn(usize) -> F + Send + Sync + Clone + 'static,
     {
+        Workers::start_with(count, addr, config, move |worker, _reactor: &mut Reactor<H>| factory_for(worker))
+    }
+
+    /// Like [`start`](Workers::start), with each worker's reactor in hand before it runs:
+    /// `setup(worker, reactor)` runs on the worker's thread and may register sources, set
+    /// reactor timers, open connections or hand out the reactor's [`Sender`](crate::Sender)
+    /// (through a channel of its own), then returns the handler factory.
+    ///
+    /// # Errors
+    ///
+    /// As for `start`.
+    pub fn start_with<H, F, S>(
+        count: usize,
+        addr: SocketAddr,
+        config: Config,
+        setup: S,
+    ) -> io::Result<Workers>
+    where
+        H: Handler,
+        F: FnMut(SocketAddr) -> H + 'static,
+        S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
+    {
         config.validate()?;
         let mut workers = Workers { addr, handles: Vec::new(), threads: Vec::new() };
         for index in 0..count.max(1) {
             // Worker 0 may bind port 0; the others must join the port it got.
             let bind_to = workers.addr;
             let (ready_tx, ready_rx) = mpsc::channel();
-            let (config, factory_for) = (config.clone(), factory_for.clone());
+            let (config, setup) = (config.clone(), setup.clone());
             let spawned = thread::Builder::new().name(format!("evloop-worker-{index}")).spawn(move || {
                 let started = (|| -> io::Result<(Reactor<H>, SocketAddr)> {
                     let mut reactor = Reactor::new(config.clone())?;
                     let options = ListenOptions { backlog: config.backlog, reuse_port: true };
-                    let bound = reactor.add_listener(listen(bind_to, options)?, factory_for(index))?;
+                    let factory = setup(index, &mut reactor);
+                    let bound = reactor.add_listener(listen(bind_to, options)?, factory)?;
                     Ok((reactor, bound))
                 })();
                 match started {

@@ -74,3 +74,60 @@ fn echo_example_with_workers() {
         assert_eq!(client.read(&mut buf).unwrap(), 0, "EOF after shutdown");
     }
 }
+
+/// Writes every message it gets to its peer (and echoes input).
+struct Mailbox;
+
+impl evloop::Handler for Mailbox {
+    type Msg = Vec<u8>;
+    fn on_data(&mut self, input: &mut evloop::Input<'_>, cx: &mut evloop::Cx<'_, Self>) {
+        cx.write(input.bytes());
+        input.consume_all();
+    }
+    fn on_message(&mut self, message: Vec<u8>, cx: &mut evloop::Cx<'_, Self>) {
+        cx.write(&message);
+    }
+}
+
+/// `start_with` hands each worker's reactor to a setup closure on its thread: here each
+/// adopts one end of a socketpair and hands out its `Sender`; messages sent from the test
+/// thread through each worker's sender come out of that worker's stream, and a reactor
+/// timer set in the setup fires on that worker.
+#[test]
+fn each_worker_takes_adopted_streams_messages_and_timers() {
+    use std::os::unix::net::UnixStream;
+    use std::sync::{mpsc, Arc, Mutex};
+    init();
+    let (tx, rx) = mpsc::channel();
+    let tx = Arc::new(Mutex::new(tx));
+    let workers =
+        Workers::start_with(2, "127.0.0.1:0".parse().unwrap(), small_config(), move |worker, reactor| {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let id = reactor.adopt(ours, Mailbox).unwrap();
+            reactor.set_timer(Duration::from_millis(10), move |r| {
+                r.send(id, format!("timer on worker {worker};").into_bytes()).unwrap();
+            });
+            tx.lock().unwrap().send((worker, id, reactor.sender(), theirs)).unwrap();
+            |_| Mailbox
+        })
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (worker, id, sender, mut theirs) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        sender.send(id, format!("hello worker {worker};").into_bytes()).unwrap();
+        theirs.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let expected = [format!("timer on worker {worker};"), format!("hello worker {worker};")];
+        let mut got = vec![0; expected[0].len() + expected[1].len()];
+        theirs.read_exact(&mut got).unwrap();
+        let got = String::from_utf8(got).unwrap();
+        // The timer (10 ms) and the message race: both arrive, in either order.
+        assert!(got == expected.concat() || got == format!("{}{}", expected[1], expected[0]), "{got}");
+        seen.push(worker);
+    }
+    seen.sort();
+    assert_eq!(seen, vec![0, 1]);
+    workers.shutdown();
+    let stats = workers.join().unwrap();
+    assert_eq!(stats.adopted, 2);
+    assert_eq!(stats.messages_delivered, 4);
+}
