@@ -22,7 +22,7 @@ usage: echo [--addr HOST:PORT | --unix PATH] [--workers N] [--max-conns N] [--id
                        file from a server that is gone is replaced)
   --workers N          reactor threads sharing the address with SO_REUSEPORT (default 1)
   --max-conns N        most clients served at once, per worker; others wait (default 1024)
-  --idle-timeout SECS  close a connection silent this long, 0 = never (default 0)
+  --idle-timeout SECS  close a connection silent this long, 0 = never (default 300)
   -h, --help           this help
 
 Logs go to stderr; set RUST_LOG=debug to see every connection.
@@ -34,11 +34,18 @@ struct Echo;
 impl Handler for Echo {
     type Msg = ();
 
+    fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+        // Echo has no request boundaries: a quiet connection waits for its next bytes, so
+        // when the server is full the one quiet longest makes room for a new client.
+        cx.set_reusable(true);
+    }
+
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         cx.write(input.bytes());
         input.consume_all();
     }
     // on_eof's default closes gracefully: what was echoed is flushed, then FIN.
+    // Memory: nothing per connection but what the kernel could not take yet.
 }
 
 fn main() {
@@ -46,7 +53,7 @@ fn main() {
     let mut flags = common::Flags::parse(USAGE);
     let addr: std::net::SocketAddr = flags.value("--addr", "127.0.0.1:7000".parse().unwrap());
     let max_conns: usize = flags.value("--max-conns", 1024);
-    let idle_secs: u64 = flags.value("--idle-timeout", 0);
+    let idle_secs: u64 = flags.value("--idle-timeout", 300);
     let workers: usize = flags.value("--workers", 1);
     let unix: Option<std::path::PathBuf> = flags.optional("--unix");
     if unix.is_some() && workers != 1 {

@@ -23,7 +23,7 @@ const USAGE: &str = "\
 fib: an evloop server computing fib(N) the slow way, without stalling the loop.
 
 usage: fib [--addr HOST:PORT] [--mode offload|inline] [--threads K] [--queue N]
-           [--max-n N] [--on-connect N]
+           [--max-n N] [--on-connect N] [--idle-timeout SECS]
 
   --addr HOST:PORT   address to listen on (default 127.0.0.1:40404)
   --mode MODE        offload: compute on worker threads (default);
@@ -33,6 +33,8 @@ usage: fib [--addr HOST:PORT] [--mode offload|inline] [--threads K] [--queue N]
   --max-n N          largest N accepted (default 45; at most 92, the largest fib in 64 bits)
   --on-connect N     compute fib(N) as soon as a client connects, send the decimal
                      digits, close (the classic demo server whose clients only recv)
+  --idle-timeout SECS  close a client silent this long, 0 = never (default 300); when the
+                     server is full, the client idle longest makes room for a new one
   -h, --help         this help
 
 Requests, one per line:  N  |  sleep MS
@@ -54,14 +56,7 @@ const MAX_PENDING_REPLIES: usize = 16 * 1024;
 /// Longest `sleep` accepted, in milliseconds: a client should not park a timer for days.
 const MAX_SLEEP_MS: u64 = 600_000;
 
-/// The CPU-bound workload, recursive on purpose: fib(35) makes about 30 million calls.
-fn fib(n: u32) -> u64 {
-    if n < 2 {
-        u64::from(n)
-    } else {
-        fib(n - 1) + fib(n - 2)
-    }
-}
+use common::{fib, fib_cancellable};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
@@ -152,8 +147,11 @@ impl FibConn {
                 if input.len() > MAX_LINE {
                     self.refuse_and_close("line too long", cx);
                 }
+                // Between requests (nothing half-received): may be reclaimed when full.
+                cx.set_reusable(input.is_empty());
                 return;
             };
+            cx.set_reusable(false);
             if line.len() + 1 > MAX_LINE {
                 self.refuse_and_close("line too long", cx);
                 return;
@@ -175,11 +173,15 @@ impl FibConn {
         let mode = if n <= INLINE_MAX_N { Mode::Inline } else { self.settings.mode };
         match mode {
             Mode::Inline => cx.write(format!("{}\n", fib(n)).as_bytes()),
-            Mode::Offload => match cx.offload(move || fib(n)) {
-                Ok(()) => self.wait(State::Computing, cx),
-                Err(OffloadError::Busy) => cx.write(b"ERR busy\n"),
-                Err(OffloadError::Closed) => cx.write(b"ERR shutting down\n"),
-            },
+            // A client that goes away stops its job (`fib_cancellable` polls the flag the
+            // reactor raises when the connection closes); queued ones never start.
+            Mode::Offload => {
+                match cx.offload_cancellable(move |cancel| fib_cancellable(n, cancel).unwrap_or(0)) {
+                    Ok(()) => self.wait(State::Computing, cx),
+                    Err(OffloadError::Busy) => cx.write(b"ERR busy\n"),
+                    Err(OffloadError::Closed) => cx.write(b"ERR shutting down\n"),
+                }
+            }
         }
     }
 
@@ -207,7 +209,12 @@ impl Handler for FibConn {
     type Msg = u64;
 
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
-        let Some(n) = self.settings.on_connect else { return };
+        let Some(n) = self.settings.on_connect else {
+            // Waiting for a first request: when the server is full, a client that never
+            // sends anything is what gets reclaimed for a new one.
+            cx.set_reusable(true);
+            return;
+        };
         match self.settings.mode {
             Mode::Inline => {
                 cx.write(fib(n).to_string().as_bytes());
@@ -287,6 +294,7 @@ fn main() {
         flags.fail("--queue must be at least 1");
     }
     let max_n: u32 = flags.value("--max-n", 45);
+    let idle_secs: u64 = flags.value("--idle-timeout", 300);
     let on_connect: Option<u32> = flags.optional("--on-connect");
     if max_n > 92 {
         flags.fail("--max-n must be at most 92 (fib(93) overflows 64 bits)");
@@ -297,7 +305,12 @@ fn main() {
     flags.finish();
 
     let settings = Settings { mode, max_n, on_connect };
-    let config = Config { offload_threads: threads, offload_queue: queue, ..Config::default() };
+    let config = Config {
+        offload_threads: threads,
+        offload_queue: queue,
+        idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        ..Config::default()
+    };
     if let Err(e) = serve(addr, config, settings) {
         eprintln!("error: {e}");
         std::process::exit(1);

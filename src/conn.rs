@@ -90,6 +90,9 @@ pub(crate) struct Core {
     /// Timers the handler set and that have not fired or been cancelled: cancelled when the
     /// connection closes. Usually empty or tiny, so a `Vec` with linear removal is fine.
     pub(crate) timers: Vec<TimerId>,
+    /// Raised when the connection closes, so its offloaded jobs stop: created on the first
+    /// `Cx::offload`, shared by all its jobs.
+    pub(crate) cancel: Option<crate::offload::Cancel>,
     /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
     /// (Set together with `Flags::WRITE_FAILED`, which the hot path tests.)
     pub(crate) failed: Option<io::ErrorKind>,
@@ -118,6 +121,7 @@ impl Core {
             idle_timer: None,
             phase_timer: None,
             timers: Vec::new(),
+            cancel: None,
             failed: None,
         }
     }

@@ -51,6 +51,9 @@ impl Flags {
     /// writable event that reports its end takes the writable path), cleared once the
     /// kernel reports it established; the connection is closed if it fails.
     pub(crate) const CONNECTING: Flags = Flags(1 << 13);
+    /// The handler says the connection waits for a new request ([`Cx::set_reusable`](crate::Cx::set_reusable)):
+    /// at `max_conns` the reactor may close it to admit a new client.
+    pub(crate) const REUSABLE: Flags = Flags(1 << 14);
 
     /// Anything that stops an open connection's handler from being given input.
     pub(crate) const THROTTLED: Flags = Flags(
@@ -97,7 +100,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 14] = [
+        const NAMES: [&str; 15] = [
             "READ_READY",
             "READ_HANGUP",
             "PEER_EOF",
@@ -112,6 +115,7 @@ impl fmt::Debug for Flags {
             "ABORT_REQUESTED",
             "WRITE_FAILED",
             "CONNECTING",
+            "REUSABLE",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::Core;
 use crate::flags::Flags;
-use crate::offload::{JobError, OffloadError};
+use crate::offload::{Cancel, JobError, OffloadError};
 use crate::shared::Shared;
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
@@ -319,6 +319,20 @@ impl<'a, H: Handler> Cx<'a, H> {
         }
     }
 
+    /// Marks this connection as waiting for a new request (`true`: a keep-alive connection
+    /// between requests, a client that has sent nothing yet) or busy with one (`false`, the
+    /// default). When the reactor is at [`Config::max_conns`](crate::Config::max_conns) and
+    /// a new client waits, it closes the reusable connection that has been quiet longest
+    /// ([`Reason::Reclaimed`]) to admit it, rather than leave every new client locked out
+    /// by idle ones (nginx's reusable connections).
+    pub fn set_reusable(&mut self, reusable: bool) {
+        if reusable {
+            self.core.flags.insert(Flags::REUSABLE);
+        } else {
+            self.core.flags.remove(Flags::REUSABLE);
+        }
+    }
+
     /// Stops delivering input for this turn: the unconsumed input (and anything still in
     /// the socket) is offered again on the next turn, after the other connections have been
     /// served. A handler that works through pipelined requests yields after a batch so one
@@ -358,7 +372,25 @@ impl<'a, H: Handler> Cx<'a, H> {
         F: FnOnce() -> H::Msg + Send + 'static,
     {
         let token = self.token();
-        self.shared.offload(token, Box::new(job))
+        let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
+        self.shared.offload(token, cancel, Box::new(job))
+    }
+
+    /// [`offload`](Cx::offload) for a long job that can stop early: it gets the
+    /// connection's [`Cancel`] flag, raised when the connection closes, to poll now and then
+    /// (a job still waiting when the connection closes never runs at all, either way).
+    ///
+    /// # Errors
+    ///
+    /// As for `offload`.
+    pub fn offload_cancellable<F>(&mut self, job: F) -> Result<(), OffloadError>
+    where
+        F: FnOnce(&Cancel) -> H::Msg + Send + 'static,
+    {
+        let token = self.token();
+        let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
+        let flag = cancel.clone();
+        self.shared.offload(token, cancel, Box::new(move || job(&flag)))
     }
 
     /// Sends `message` to the connection `to` on this reactor: its

@@ -69,7 +69,7 @@ pub mod workers;
 
 pub use config::Config;
 pub use handler::{ConnId, Cx, Handler, Input};
-pub use offload::{JobError, OffloadError};
+pub use offload::{Cancel, JobError, OffloadError};
 pub use reactor::{Handle, Reactor, Ready, SendError, Sender, SourceId, Turn};
 pub use stats::{ClosedBy, Reason, Stats};
 pub use stream::{PeerAddr, Stream};

@@ -27,12 +27,19 @@
 //! The pool does not know about connections: callers tag jobs with a `u64` and route
 //! results themselves (the reactor uses the connection's token, generation included, so a
 //! result for a closed connection is recognised and dropped).
+//!
+//! # Cancellation
+//!
+//! Work for someone who has gone should stop. [`cancel`](OffloadPool::cancel) drops the
+//! jobs of a tag that are still waiting (they never run) and raises the tag's [`Cancel`]
+//! flag, which a running job may poll to stop early (a thread cannot be stopped from
+//! outside). The reactor cancels a connection's jobs when it closes.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
@@ -40,6 +47,29 @@ use mio::Waker;
 
 /// A job: runs once on a worker thread.
 pub type Job<T> = Box<dyn FnOnce() -> T + Send + 'static>;
+
+/// A flag a running job may poll to learn that its result is no longer wanted (its
+/// connection closed). Cheap to clone; all clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A new, unraised flag.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Has the job been cancelled? Poll it now and then in a long computation and return
+    /// early (any value: it will be dropped) when it says yes.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Raises the flag.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Why [`OffloadPool::submit`] (or [`Cx::offload`](crate::Cx::offload)) refused a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,10 +164,15 @@ struct PoolShared<T> {
     /// A wake is outstanding: set by the worker that wakes, cleared by `drain`.
     notified: AtomicBool,
     waker: Arc<Waker>,
+    /// Jobs dropped without running because they were cancelled.
+    cancelled: AtomicU64,
 }
 
+/// A job waiting in the queue: its tag, the flag that cancels it, and the job.
+type Queued<T> = (u64, Cancel, Job<T>);
+
 struct Queue<T> {
-    jobs: VecDeque<(u64, Job<T>)>,
+    jobs: VecDeque<Queued<T>>,
     closed: bool,
 }
 
@@ -163,6 +198,7 @@ impl<T: Send + 'static> OffloadPool<T> {
             done: Mutex::new(Vec::new()),
             notified: AtomicBool::new(false),
             waker,
+            cancelled: AtomicU64::new(0),
         });
         let mut pool = OffloadPool { shared, workers: Vec::new() };
         for i in 0..threads.max(1) {
@@ -181,6 +217,17 @@ impl<T: Send + 'static> OffloadPool<T> {
     /// [`OffloadError::Busy`] if `capacity` jobs are already waiting,
     /// [`OffloadError::Closed`] after shutdown began.
     pub fn submit(&self, tag: u64, job: Job<T>) -> Result<(), OffloadError> {
+        self.submit_cancellable(tag, Cancel::new(), job)
+    }
+
+    /// Queues `job` like [`submit`](OffloadPool::submit), cancelled when `cancel` is raised
+    /// before it starts (it is then dropped without running); a running job can poll the
+    /// same flag.
+    ///
+    /// # Errors
+    ///
+    /// As for `submit`.
+    pub fn submit_cancellable(&self, tag: u64, cancel: Cancel, job: Job<T>) -> Result<(), OffloadError> {
         let mut queue = lock(&self.shared.queue);
         if queue.closed {
             return Err(OffloadError::Closed);
@@ -188,10 +235,33 @@ impl<T: Send + 'static> OffloadPool<T> {
         if queue.jobs.len() >= self.shared.capacity {
             return Err(OffloadError::Busy);
         }
-        queue.jobs.push_back((tag, job));
+        queue.jobs.push_back((tag, cancel, job));
         drop(queue);
         self.shared.job_ready.notify_one();
         Ok(())
+    }
+
+    /// Cancels every job tagged `tag`: waiting ones are dropped now, and their flags (shared
+    /// with running ones that were submitted with the same [`Cancel`]) are raised. Returns
+    /// how many waiting jobs were dropped.
+    pub fn cancel(&self, tag: u64) -> usize {
+        let mut queue = lock(&self.shared.queue);
+        let before = queue.jobs.len();
+        queue.jobs.retain(|(job_tag, cancel, _)| {
+            let mine = *job_tag == tag;
+            if mine {
+                cancel.cancel();
+            }
+            !mine
+        });
+        let dropped = before - queue.jobs.len();
+        self.shared.cancelled.fetch_add(dropped as u64, Ordering::Relaxed);
+        dropped
+    }
+
+    /// Jobs dropped without running because they were cancelled, since the pool started.
+    pub fn cancelled(&self) -> u64 {
+        self.shared.cancelled.load(Ordering::Relaxed)
     }
 
     /// Moves every finished job's result into `out`. Call it whenever the waker fires.
@@ -244,7 +314,7 @@ impl<T> Drop for OffloadPool<T> {
 /// A worker's life: take a job, run it, report, repeat until the queue closes.
 fn work<T>(shared: &PoolShared<T>) {
     loop {
-        let (tag, job) = {
+        let (tag, cancel, job) = {
             let mut queue = lock(&shared.queue);
             loop {
                 if queue.closed {
@@ -256,6 +326,12 @@ fn work<T>(shared: &PoolShared<T>) {
                 queue = shared.job_ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
             }
         };
+        if cancel.is_cancelled() {
+            // Cancelled after this worker took it from the queue (the submitter raised the
+            // flag it shares with the job): nobody wants the result.
+            shared.cancelled.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         // The job owns everything it touches (it is `Send + 'static` and runs once), so no
         // state of ours can be left half-updated by its panic.
         let result = panic::catch_unwind(AssertUnwindSafe(job)).map_err(|payload| {

@@ -34,7 +34,7 @@ use mio::{Token, Waker};
 use crate::config::Config;
 use crate::conn::{Core, Phase};
 use crate::flags::Flags;
-use crate::offload::{Job, OffloadError, OffloadPool};
+use crate::offload::{Cancel, Job, OffloadError, OffloadPool};
 use crate::slots::SlotIds;
 use crate::stats::{Reason, Stats};
 use crate::stream::{PeerAddr, Stream};
@@ -372,8 +372,9 @@ impl<H, M: Send + 'static> Shared<H, M> {
         None
     }
 
-    /// Submits a job tagged with the connection's token; starts the pool on first use.
-    pub(crate) fn offload(&mut self, token: Token, job: Job<M>) -> Result<(), OffloadError> {
+    /// Submits a job tagged with the connection's token, cancelled by `cancel`; starts the
+    /// pool on first use.
+    pub(crate) fn offload(&mut self, token: Token, cancel: Cancel, job: Job<M>) -> Result<(), OffloadError> {
         if let Offload::NotStarted = self.offload {
             let threads = match self.config.offload_threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -387,7 +388,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             self.offload = Offload::Running(pool);
         }
         let Offload::Running(pool) = &self.offload else { return Err(OffloadError::Closed) };
-        let result = pool.submit(token.0 as u64, job);
+        let result = pool.submit_cancellable(token.0 as u64, cancel, job);
         match result {
             Ok(()) => self.stats.offload_submitted += 1,
             Err(_) => self.stats.offload_rejected += 1,

@@ -119,8 +119,7 @@ impl<T> Table<T> {
         self.entries.iter().enumerate().filter(|(_, e)| e.is_some()).map(|(slot, _)| slot).collect()
     }
 
-    /// The occupied entries with their slots (for tests that look inside the reactor).
-    #[cfg(test)]
+    /// The occupied entries with their slots.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
         self.entries.iter().enumerate().filter_map(|(slot, e)| e.as_ref().map(|v| (slot, v)))
     }

@@ -30,6 +30,9 @@ pub enum Reason {
     Shutdown,
     /// An outbound connect failed: refused, unreachable, ... (the error says which).
     ConnectFailed(io::ErrorKind),
+    /// The reactor was full and closed this idle connection, which its handler had marked
+    /// reusable ([`Cx::set_reusable`](crate::Cx::set_reusable)), to admit a new client.
+    Reclaimed,
     /// An outbound connect did not complete within
     /// [`Config::connect_timeout`](crate::Config::connect_timeout).
     ConnectTimeout,
@@ -46,6 +49,7 @@ impl fmt::Display for Reason {
             Reason::Shutdown => f.write_str("reactor shutdown"),
             Reason::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
             Reason::ConnectTimeout => f.write_str("connect timed out"),
+            Reason::Reclaimed => f.write_str("reclaimed for a new client"),
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct ClosedBy {
     pub input_limit: u64,
     /// [`Reason::ConnectFailed`] and [`Reason::ConnectTimeout`].
     pub connect_failed: u64,
+    /// [`Reason::Reclaimed`].
+    pub reclaimed: u64,
     /// [`Reason::Shutdown`].
     pub shutdown: u64,
 }
@@ -91,6 +97,7 @@ impl ClosedBy {
             input_limit: self.input_limit + other.input_limit,
             shutdown: self.shutdown + other.shutdown,
             connect_failed: self.connect_failed + other.connect_failed,
+            reclaimed: self.reclaimed + other.reclaimed,
         }
     }
 
@@ -103,6 +110,7 @@ impl ClosedBy {
             Reason::InputLimit => &mut self.input_limit,
             Reason::Shutdown => &mut self.shutdown,
             Reason::ConnectFailed(_) | Reason::ConnectTimeout => &mut self.connect_failed,
+            Reason::Reclaimed => &mut self.reclaimed,
         };
         *counter += 1;
     }
@@ -155,6 +163,8 @@ pub struct Stats {
     pub offload_completed: u64,
     /// Offload jobs that panicked (reported to their handler as an error).
     pub offload_panics: u64,
+    /// Offload jobs dropped without running because their connection had closed.
+    pub offload_cancelled: u64,
     /// Embedder source callbacks that panicked (each such source was deregistered).
     pub source_panics: u64,
     /// Messages delivered to handlers ([`Handler::on_message`](crate::Handler::on_message)).
@@ -191,6 +201,7 @@ impl Stats {
             offload_rejected: self.offload_rejected + other.offload_rejected,
             offload_completed: self.offload_completed + other.offload_completed,
             offload_panics: self.offload_panics + other.offload_panics,
+            offload_cancelled: self.offload_cancelled + other.offload_cancelled,
             source_panics: self.source_panics + other.source_panics,
             messages_delivered: self.messages_delivered + other.messages_delivered,
             messages_dropped: self.messages_dropped + other.messages_dropped,

@@ -190,3 +190,26 @@ pub fn listen<H: Handler>(
         Endpoint::Unix(path) => reactor.listen_unix(path, move |_| factory()).map(|()| endpoint.clone()),
     }
 }
+
+/// The CPU-bound workload of the examples, recursive on purpose: fib(35) makes about 30
+/// million calls. (One copy for every example that computes it.)
+pub fn fib(n: u32) -> u64 {
+    if n < 2 {
+        u64::from(n)
+    } else {
+        fib(n - 1) + fib(n - 2)
+    }
+}
+
+/// [`fib`] that stops early, with `None`, once `cancel` is raised: the flag is polled
+/// only above n = 25 (a few thousand times for fib(40)), so the check costs nothing
+/// measurable and a cancelled job stops within about one fib(25), well under a millisecond.
+pub fn fib_cancellable(n: u32, cancel: &evloop::Cancel) -> Option<u64> {
+    if n <= 25 {
+        return Some(fib(n));
+    }
+    if cancel.is_cancelled() {
+        return None;
+    }
+    Some(fib_cancellable(n - 1, cancel)? + fib_cancellable(n - 2, cancel)?)
+}

@@ -24,8 +24,10 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Interest, Registry, Token};
 
 use super::{Lifecycle, Reactor};
+use crate::flags::Flags;
 use crate::handler::Handler;
 use crate::shared::{Deferred, Opening, TimerOwner};
+use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::deadline_after;
 use crate::token;
@@ -100,11 +102,14 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn accept(&mut self, index: usize) {
         let batch = self.shared.config.accept_batch;
         for _ in 0..batch {
+            // Full: a client may still be admitted if an idle connection can make room.
+            let full = self.shared.slots.len() >= self.shared.config.max_conns;
+            let reclaimable = full.then(|| self.longest_idle()).flatten();
             let Some(Some(listener)) = self.listeners.get_mut(index) else { return };
             if listener.paused.is_some() {
                 return;
             }
-            if self.shared.slots.len() >= self.shared.config.max_conns {
+            if full && reclaimable.is_none() {
                 // New clients wait in the kernel's backlog until a connection closes
                 // (`resume_at_capacity`). Edge-triggered: no event will repeat.
                 listener.paused = Some(Pause::AtCapacity);
@@ -113,7 +118,17 @@ impl<H: Handler> Reactor<H> {
                 return;
             }
             match listener.socket.accept() {
-                Ok((stream, peer)) => self.open_accepted(index, stream, peer),
+                Ok((stream, peer)) => {
+                    // Only now, with a client in hand, is the idle connection closed.
+                    if let Some(slot) = reclaimable {
+                        log::debug!(
+                            "conn slot={slot} peer={} reclaimed for a new client",
+                            self.conns[slot].core.peer
+                        );
+                        self.close_now(slot, Reason::Reclaimed);
+                    }
+                    self.open_accepted(index, stream, peer);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if crate::net::is_resource_exhaustion(&e) => {
@@ -143,6 +158,20 @@ impl<H: Handler> Reactor<H> {
         }
         // The batch is spent and more may be waiting: come back after serving the others.
         self.shared.deferred.push_back(Deferred::Accept(index));
+    }
+
+    /// The reusable connection (marked by its handler; nothing pending either way) that has
+    /// been quiet longest: the one to close when full and a client waits. A scan of the
+    /// table, but only when full: the common accept never gets here.
+    fn longest_idle(&self) -> Option<usize> {
+        let idle = self.conns.iter().filter(|(_, conn)| {
+            let core = &conn.core;
+            core.flags.has(Flags::REUSABLE)
+                && core.is_open()
+                && core.pending_out() == 0
+                && conn.input.is_empty()
+        });
+        idle.min_by_key(|(_, conn)| conn.core.last_active).map(|(slot, _)| slot)
     }
 
     /// The backoff after descriptor exhaustion is over: try again.

@@ -331,6 +331,13 @@ impl<H: Handler> Reactor<H> {
             log::error!("conn slot={slot}: handler panicked in on_close");
         }
         self.shared.discard_staged();
+        // Its jobs stop: waiting ones are dropped, running ones see the flag.
+        if let Some(cancel) = core.cancel.take() {
+            cancel.cancel();
+            if let Some(pool) = self.shared.offload.pool() {
+                pool.cancel(crate::token::conn(slot, core.generation).0 as u64);
+            }
+        }
         // A closed connection's timers would otherwise sit in the heap until their
         // deadlines (perhaps minutes away) only to be dropped as stale; timers `on_close`
         // set go with them.

@@ -367,6 +367,9 @@ impl<H: Handler> Reactor<H> {
             self.shared.staging = Vec::new();
         }
         self.shared.stats.timers = self.shared.timers.len() as u64;
+        if let Some(pool) = self.shared.offload.pool() {
+            self.shared.stats.offload_cancelled = pool.cancelled();
+        }
         *self.remote.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.shared.stats;
         Ok(if matches!(self.lifecycle, Lifecycle::Stopped) { Turn::Stopped } else { Turn::Running })
     }

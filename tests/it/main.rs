@@ -1,6 +1,7 @@
 //! Integration tests over real loopback sockets: one test crate, a module per area
 //! (see "Delete Cargo Integration Tests"), helpers in `util`.
 
+mod attack;
 mod chaos;
 mod echo;
 mod examples;
