@@ -113,6 +113,7 @@ fn main() {
     let config = Config {
         idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
         max_input: max_line + 1,
+        slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
     let members = Members::default();

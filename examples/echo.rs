@@ -70,6 +70,7 @@ fn main() {
     let config = Config {
         max_conns,
         idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
     let served = match unix {

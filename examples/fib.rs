@@ -309,6 +309,8 @@ fn main() {
         offload_threads: threads,
         offload_queue: queue,
         idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        // The stall detector: `--mode inline` shows what it reports.
+        slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
     if let Err(e) = serve(addr, config, settings) {

@@ -171,6 +171,7 @@ fn main() {
     let config = Config {
         max_conns,
         connect_timeout: std::time::Duration::from_secs(connect_secs),
+        slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
     let served = Reactor::new(config).and_then(|mut reactor| {

@@ -83,6 +83,11 @@ pub struct Config {
     /// [`Sender`](crate::Sender)); beyond that `send` gives the message back. Bounds the
     /// memory other threads can make the reactor hold. Default 65,536.
     pub remote_queue: usize,
+    /// The loop-stall detector: a handler callback that runs longer than this is logged
+    /// (a warning naming the callback, the connection and its peer) and counted in
+    /// [`Stats::slow_callbacks`](crate::Stats::slow_callbacks). `None` (the default) turns
+    /// it off; on, it costs two clock reads per callback.
+    pub slow_callback: Option<Duration>,
 }
 
 impl Default for Config {
@@ -106,6 +111,7 @@ impl Default for Config {
             backlog: 1024,
             connect_timeout: Duration::from_secs(10),
             remote_queue: 64 * 1024,
+            slow_callback: None,
         }
     }
 }

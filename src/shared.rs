@@ -217,6 +217,22 @@ impl<H, M: Send + 'static> Shared<H, M> {
         self.staging.clear();
     }
 
+    /// The loop-stall detector (`Config::slow_callback`): a callback that held the loop
+    /// longer than allowed is logged, naming it, its connection and peer, and counted —
+    /// the way asyncio's debug mode reports "Executing <Task> took 4.0 seconds".
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn check_slow(&mut self, started: Instant, callback: &str, slot: usize, peer: &PeerAddr) {
+        let took = started.elapsed();
+        let Some(limit) = self.config.slow_callback else { return };
+        if took > limit {
+            self.stats.slow_callbacks += 1;
+            log::warn!(
+                "conn slot={slot} peer={peer}: {callback} held the loop for {took:?} (limit {limit:?})"
+            );
+        }
+    }
+
     /// Queues a read (or a re-offer of held input) for the next turn, once per connection.
     pub(crate) fn defer_read(&mut self, core: &mut Core, slot: usize) {
         if !core.flags.has(Flags::READ_DEFERRED) {

@@ -171,6 +171,8 @@ pub struct Stats {
     pub messages_delivered: u64,
     /// Messages dropped because their connection had closed (or was gone when sent).
     pub messages_dropped: u64,
+    /// Callbacks that held the loop longer than [`Config::slow_callback`](crate::Config::slow_callback).
+    pub slow_callbacks: u64,
     /// Reactor-level timer callbacks run ([`Reactor::set_timer`](crate::Reactor::set_timer)).
     pub loop_timers_fired: u64,
 }
@@ -206,6 +208,7 @@ impl Stats {
             messages_delivered: self.messages_delivered + other.messages_delivered,
             messages_dropped: self.messages_dropped + other.messages_dropped,
             loop_timers_fired: self.loop_timers_fired + other.loop_timers_fired,
+            slow_callbacks: self.slow_callbacks + other.slow_callbacks,
         }
     }
 }

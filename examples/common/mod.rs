@@ -13,6 +13,10 @@ use evloop::{Handler, Reactor};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+/// The examples turn the loop-stall detector on at this: a callback holding the loop
+/// longer is logged as a warning (`Config::slow_callback`).
+pub const SLOW_CALLBACK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Logs to stderr, filtered by `RUST_LOG` (default: `info`).
 pub fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

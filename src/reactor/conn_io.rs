@@ -159,24 +159,28 @@ impl<H: Handler> Reactor<H> {
         match end {
             ReadEnd::Close(reason) => self.close_now(slot, reason),
             ReadEnd::Settle => self.settle_or_close(slot),
-            ReadEnd::Eof(Phase::Open) => self.callback(slot, |handler, cx| handler.on_eof(cx)),
+            ReadEnd::Eof(Phase::Open) => self.callback(slot, "on_eof", |handler, cx| handler.on_eof(cx)),
             ReadEnd::Eof(Phase::Closing { .. }) => self.settle_or_close(slot),
             ReadEnd::Eof(Phase::Lingering { reason }) => self.close_now(slot, reason),
         }
     }
 
     /// Runs a handler callback for `slot`, then settles the connection.
-    pub(super) fn callback<F>(&mut self, slot: usize, f: F)
+    pub(super) fn callback<F>(&mut self, slot: usize, name: &'static str, f: F)
     where
         F: FnOnce(&mut H, &mut Cx<'_, H>),
     {
         let Reactor { conns, shared, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
+        let started = shared.config.slow_callback.map(|_| std::time::Instant::now());
         let mut cx = Cx::new(&mut conn.core, shared, slot);
         let handler = &mut conn.handler;
         // Don't let one handler's panic take down every other connection. (`on_data`,
         // the per-message callback, is guarded per turn instead: see `run_once`.)
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut cx)));
+        if let Some(started) = started {
+            shared.check_slow(started, name, slot, &conn.core.peer);
+        }
         if outcome.is_err() {
             self.handler_panicked(slot);
             return;
@@ -243,7 +247,7 @@ impl<H: Handler> Reactor<H> {
                 if flushed == Flushed::All && conn.core.flags.has(Flags::DRAINED_PENDING) {
                     conn.core.flags.remove(Flags::DRAINED_PENDING);
                     if conn.core.is_open() {
-                        self.callback(slot, |handler, cx| handler.on_drained(cx));
+                        self.callback(slot, "on_drained", |handler, cx| handler.on_drained(cx));
                         return;
                     }
                 }
@@ -262,7 +266,7 @@ impl<H: Handler> Reactor<H> {
             Some(slot) => {
                 self.conns[slot].core.forget_timer(id);
                 self.shared.stats.timers_fired += 1;
-                self.callback(slot, |handler, cx| handler.on_timer(id, cx));
+                self.callback(slot, "on_timer", |handler, cx| handler.on_timer(id, cx));
             }
             None => self.shared.stats.stale_events += 1,
         }
@@ -304,7 +308,7 @@ impl<H: Handler> Reactor<H> {
                     self.shared.stats.offload_panics += 1;
                 }
                 self.shared.stats.offload_completed += 1;
-                self.callback(slot, |handler, cx| handler.on_done(result, cx));
+                self.callback(slot, "on_done", |handler, cx| handler.on_done(result, cx));
             }
             // The connection closed while its job ran: drop the result.
             None => self.shared.stats.stale_events += 1,
@@ -467,8 +471,13 @@ fn deliver<H: Handler>(
     };
     let mut input = Input::new(data);
     shared.in_handler = Some(slot);
+    // The stall detector, when configured: one test of a field here otherwise.
+    let started = shared.config.slow_callback.map(|_| std::time::Instant::now());
     conn.handler.on_data(&mut input, &mut Cx::new(&mut conn.core, shared, slot));
     shared.in_handler = None;
+    if let Some(started) = started {
+        shared.check_slow(started, "on_data", slot, &conn.core.peer);
+    }
     let consumed = input.consumed();
     // Keep what the handler did not consume, and only that.
     if !held {

@@ -264,7 +264,7 @@ impl<H: Handler> Reactor<H> {
             match self.live_slot(to) {
                 Some(slot) => {
                     self.shared.stats.messages_delivered += 1;
-                    self.callback(slot, |handler, cx| handler.on_message(message, cx));
+                    self.callback(slot, "on_message", |handler, cx| handler.on_message(message, cx));
                 }
                 None => self.shared.stats.messages_dropped += 1,
             }

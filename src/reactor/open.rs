@@ -130,7 +130,7 @@ impl<H: Handler> Reactor<H> {
             self.arm_idle_timer(&mut core, token);
             log::debug!("conn slot={slot} peer={} open", core.peer);
             self.conns.put(slot, Conn { handler, input: Vec::new(), core });
-            self.callback(slot, |handler, cx| handler.on_open(cx));
+            self.callback(slot, "on_open", |handler, cx| handler.on_open(cx));
         }
         Ok(())
     }
@@ -174,7 +174,7 @@ impl<H: Handler> Reactor<H> {
         }
         shared.stats.connected += 1;
         log::debug!("conn slot={slot} peer={} connected", core.peer);
-        self.callback(slot, |handler, cx| handler.on_open(cx));
+        self.callback(slot, "on_open", |handler, cx| handler.on_open(cx));
     }
 
     /// The connect timer fired: a connection still connecting is closed.

@@ -154,3 +154,46 @@ fn the_fib_example_stops_work_for_clients_that_reset() {
     let idle_cpu = server.cpu_time() - cpu_before;
     assert!(idle_cpu < Duration::from_secs(2), "{idle_cpu:?} of CPU after the storm");
 }
+
+/// The loop-stall detector: a callback that holds the loop past `Config::slow_callback`
+/// is counted (and logged); quick ones are not.
+#[test]
+fn a_callback_that_holds_the_loop_is_reported() {
+    struct Slow;
+    impl Handler for Slow {
+        type Msg = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            if input.bytes().starts_with(b"slow") {
+                thread::sleep(Duration::from_millis(60));
+            }
+            cx.write(input.bytes());
+            input.consume_all();
+        }
+    }
+    let config = Config { slow_callback: Some(Duration::from_millis(20)), ..Config::default() };
+    let server = Server::start(config, |_| Slow);
+    let mut client = server.connect();
+    round_trip(&mut client, b"quick");
+    assert_eq!(server.stats().slow_callbacks, 0);
+    round_trip(&mut client, b"slow");
+    server.wait_for(Duration::from_secs(5), "the report", |s| s.slow_callbacks == 1);
+}
+
+/// `fib --mode inline` computes on the loop: the detector names the callback and peer.
+#[test]
+fn fib_inline_shows_the_stall_detector() {
+    let mut command = Command::new(example("fib"));
+    command.args(["--addr", "127.0.0.1:0", "--mode", "inline"]);
+    let server = Running::start_logged(command);
+    let mut client = server.connect();
+    // fib(38): 126 million calls, well over the examples' 100 ms limit.
+    client.write_all(b"38\n").unwrap();
+    let mut reply = [0; 9];
+    client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"39088169\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("on_data held the loop") {
+        assert!(Instant::now() < deadline, "no stall report: {}", server.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
