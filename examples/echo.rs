@@ -23,6 +23,8 @@ usage: echo [--addr HOST:PORT | --unix PATH] [--workers N] [--max-conns N] [--id
   --workers N          reactor threads sharing the address with SO_REUSEPORT (default 1)
   --max-conns N        most clients served at once, per worker; others wait (default 1024)
   --idle-timeout SECS  close a connection silent this long, 0 = never (default 300)
+  --slow-callback-ms MS  warn when a callback holds the loop longer, 0 = off (default 0;
+                       on, it costs two clock reads per message)
   -h, --help           this help
 
 Logs go to stderr; set RUST_LOG=debug to see every connection.
@@ -54,6 +56,7 @@ fn main() {
     let addr: std::net::SocketAddr = flags.value("--addr", "127.0.0.1:7000".parse().unwrap());
     let max_conns: usize = flags.value("--max-conns", 1024);
     let idle_secs: u64 = flags.value("--idle-timeout", 300);
+    let slow_ms: u64 = flags.value("--slow-callback-ms", 0);
     let workers: usize = flags.value("--workers", 1);
     let unix: Option<std::path::PathBuf> = flags.optional("--unix");
     if unix.is_some() && workers != 1 {
@@ -70,7 +73,9 @@ fn main() {
     let config = Config {
         max_conns,
         idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
-        slow_callback: Some(common::SLOW_CALLBACK),
+        // Off unless asked: echo is the hot-path benchmark, and two clock reads per
+        // callback double its user-space instructions per message (BENCHMARKS.md).
+        slow_callback: (slow_ms > 0).then(|| Duration::from_millis(slow_ms)),
         ..Config::default()
     };
     let served = match unix {
