@@ -222,11 +222,18 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// the way asyncio's debug mode reports "Executing <Task> took 4.0 seconds".
     #[cold]
     #[inline(never)]
-    pub(crate) fn check_slow(&mut self, started: Instant, callback: &str, slot: usize, peer: &PeerAddr) {
+    pub(crate) fn check_slow(
+        &mut self,
+        started: Instant,
+        callback: &str,
+        slot: usize,
+        peer: Option<&PeerAddr>,
+    ) {
         let took = started.elapsed();
         let Some(limit) = self.config.slow_callback else { return };
         if took > limit {
             self.stats.slow_callbacks += 1;
+            let peer = peer.map_or_else(|| "(closed since)".to_string(), PeerAddr::to_string);
             log::warn!(
                 "conn slot={slot} peer={peer}: {callback} held the loop for {took:?} (limit {limit:?})"
             );

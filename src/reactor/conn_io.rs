@@ -179,7 +179,7 @@ impl<H: Handler> Reactor<H> {
         // the per-message callback, is guarded per turn instead: see `run_once`.)
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut cx)));
         if let Some(started) = started {
-            shared.check_slow(started, name, slot, &conn.core.peer);
+            shared.check_slow(started, name, slot, Some(&conn.core.peer));
         }
         if outcome.is_err() {
             self.handler_panicked(slot);
@@ -471,13 +471,10 @@ fn deliver<H: Handler>(
     };
     let mut input = Input::new(data);
     shared.in_handler = Some(slot);
-    // The stall detector, when configured: one test of a field here otherwise.
-    let started = shared.config.slow_callback.map(|_| std::time::Instant::now());
+    // (The stall detector times `on_data` from the turn, around the whole event: see
+    // `Reactor::dispatch_timed`. A clock read here would sit on the hot path.)
     conn.handler.on_data(&mut input, &mut Cx::new(&mut conn.core, shared, slot));
     shared.in_handler = None;
-    if let Some(started) = started {
-        shared.check_slow(started, "on_data", slot, &conn.core.peer);
-    }
     let consumed = input.consumed();
     // Keep what the handler did not consume, and only that.
     if !held {

@@ -40,7 +40,11 @@ impl<H: Handler> Reactor<H> {
         }
         for event in events {
             *next_event += 1;
-            self.dispatch(event.token(), Ready::of(event));
+            if self.shared.config.slow_callback.is_none() {
+                self.dispatch(event.token(), Ready::of(event));
+            } else {
+                self.dispatch_timed(event.token(), Ready::of(event));
+            }
         }
         self.serve_deferred();
         self.expire_timers();
@@ -88,6 +92,19 @@ impl<H: Handler> Reactor<H> {
             Some((slot, generation)) => self.conn_ready(slot, generation, ready),
             None => self.service_ready(token::service(token), ready),
         }
+    }
+
+    /// `dispatch` under the loop-stall detector (`Config::slow_callback`): an event whose
+    /// handling — for a connection, its reads and `on_data` calls — held the loop too long
+    /// is reported with the connection and its peer. Out of line, so the hot path pays one
+    /// test of the setting per event when it is off.
+    #[inline(never)]
+    fn dispatch_timed(&mut self, token: Token, ready: Ready<'_>) {
+        let started = Instant::now();
+        self.dispatch(token, ready);
+        let Some((slot, _)) = token::as_conn(token) else { return };
+        let peer = self.live_slot(token).map(|slot| self.conns[slot].core.peer.clone());
+        self.shared.check_slow(started, "on_data", slot, peer.as_ref());
     }
 
     /// An event for one of the loop's own services: a listener, a source, the waker.
