@@ -1,0 +1,213 @@
+//! One client connection: the state machine that turns the bytes evloop delivers into
+//! commands, runs them against the shared store, and answers in order.
+//!
+//! ```text
+//!            on_data: parse ─► execute ─► reply … (a batch of pipelined commands)
+//!   ┌──────────► Serving ───────────────────────────────────────────────────────┐
+//!   │              │ 64 commands done: yield_now (the others get a turn first)  │
+//!   │              │ 1 MiB of replies unread: pause_read ─► Draining ──┐        │
+//!   │              │ QUIT, protocol error: reply, close ─► Closing     │        │
+//!   └── on_drained: resume_read ◄──────────────────────────────────────┘        │
+//!                  (Subscribed: the publish/subscribe mode will be one more state here)
+//! ```
+//!
+//! **Sharing the store without a lock.** Every connection of a reactor runs on the
+//! reactor's one thread, and a callback runs to completion before the next starts, so no two
+//! handlers ever touch the store at the same time. `Rc<RefCell<Shared>>` says exactly that:
+//! `Rc` because the store is shared by the handlers but never crosses a thread (the compiler
+//! enforces it: `Rc` is not `Send`), `RefCell` to get `&mut` in a callback, checked at run
+//! time (a borrow held across callbacks would panic, and none is). The same `Shared` holds
+//! the output buffer, so an idle connection owns no reply buffer of its own.
+//!
+//! **Pipelining.** A client may send many commands before reading any reply. They are
+//! parsed and run in arrival order, their replies gathered in one buffer and handed to the
+//! reactor once per batch: one `write` system call for a whole pipeline, as Redis does. A
+//! batch ends after [`BATCH`] commands with [`Cx::yield_now`], so a client pipelining a
+//! million commands takes turns with everyone else; and a client that sends but never reads
+//! is not read from while [`MAX_PENDING`] bytes of its replies wait (Redis instead buffers
+//! without limit by default: `client-output-buffer-limit normal 0 0 0`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use evloop::{Cx, Handler, Input, Reason};
+
+use crate::commands::{execute, Ctx, ServerInfo, Session};
+use crate::reply;
+use crate::resp::{Argv, Limits, Parser};
+use crate::store::Store;
+
+/// Commands run per `on_data` call before yielding to the other connections.
+const BATCH: usize = 64;
+/// Replies waiting for a slow reader above which its commands are no longer read.
+const MAX_PENDING: usize = 1024 * 1024;
+/// The shared output buffer is freed after a batch that grew it past this.
+const KEEP_OUT: usize = 256 * 1024;
+/// How often the store is swept for expired keys, and how many keys a sweep may look at.
+/// Redis runs its active expiry 10 times a second (`hz 10`) with a time budget.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+const SWEEP_BUDGET: usize = 200;
+
+/// What the connections of one reactor share (see the module docs for why no lock).
+pub struct Shared {
+    pub store: Store,
+    pub server: ServerInfo,
+    /// Replies of the batch being served, handed to the reactor at its end.
+    out: Vec<u8>,
+    next_sweep: Instant,
+}
+
+impl Shared {
+    pub fn new(server: ServerInfo) -> Shared {
+        Shared { store: Store::new(), next_sweep: server.started, server, out: Vec::new() }
+    }
+
+    /// The active expiry. It should run on a reactor-level timer, so an idle server also
+    /// reclaims expired keys; until evloop has one, it runs here, at most every
+    /// [`SWEEP_EVERY`], whenever some connection brings commands.
+    fn maybe_sweep(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
+            let removed = self.store.sweep(now, SWEEP_BUDGET);
+            if removed > 0 {
+                log::debug!("sweep removed {removed} expired keys");
+            }
+        }
+    }
+}
+
+/// Where a connection is in its conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading commands and answering them.
+    Serving,
+    /// Its replies pile up unread: reading is paused until they drain.
+    Draining,
+    /// The last reply is on its way (after `QUIT` or a protocol error); nothing more is read.
+    Closing,
+}
+
+/// One client's protocol state machine.
+pub struct KvConn {
+    shared: Rc<RefCell<Shared>>,
+    parser: Parser,
+    argv: Argv,
+    session: Session,
+    state: State,
+    /// Largest request held while incomplete (also the reactor's `max_input`).
+    max_query: usize,
+}
+
+impl KvConn {
+    pub fn new(shared: Rc<RefCell<Shared>>, limits: Limits, max_query: usize) -> KvConn {
+        KvConn {
+            shared,
+            parser: Parser::new(limits),
+            argv: Argv::default(),
+            session: Session::default(),
+            state: State::Serving,
+            max_query,
+        }
+    }
+
+    /// Runs the commands that are complete in `input`, until the batch is full, replies
+    /// pile up, a command ends the conversation, or the input runs out.
+    fn serve(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        let mut shared = self.shared.borrow_mut();
+        let Shared { store, server, out, .. } = &mut *shared;
+        let mut served = 0;
+        while self.state == State::Serving {
+            if served == BATCH {
+                cx.yield_now();
+                break;
+            }
+            if out.len() + cx.pending_output() >= MAX_PENDING {
+                cx.write(out);
+                out.clear();
+                cx.flush();
+                if cx.pending_output() > 0 {
+                    self.state = State::Draining;
+                    cx.pause_read();
+                    break;
+                }
+            }
+            match self.parser.parse(input.bytes(), &mut self.argv) {
+                Ok(Some(len)) => {
+                    input.consume(len);
+                    served += 1; // blank lines count too: a flood of them is work as well
+                    if self.argv.is_empty() {
+                        continue;
+                    }
+                    let session = &mut self.session;
+                    execute(&mut Ctx { store, session, server, now: cx.now(), out }, &self.argv);
+                    if session.close_after_reply {
+                        self.state = State::Closing;
+                        cx.close();
+                    }
+                }
+                Ok(None) => {
+                    // The reactor would close silently at `max_input`; say why first.
+                    if input.len() >= self.max_query {
+                        let message = format!("query buffer over {} bytes", self.max_query);
+                        refuse(&mut self.state, out, &message, cx);
+                    }
+                    break;
+                }
+                Err(error) => refuse(&mut self.state, out, &error.0, cx),
+            }
+        }
+        if !out.is_empty() {
+            cx.write(out);
+            out.clear();
+        }
+        if out.capacity() > KEEP_OUT {
+            *out = Vec::new();
+        }
+        if self.parser.is_idle() {
+            self.argv.shrink();
+        }
+        drop(shared);
+        self.shared.borrow_mut().maybe_sweep(cx.now());
+    }
+}
+
+/// `-ERR Protocol error: ...`, then close: after bad framing, nothing that follows can be
+/// trusted to start a command (Redis does the same).
+fn refuse(state: &mut State, out: &mut Vec<u8>, message: &str, cx: &mut Cx<'_, KvConn>) {
+    log::debug!("conn {} protocol error: {message}", cx.id());
+    reply::error(out, &format!("ERR Protocol error: {message}"));
+    *state = State::Closing;
+    cx.close();
+}
+
+impl Handler for KvConn {
+    type Done = ();
+
+    fn on_open(&mut self, _cx: &mut Cx<'_, Self>) {
+        let mut shared = self.shared.borrow_mut();
+        shared.server.accepted += 1;
+        shared.server.clients += 1;
+        self.session.id = shared.server.accepted;
+    }
+
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        match self.state {
+            State::Serving => self.serve(input, cx),
+            // Paused or closing: leave the bytes where they are.
+            State::Draining | State::Closing => {}
+        }
+    }
+
+    fn on_drained(&mut self, cx: &mut Cx<'_, Self>) {
+        if self.state == State::Draining {
+            self.state = State::Serving;
+            cx.resume_read(); // held commands are offered again
+        }
+    }
+
+    fn on_close(&mut self, reason: Reason) {
+        log::debug!("client {} closed: {reason:?}", self.session.id);
+        self.shared.borrow_mut().server.clients -= 1;
+    }
+}
