@@ -18,11 +18,11 @@
 
 use std::time::Instant;
 
-use crate::keys;
-use crate::reply;
-use crate::resp::Argv;
-use crate::server;
-use crate::store::Store;
+use super::keys;
+use super::reply;
+use super::resp::Argv;
+use super::server;
+use super::store::Store;
 
 /// What a command may touch.
 pub struct Ctx<'a> {

@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 
 use evloop::{Cx, Handler, Input, Reason};
 
-use crate::commands::{execute, Ctx, ServerInfo, Session};
-use crate::reply;
-use crate::resp::{Argv, Limits, Parser};
-use crate::store::Store;
+use super::commands::{execute, Ctx, ServerInfo, Session};
+use super::reply;
+use super::resp::{Argv, Limits, Parser};
+use super::store::Store;
 
 /// Commands run per `on_data` call before yielding to the other connections.
 const BATCH: usize = 64;
@@ -143,7 +143,6 @@ impl KvConn {
                     execute(&mut Ctx { store, session, server, now: cx.now(), out }, &self.argv);
                     if session.close_after_reply {
                         self.state = State::Closing;
-                        cx.close();
                     }
                 }
                 Ok(None) => {
@@ -160,6 +159,10 @@ impl KvConn {
         if !out.is_empty() {
             cx.write(out);
             out.clear();
+        }
+        if self.state == State::Closing {
+            // After the replies: a close discards later writes.
+            cx.close();
         }
         if out.capacity() > KEEP_OUT {
             *out = Vec::new();
@@ -178,7 +181,6 @@ fn refuse(state: &mut State, out: &mut Vec<u8>, message: &str, cx: &mut Cx<'_, K
     log::debug!("conn {} protocol error: {message}", cx.id());
     reply::error(out, &format!("ERR Protocol error: {message}"));
     *state = State::Closing;
-    cx.close();
 }
 
 impl Handler for KvConn {

@@ -10,10 +10,10 @@
 //! on a list cannot arise. Numbers are stored as their decimal text, as clients see them
 //! (Redis stores small integers as integers; the replies are the same).
 
-use crate::commands::{wrong_arity, Ctx};
-use crate::reply;
-use crate::resp::{parse_int, Argv};
-use crate::store::{deadline_in, millis_left, Ttl};
+use super::commands::{wrong_arity, Ctx};
+use super::reply;
+use super::resp::{parse_int, Argv};
+use super::store::{deadline_in, millis_left, Ttl};
 
 const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 const SYNTAX: &str = "ERR syntax error";
@@ -96,7 +96,7 @@ pub fn mget(ctx: &mut Ctx<'_>, argv: &Argv) {
 }
 
 pub fn mset(ctx: &mut Ctx<'_>, argv: &Argv) {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return wrong_arity(ctx.out, "mset");
     }
     for pair in (1..argv.len()).step_by(2) {
@@ -266,7 +266,7 @@ fn time_left(ctx: &mut Ctx<'_>, key: &[u8]) -> i64 {
 mod tests {
     use std::time::Duration;
 
-    use crate::commands::tests::Bench;
+    use super::super::commands::tests::Bench;
 
     #[test]
     fn strings() {

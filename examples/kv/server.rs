@@ -12,9 +12,9 @@
 //! RESP2. There is one database, number 0, no persistence and no memory limit, and
 //! `CONFIG GET` says so in the values clients look for.
 
-use crate::commands::{unknown_subcommand, wrong_arity, Ctx};
-use crate::reply;
-use crate::resp::{parse_int, Argv};
+use super::commands::{unknown_subcommand, wrong_arity, Ctx};
+use super::reply;
+use super::resp::{parse_int, Argv};
 
 /// The Redis version whose semantics this server follows, for clients that gate features
 /// on it (`HELLO`, `INFO`).
@@ -215,8 +215,8 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::commands::tests::Bench;
     use super::glob;
-    use crate::commands::tests::Bench;
 
     #[test]
     fn connection_commands() {
