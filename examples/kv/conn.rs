@@ -210,6 +210,7 @@ impl Handler for KvConn {
 
     fn on_close(&mut self, reason: Reason) {
         log::debug!("client {} closed: {reason:?}", self.session.id);
-        self.shared.borrow_mut().server.clients -= 1;
+        let mut shared = self.shared.borrow_mut();
+        shared.server.clients = shared.server.clients.saturating_sub(1);
     }
 }
