@@ -119,7 +119,9 @@ impl KvConn {
         let mut served = 0;
         while self.state == State::Serving {
             if served == BATCH {
-                cx.yield_now();
+                if !input.is_empty() {
+                    cx.yield_now(); // the rest next turn, after the other connections
+                }
                 break;
             }
             if out.len() + cx.pending_output() >= MAX_PENDING {

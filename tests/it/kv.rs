@@ -404,3 +404,18 @@ fn rss_kib(server: &Running) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// SIGTERM stops the server gracefully (through the reactor's shutdown): exit status 0, and
+/// a connected client sees the end of the stream.
+#[test]
+fn stops_on_sigterm() {
+    let mut command = Command::new(example("kv"));
+    command.args(["--addr", "127.0.0.1:0"]);
+    let mut server = Running::start_logged(command);
+    let mut c = Client::connect(&server);
+    assert_eq!(c.call("PING"), "+PONG\r\n");
+    let status = server.signal_and_wait("TERM");
+    assert!(status.success(), "{status}");
+    c.expect_closed();
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+}
