@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod fib;
 mod http;
+mod kv;
 mod lab;
 mod limits;
 mod offload;

@@ -1,0 +1,162 @@
+//! kv: a Redis-compatible (RESP2) key-value server on evloop, driven by `redis-cli` and
+//! `redis-benchmark`, and measured against `redis-server` (BENCHMARKS.md).
+//!
+//! Run:  cargo run --release --example kv                  (127.0.0.1:6380)
+//! Try:  redis-cli -p 6380 set greeting hello EX 60        then  redis-cli -p 6380 ttl greeting
+//!       printf 'PING\r\nGET greeting\r\n' | nc -q1 127.0.0.1 6380      (inline commands)
+//!       redis-benchmark -p 6380 -t ping,set,get,incr,mset -P 16 -q
+//!
+//! Redis is the best-known program built on a hand-rolled event loop (`ae.c`: one thread,
+//! a callback per descriptor, timers, replies flushed before each sleep), which is
+//! evloop's shape. How the pieces fit:
+//!
+//! ```text
+//!  socket bytes ─► conn.rs (KvConn: Serving / Draining / Closing)
+//!                    │ resp.rs    Parser: bytes → Argv, incremental, bounded
+//!                    │ commands.rs TABLE: name → arity, flags, fn; dispatch, COMMAND
+//!                    │   keys.rs    GET SET MGET MSET INCR… DEL EXISTS EXPIRE TTL DBSIZE FLUSHALL
+//!                    │   server.rs  PING ECHO QUIT SELECT CLIENT HELLO CONFIG INFO
+//!                    │ store.rs   Store: the keyspace, lazy expiry + sampling sweep
+//!                    ▼ reply.rs   RESP2 replies into one buffer, one write per batch
+//! ```
+//!
+//! One reactor, one thread, one store shared by every connection as `Rc<RefCell<_>>`
+//! (conn.rs says why no lock is needed). Publish/subscribe is not here yet: it needs
+//! messages between connections, which evloop's core is getting.
+
+mod commands;
+mod conn;
+mod keys;
+mod pubsub;
+mod reply;
+mod resp;
+mod server;
+mod store;
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use clap::{CommandFactory, Parser};
+use evloop::{Config, Reactor};
+
+use commands::ServerInfo;
+use conn::{KvConn, Shared, SWEEP_EVERY};
+use resp::Limits;
+
+/// A Redis-compatible (RESP2) key-value server on evloop: strings with expiry, pipelining,
+/// inline commands; enough of COMMAND, CLIENT, CONFIG GET and HELLO for redis-cli and
+/// redis-benchmark.
+#[derive(Parser, Debug)]
+#[command(name = "kv", version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free one)
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6380")]
+    addr: SocketAddr,
+
+    /// Longest bulk string (key or value) accepted; longer is a protocol error. Accepts
+    /// k/m/g suffixes. Redis's proto-max-bulk-len is 512m; this default is small on purpose
+    #[arg(long, value_name = "BYTES", default_value = "1m", value_parser = parse_size)]
+    max_bulk: usize,
+
+    /// Largest request (one command's bytes) held while incomplete; beyond it the client
+    /// gets a protocol error and is closed. Default: 4 × --max-bulk
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_query: Option<usize>,
+
+    /// Most clients connected at once; more wait in the listen backlog (Redis: maxclients)
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_clients: usize,
+
+    /// Unread publications a subscriber may leave before it is disconnected (Redis:
+    /// client-output-buffer-limit pubsub, soft 8mb)
+    #[arg(long, value_name = "BYTES", default_value = "8m", value_parser = parse_size)]
+    pubsub_limit: usize,
+}
+
+/// `1048576`, `512k`, `1m`, `1mb`, `2g` (powers of 1024, as in redis.conf).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let lower = text.to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let scale: usize = match unit {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return Err(format!("unknown unit {unit:?} (use k, m or g)")),
+    };
+    let n: usize = digits.parse().map_err(|_| format!("{text:?} is not a size in bytes"))?;
+    match n.checked_mul(scale) {
+        Some(0) => Err("must be at least 1".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{text:?} is too large")),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    common::init_logging();
+    let max_query = args.max_query.unwrap_or(args.max_bulk.saturating_mul(4));
+    // A request needs room for its largest argument plus its framing.
+    if max_query < args.max_bulk.saturating_add(1024) {
+        let message = "--max-query must be at least --max-bulk + 1024 bytes";
+        Args::command().error(clap::error::ErrorKind::ValueValidation, message).exit();
+    }
+    if args.max_clients == 0 {
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, "--max-clients must be at least 1")
+            .exit();
+    }
+    let limits = Limits { max_bulk: args.max_bulk, ..Limits::default() };
+    let config = Config {
+        max_conns: args.max_clients,
+        // The reactor keeps at most this much unconsumed input per connection: the
+        // largest incomplete request (conn.rs answers before the reactor would close).
+        max_input: max_query,
+        slow_callback: Some(common::SLOW_CALLBACK),
+        ..Config::default()
+    };
+    if let Err(e) = serve(args.addr, config, limits, args.pubsub_limit) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(addr: SocketAddr, config: Config, limits: Limits, pubsub_limit: usize) -> std::io::Result<()> {
+    let max_query = config.max_input;
+    let max_clients = config.max_conns;
+    let mut reactor = Reactor::new(config)?;
+    // Created before the listener so the factory can hand every connection a reference;
+    // the port is filled in once bound (port 0 means "pick one").
+    let shared = Rc::new(RefCell::new(Shared::new(ServerInfo {
+        port: addr.port(),
+        max_bulk: limits.max_bulk,
+        max_query,
+        max_clients,
+        started: Instant::now(),
+        clients: 0,
+        accepted: 0,
+        commands: 0,
+    })));
+    let for_conns = Rc::clone(&shared);
+    let bound = reactor
+        .listen(addr, move |_peer| KvConn::new(Rc::clone(&for_conns), limits, max_query, pubsub_limit))?;
+    shared.borrow_mut().server.port = bound.port();
+    sweep_every(&mut reactor, shared);
+    log::info!("kv server: max bulk {} bytes, max query {max_query} bytes", limits.max_bulk);
+    common::run_reactor(reactor, bound)
+}
+
+/// Redis's active expiry: a reactor-level timer sweeps the store every [`SWEEP_EVERY`],
+/// busy or idle, and sets the next one.
+fn sweep_every(reactor: &mut Reactor<KvConn>, shared: Rc<RefCell<Shared>>) {
+    reactor.set_timer(SWEEP_EVERY, move |reactor| {
+        shared.borrow_mut().sweep(Instant::now());
+        sweep_every(reactor, shared);
+    });
+}

@@ -1,0 +1,487 @@
+//! The kv example end to end over loopback sockets, speaking raw RESP (no Redis client or
+//! server needed): every command, pipelining split at every byte, expiry with short time
+//! to live (lazy and by the sweep), each kind of bad input answered with a protocol error
+//! and a close while a polite client goes on being served, a client that pipelines without
+//! end taking turns with the others, and one that never reads its replies being paused.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::examples::{example, Running};
+
+// The example's pure parts, compiled into this test crate so their unit tests run with
+// `cargo test` (see tests/it/http.rs). conn.rs and main.rs need a reactor and are
+// exercised through the binary below instead.
+#[allow(dead_code)]
+#[path = "../../examples/kv/commands.rs"]
+mod commands;
+#[allow(dead_code)]
+#[path = "../../examples/kv/keys.rs"]
+mod keys;
+#[allow(dead_code)]
+#[path = "../../examples/kv/pubsub.rs"]
+mod pubsub;
+
+#[path = "../../examples/kv/reply.rs"]
+mod reply;
+#[allow(dead_code)]
+#[path = "../../examples/kv/resp.rs"]
+mod resp;
+#[allow(dead_code)]
+#[path = "../../examples/kv/server.rs"]
+mod server;
+#[allow(dead_code)]
+#[path = "../../examples/kv/store.rs"]
+mod store;
+
+fn kv_server(args: &[&str]) -> Running {
+    let mut command = Command::new(example("kv"));
+    command.args(["--addr", "127.0.0.1:0"]).args(args);
+    Running::start(command)
+}
+
+/// A command as a RESP multibulk.
+fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        wire.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        wire.extend_from_slice(arg);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire
+}
+
+/// `"SET k v"` as a multibulk (arguments without spaces).
+fn cmd(line: &str) -> Vec<u8> {
+    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+    encode(&args)
+}
+
+/// Length of the first complete reply in `buf`, if it is all there.
+fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")? + 2;
+    let number = || std::str::from_utf8(&buf[1..line_end - 2]).unwrap().parse::<i64>().unwrap();
+    match buf[0] {
+        b'+' | b'-' | b':' => Some(line_end),
+        b'$' if number() < 0 => Some(line_end),
+        b'$' => {
+            let end = line_end + number() as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' => {
+            let mut at = line_end;
+            for _ in 0..number().max(0) {
+                at += reply_len(&buf[at..])?;
+            }
+            Some(at)
+        }
+        other => panic!("not a reply: {:?} in {:?}", char::from(other), String::from_utf8_lossy(buf)),
+    }
+}
+
+/// A client reading whole replies.
+struct Client {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Client {
+    fn connect(server: &Running) -> Client {
+        let stream = server.connect();
+        stream.set_nodelay(true).unwrap();
+        Client { stream, pending: Vec::new() }
+    }
+
+    fn send(&mut self, wire: &[u8]) {
+        self.stream.write_all(wire).unwrap();
+    }
+
+    /// The next reply, as text.
+    fn reply(&mut self) -> String {
+        loop {
+            if let Some(len) = (!self.pending.is_empty()).then(|| reply_len(&self.pending)).flatten() {
+                let reply: Vec<u8> = self.pending.drain(..len).collect();
+                return String::from_utf8_lossy(&reply).into_owned();
+            }
+            let mut buf = [0; 16384];
+            let n = self.stream.read(&mut buf).expect("reply");
+            assert!(n > 0, "closed before a whole reply: {:?}", String::from_utf8_lossy(&self.pending));
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Sends `line` as a multibulk and returns the reply.
+    fn call(&mut self, line: &str) -> String {
+        self.send(&cmd(line));
+        self.reply()
+    }
+
+    /// Reads until the server closes; nothing may arrive before the close.
+    fn expect_closed(&mut self) {
+        let mut buf = [0; 4096];
+        match self.stream.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("more after the last reply: {:?}", String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("no close: {e}"),
+        }
+        assert!(self.pending.is_empty(), "unread: {:?}", String::from_utf8_lossy(&self.pending));
+    }
+}
+
+#[test]
+fn command_line() {
+    let help = Command::new(example("kv")).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    for flag in ["--addr", "--max-bulk", "--max-query", "--max-clients", "--version"] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    let version = Command::new(example("kv")).arg("--version").output().unwrap();
+    assert!(version.status.success() && String::from_utf8_lossy(&version.stdout).starts_with("kv "));
+    for (args, names) in [
+        (&["--max-bulk", "0"][..], "--max-bulk"),
+        (&["--max-bulk", "1x"], "--max-bulk"),
+        (&["--addr", "nowhere"], "--addr"),
+        (&["--max-bulk", "1m", "--max-query", "1m"], "--max-query"),
+        (&["--max-clients", "0"], "--max-clients"),
+        (&["--bogus"], "--bogus"),
+    ] {
+        let run = Command::new(example("kv")).args(args).output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(names), "{args:?}: {stderr}");
+    }
+}
+
+/// Every command once over a real socket, with the replies Redis gives.
+#[test]
+fn each_command() {
+    let server = kv_server(&[]);
+    let mut c = Client::connect(&server);
+    let cases: &[(&str, &str)] = &[
+        ("PING", "+PONG\r\n"),
+        ("PING hi", "$2\r\nhi\r\n"),
+        ("ECHO hello", "$5\r\nhello\r\n"),
+        ("GET k", "$-1\r\n"),
+        ("SET k v", "+OK\r\n"),
+        ("GET k", "$1\r\nv\r\n"),
+        ("SET k w NX", "$-1\r\n"),
+        ("SET k w XX", "+OK\r\n"),
+        ("SET other w XX", "$-1\r\n"),
+        ("SET k v EX 100", "+OK\r\n"),
+        ("TTL k", ":100\r\n"),
+        ("SET k v PX 100000", "+OK\r\n"),
+        ("TTL k", ":100\r\n"),
+        ("SET k v EX 0", "-ERR invalid expire time in 'set' command\r\n"),
+        ("EXPIRE k 50", ":1\r\n"),
+        ("TTL k", ":50\r\n"),
+        ("EXPIRE nope 50", ":0\r\n"),
+        ("TTL nope", ":-2\r\n"),
+        ("INCR n", ":1\r\n"),
+        ("INCRBY n 10", ":11\r\n"),
+        ("DECR n", ":10\r\n"),
+        ("INCR k", "-ERR value is not an integer or out of range\r\n"),
+        ("MSET a 1 b 2", "+OK\r\n"),
+        ("MGET a b c", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n"),
+        ("EXISTS a b c", ":2\r\n"),
+        ("DEL a c", ":1\r\n"),
+        ("DBSIZE", ":3\r\n"),
+        ("FLUSHALL", "+OK\r\n"),
+        ("DBSIZE", ":0\r\n"),
+        ("GET", "-ERR wrong number of arguments for 'get' command\r\n"),
+        ("NOSUCH x", "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n"),
+        ("COMMAND DOCS", "*0\r\n"),
+        ("CLIENT SETNAME tester", "+OK\r\n"),
+        ("CLIENT GETNAME", "$6\r\ntester\r\n"),
+        ("CONFIG GET save", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"),
+        ("CONFIG GET appendonly", "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"),
+        ("HELLO 3", "-NOPROTO unsupported protocol version\r\n"),
+        ("SELECT 0", "+OK\r\n"),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(c.call(line), *expected, "{line}");
+    }
+    let count = c.call("COMMAND COUNT");
+    assert!(count.starts_with(':') && count.trim_end()[1..].parse::<u32>().unwrap() >= 25, "{count}");
+    assert!(c.call("COMMAND").starts_with("*"));
+    assert!(c.call("HELLO 2").contains("$5\r\nproto\r\n:2\r\n"));
+    assert!(c.call("INFO").contains("connected_clients:1\r\n"));
+    // Inline commands, as nc or telnet send them, quotes included.
+    c.send(b"SET greeting \"hello world\"\r\nGET greeting\nPING\r\n\r\n");
+    assert_eq!(c.reply(), "+OK\r\n");
+    assert_eq!(c.reply(), "$11\r\nhello world\r\n");
+    assert_eq!(c.reply(), "+PONG\r\n");
+    // Binary-safe values.
+    c.send(&encode(&[b"SET", b"bin", b"\0\r\n\xff"]));
+    assert_eq!(c.reply(), "+OK\r\n");
+    c.send(&encode(&[b"GET", b"bin"]));
+    assert_eq!(c.reply(), String::from_utf8_lossy(b"$4\r\n\0\r\n\xff\r\n"));
+    assert_eq!(c.call("QUIT"), "+OK\r\n");
+    c.expect_closed();
+}
+
+/// A pipeline of commands, sent in two pieces cut at every byte (and then one byte at a
+/// time), is answered in order, exactly as when sent whole.
+#[test]
+fn pipelining_split_at_every_byte() {
+    let server = kv_server(&[]);
+    let mut c = Client::connect(&server);
+    let script = |p: usize| {
+        let mut wire = Vec::new();
+        for line in
+            ["SET {p}:a 1", "INCR {p}:a", "GET {p}:a", "MSET {p}:b x {p}:c y", "MGET {p}:a {p}:b {p}:c"]
+        {
+            wire.extend(cmd(&line.replace("{p}", &format!("{p:04}"))));
+        }
+        wire.extend(format!("EXISTS {p:04}:a\r\nPING\r\n").as_bytes());
+        wire
+    };
+    let expected = "+OK\r\n:2\r\n$1\r\n2\r\n+OK\r\n*3\r\n$1\r\n2\r\n$1\r\nx\r\n$1\r\ny\r\n:1\r\n+PONG\r\n";
+    let replies = 7;
+    let len = script(0).len();
+    for cut in 0..=len {
+        let wire = script(cut);
+        c.send(&wire[..cut]);
+        // Let the first piece arrive (and be parsed as far as it goes) on its own.
+        thread::sleep(Duration::from_micros(300));
+        c.send(&wire[cut..]);
+        let got: String = (0..replies).map(|_| c.reply()).collect();
+        assert_eq!(got, expected, "cut at {cut} of {len}");
+    }
+    let wire = script(len + 1);
+    for byte in &wire {
+        c.send(std::slice::from_ref(byte));
+    }
+    let got: String = (0..replies).map(|_| c.reply()).collect();
+    assert_eq!(got, expected);
+}
+
+/// Keys with a short time to live disappear: on access (lazily), and unasked-for ones by
+/// the sweep.
+#[test]
+fn expiry_with_a_short_ttl() {
+    let server = kv_server(&[]);
+    let mut c = Client::connect(&server);
+    assert_eq!(c.call("SET k v PX 300"), "+OK\r\n");
+    assert_eq!(c.call("GET k"), "$1\r\nv\r\n");
+    let pttl: i64 = c.call("PTTL k").trim_end()[1..].parse().unwrap();
+    assert!((1..=300).contains(&pttl), "{pttl}");
+    assert_eq!(c.call("SET persistent v"), "+OK\r\n");
+    for i in 0..50 {
+        assert_eq!(c.call(&format!("SET short{i} v PX 300")), "+OK\r\n");
+    }
+    assert_eq!(c.call("DBSIZE"), ":52\r\n");
+    thread::sleep(Duration::from_millis(500));
+    // Lazily: the key is gone for every command that looks.
+    assert_eq!(c.call("GET k"), "$-1\r\n");
+    assert_eq!(c.call("TTL k"), ":-2\r\n");
+    assert_eq!(c.call("EXISTS k"), ":0\r\n");
+    // Actively: nobody asked for short0..short49, but the sweep that ran after those
+    // commands (its period had passed) collected them all (every sample was expired, so it
+    // kept going within its budget).
+    assert_eq!(c.call("DBSIZE"), ":1\r\n");
+    assert!(c.call("INFO stats").contains("expired_keys:51\r\n"));
+    assert_eq!(c.call("GET persistent"), "$1\r\nv\r\n");
+}
+
+/// Each kind of malformed input gets `-ERR Protocol error: ...` and a close, and never
+/// disturbs a polite client served before and after it.
+#[test]
+fn bad_input_is_refused_and_closed_while_others_are_served() {
+    let server = kv_server(&[]);
+    let mut polite = Client::connect(&server);
+    assert_eq!(polite.call("SET polite yes"), "+OK\r\n");
+    let flood = |byte: u8, n: usize| -> Vec<u8> { vec![byte; n] };
+    let mut many_args = b"*1000000\r\n".to_vec();
+    while many_args.len() < 4_200_000 {
+        many_args.extend_from_slice(b"$1\r\na\r\n");
+    }
+    let mut long_count = b"*1\r\n$".to_vec();
+    long_count.extend(flood(b'1', 70_000));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"*2\r\n$3\r\nGET\r\n$1048577\r\n".to_vec(), "invalid bulk length"),
+        (b"*1\r\n$-5\r\n".to_vec(), "invalid bulk length"),
+        (b"*-5\r\n".to_vec(), "invalid multibulk length"),
+        (b"*100000000\r\n".to_vec(), "invalid multibulk length"),
+        (b"*1\r\n:1\r\n".to_vec(), "expected '$', got ':'"),
+        (b"*1\r\n$1\r\nabc\r\n".to_vec(), "bulk string not followed by CRLF"),
+        (b"GET \"unbalanced\r\n".to_vec(), "unbalanced quotes in request"),
+        // A million elements announced, then sent until the request outgrows the limit.
+        (many_args, "query buffer over 4194304 bytes"),
+        // A line that never ends.
+        (flood(b'a', 70_000), "too big inline request"),
+        (flood(b'*', 70_000), "too big mbulk count string"),
+        (long_count, "too big bulk count string"),
+    ];
+    for (bad_bytes, message) in cases {
+        let mut bad = Client::connect(&server);
+        // Write from another thread: the server may stop reading once it has seen enough.
+        let mut writer = bad.stream.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            let _ = writer.write_all(&bad_bytes);
+        });
+        assert_eq!(bad.reply(), format!("-ERR Protocol error: {message}\r\n"));
+        bad.expect_closed();
+        sender.join().unwrap();
+        assert_eq!(polite.call("GET polite"), "$3\r\nyes\r\n", "after {message:?}");
+    }
+    // A bulk up to the limit is fine.
+    let value = vec![b'v'; 1024 * 1024];
+    polite.send(&encode(&[b"SET", b"big", &value]));
+    assert_eq!(polite.reply(), "+OK\r\n");
+    assert_eq!(polite.call("GET big").len(), value.len() + 12);
+}
+
+/// A client that pipelines without end does not hold the loop: another client's command is
+/// answered promptly meanwhile.
+#[test]
+fn a_pipelining_flood_takes_turns() {
+    let server = kv_server(&[]);
+    let mut flooder = Client::connect(&server);
+    let mut writer = flooder.stream.try_clone().unwrap();
+    let pings: Vec<u8> = cmd("INCR flood").repeat(200_000);
+    let total = 200_000;
+    let sender = thread::spawn(move || writer.write_all(&pings).unwrap());
+    // Read the flood's replies on another thread, as fast as they come.
+    let reader = thread::spawn(move || {
+        let mut last = String::new();
+        for _ in 0..total {
+            last = flooder.reply();
+        }
+        last
+    });
+    let mut polite = Client::connect(&server);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let start = Instant::now();
+        assert_eq!(polite.call("PING"), "+PONG\r\n");
+        slowest = slowest.max(start.elapsed());
+    }
+    sender.join().unwrap();
+    assert_eq!(reader.join().unwrap(), format!(":{total}\r\n"));
+    // Generous for a loaded debug build; without yielding, a PING would wait for the
+    // whole flood (seconds).
+    assert!(slowest < Duration::from_millis(500), "slowest PING {slowest:?}");
+}
+
+/// A client that sends GETs of a large value and never reads the replies is paused:
+/// the server's memory stays bounded and everyone else is still served.
+#[test]
+fn a_client_that_never_reads_is_paused() {
+    let server = kv_server(&[]);
+    let mut polite = Client::connect(&server);
+    let value = vec![b'x'; 512 * 1024];
+    polite.send(&encode(&[b"SET", b"big", &value]));
+    assert_eq!(polite.reply(), "+OK\r\n");
+    let rss_before = rss_kib(&server);
+    let mut greedy = Client::connect(&server);
+    greedy.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    // A million GETs (27 MB, more than the kernel's buffers hold) ask for 512 GB of
+    // replies; the writes stall once the server stops reading.
+    let gets = cmd("GET big").repeat(1_000_000);
+    let mut sent = 0;
+    while sent < gets.len() {
+        match greedy.stream.write(&gets[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(sent < gets.len(), "the server read everything: it should have paused");
+    assert_eq!(polite.call("GET missing"), "$-1\r\n");
+    let grown = rss_kib(&server).saturating_sub(rss_before);
+    assert!(grown < 64 * 1024, "server grew by {grown} KiB for a client that never reads");
+    // Once it reads, it gets every reply for the GETs the server took, in order.
+    let replies = 8;
+    for _ in 0..replies {
+        assert_eq!(greedy.reply().len(), value.len() + 11); // "$524288\r\n" ... "\r\n"
+    }
+}
+
+fn rss_kib(server: &Running) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// SIGTERM stops the server gracefully (through the reactor's shutdown): exit status 0, and
+/// a connected client sees the end of the stream.
+#[test]
+fn stops_on_sigterm() {
+    let mut command = Command::new(example("kv"));
+    command.args(["--addr", "127.0.0.1:0"]);
+    let mut server = Running::start_logged(command);
+    let mut c = Client::connect(&server);
+    assert_eq!(c.call("PING"), "+PONG\r\n");
+    let status = server.signal_and_wait("TERM");
+    assert!(status.success(), "{status}");
+    c.expect_closed();
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+}
+
+/// Publish/subscribe: every subscriber of a channel gets each message, `PUBLISH` counts
+/// them, a subscribed connection may only (un)subscribe, ping or quit, and unsubscribing
+/// stops the flow.
+#[test]
+fn publish_fans_out_to_subscribers() {
+    let server = kv_server(&[]);
+    let mut a = Client::connect(&server);
+    let mut b = Client::connect(&server);
+    let mut publisher = Client::connect(&server);
+    assert_eq!(a.call("SUBSCRIBE news"), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    b.send(&cmd("SUBSCRIBE news sport"));
+    assert_eq!(b.reply(), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    assert_eq!(b.reply(), "*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:2\r\n");
+    assert_eq!(publisher.call("PUBLISH news hello"), ":2\r\n");
+    assert_eq!(publisher.call("PUBLISH sport goal"), ":1\r\n");
+    assert_eq!(publisher.call("PUBLISH weather rain"), ":0\r\n");
+    let message = |channel: &str, text: &str| {
+        format!("*3\r\n$7\r\nmessage\r\n${}\r\n{channel}\r\n${}\r\n{text}\r\n", channel.len(), text.len())
+    };
+    assert_eq!(a.reply(), message("news", "hello"));
+    assert_eq!(b.reply(), message("news", "hello"));
+    assert_eq!(b.reply(), message("sport", "goal"));
+    assert!(a.call("GET k").starts_with("-ERR Can't execute 'get'"));
+    assert_eq!(a.call("PING"), "+PONG\r\n");
+    assert_eq!(a.call("UNSUBSCRIBE"), "*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:0\r\n");
+    assert_eq!(a.call("GET k"), "$-1\r\n", "out of subscriber mode");
+    assert_eq!(publisher.call("PUBLISH news again"), ":1\r\n");
+    assert_eq!(b.reply(), message("news", "again"));
+    // A subscriber that leaves is forgotten.
+    drop(b);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while publisher.call("PUBLISH news anyone") != ":0\r\n" {
+        assert!(std::time::Instant::now() < deadline, "a closed subscriber is still counted");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A subscriber that never reads is disconnected once its backlog passes the limit; the
+/// publisher and a reading subscriber are served throughout.
+#[test]
+fn a_subscriber_that_never_reads_is_disconnected() {
+    let server = kv_server(&["--pubsub-limit", "65536"]);
+    let mut reader = Client::connect(&server);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut silent = TcpStream::from(socket);
+    silent.write_all(&cmd("SUBSCRIBE feed")).unwrap();
+    reader.call("SUBSCRIBE feed");
+    let mut publisher = Client::connect(&server);
+    let payload = "x".repeat(1000);
+    let mut counts = Vec::new();
+    for _ in 0..10_000 {
+        publisher.send(&cmd(&format!("PUBLISH feed {payload}")));
+        counts.push(publisher.reply());
+        reader.reply();
+    }
+    assert_eq!(counts.first().unwrap(), ":2\r\n");
+    assert_eq!(counts.last().unwrap(), ":1\r\n", "the silent subscriber was dropped");
+    assert!(counts.iter().all(|c| c == ":1\r\n" || c == ":2\r\n"));
+    let _ = silent.set_read_timeout(Some(Duration::from_millis(10)));
+}
