@@ -10,8 +10,9 @@
 //! `Transfer-Encoding`, differing lengths, whitespace before a colon, line folding), as RFC
 //! 9112 §6.3 and §11.2 ask, since that disagreement is how request smuggling works.
 
-/// A request method this server knows. Others are parsed (so the answer can be `405` or
-/// `501`) as `Other`.
+/// A request method. Those this server serves are named; the other methods RFC 9110 and RFC
+/// 5789 define are `Other` (answered `405`, with `Allow`); any other token is `Unknown`
+/// (answered `501`, as RFC 9110 §9.1 recommends for a method the server does not recognise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -19,13 +20,15 @@ pub enum Method {
     Post,
     Put,
     Other,
+    Unknown,
 }
 
 /// The parts of a request head the server acts on. Borrowed from the input buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Head<'a> {
     pub method: Method,
-    /// The request target as sent (origin form, e.g. `/fib/30?x=1`).
+    /// The request target in origin form (e.g. `/fib/30?x=1`): as sent, or the path and query
+    /// of an absolute-form target (`http://host/fib/30?x=1`, RFC 9112 §3.2.2).
     pub target: &'a str,
     /// HTTP/1.0 (`false`) or 1.1 and later minor versions (`true`).
     pub http11: bool,
@@ -61,30 +64,54 @@ pub enum Refusal {
     BadRequest(&'static str),
     /// 431: the head is larger than the server accepts.
     HeadTooLarge,
+    /// 414: the request line alone is larger than the server accepts for a whole head.
+    UriTooLong,
     /// 501: a `Transfer-Encoding` (chunked bodies are not implemented here).
     NotImplemented(&'static str),
     /// 505: not HTTP/1.x.
     VersionNotSupported,
 }
 
+/// How many bytes of empty lines (CRLF or a bare LF) start `buf`: what a server ignores before
+/// a request line (RFC 9112 §2.2), such as the extra CRLF old clients send after a body. A CR
+/// not yet followed by its LF is not counted: it may be the start of one.
+pub fn empty_lines(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        match buf[at..] {
+            [b'\n', ..] => at += 1,
+            [b'\r', b'\n', ..] => at += 2,
+            _ => return at,
+        }
+    }
+}
+
 /// Parses the request head at the start of `buf`.
 ///
-/// `Ok(None)`: the head is not complete yet (and is within `max_head` bytes so far).
-/// Empty lines before the request line are skipped, as RFC 9112 §2.2 recommends; lines
-/// may end in CRLF or a bare LF (also §2.2).
+/// `Ok(None)`: the head is not complete yet (and is within `max_head` bytes so far, and what
+/// has arrived of the request line is well formed). Empty lines before the request line are
+/// skipped (see [`empty_lines`]); lines may end in CRLF or a bare LF (also §2.2), but a CR
+/// anywhere else, or a NUL or other control byte, is refused.
 pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<Head<'_>>, Refusal> {
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
-    let Some(end) = find_head_end(&buf[start..]) else {
-        return if buf.len() > max_head { Err(Refusal::HeadTooLarge) } else { Ok(None) };
-    };
-    let len = start + end;
-    if len > max_head {
+    let start = empty_lines(buf);
+    // Only the first `max_head` bytes are ever looked at: the work per call is bounded
+    // whatever is buffered behind the head.
+    let limit = buf.len().min(max_head);
+    if start >= limit && buf.len() > max_head {
         return Err(Refusal::HeadTooLarge);
     }
-    let mut lines =
-        buf[start..len].split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line));
-    let request_line = lines.next().unwrap_or_default();
-    let (method, target, http11) = parse_request_line(request_line)?;
+    let window = &buf[start.min(limit)..limit];
+    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
+        check_partial_request_line(window)?;
+        return if buf.len() > max_head { Err(Refusal::UriTooLong) } else { Ok(None) };
+    };
+    let request_line = &window[..newline];
+    let (method, target, http11) =
+        parse_request_line(request_line.strip_suffix(b"\r").unwrap_or(request_line))?;
+    let Some(end) = find_head_end(&window[newline + 1..]) else {
+        return if buf.len() > max_head { Err(Refusal::HeadTooLarge) } else { Ok(None) };
+    };
+    let len = start + newline + 1 + end;
     let mut head = Head {
         method,
         target,
@@ -95,22 +122,38 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<Head<'_>>, Refusal> {
         expect_continue: false,
         len,
     };
-    let mut content_length: Option<u64> = None;
-    let mut host = false;
-    for line in lines.filter(|line| !line.is_empty()) {
+    let fields = window[newline + 1..newline + 1 + end]
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty());
+    let mut framing = Framing::default();
+    for line in fields {
         let (name, value) = parse_field(line)?;
+        framing.field(&mut head, name, value)?;
+    }
+    framing.finish(&mut head)?;
+    Ok(Some(head))
+}
+
+/// What the header fields say about framing and routing, gathered field by field and checked
+/// once the head is complete: evloop's own rules, whatever tokenised the fields.
+#[derive(Default)]
+struct Framing {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    hosts: usize,
+}
+
+impl Framing {
+    fn field(&mut self, head: &mut Head<'_>, name: &[u8], value: &[u8]) -> Result<(), Refusal> {
         if name.eq_ignore_ascii_case(b"content-length") {
             let length = parse_length(value)?;
-            if content_length.is_some_and(|known| known != length) {
+            if self.content_length.is_some_and(|known| known != length) {
                 return Err(Refusal::BadRequest("conflicting Content-Length"));
             }
-            content_length = Some(length);
+            self.content_length = Some(length);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return Err(if content_length.is_some() || has_content_length(buf, len) {
-                Refusal::BadRequest("both Content-Length and Transfer-Encoding")
-            } else {
-                Refusal::NotImplemented("Transfer-Encoding")
-            });
+            self.transfer_encoding = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for option in value.split(|&b| b == b',').map(trim) {
                 head.close |= option.eq_ignore_ascii_case(b"close");
@@ -122,18 +165,39 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<Head<'_>>, Refusal> {
             }
             head.expect_continue = true;
         } else if name.eq_ignore_ascii_case(b"host") {
-            host = true;
+            self.hosts += 1;
+            if !is_valid_authority(value) {
+                return Err(Refusal::BadRequest("invalid Host"));
+            }
         }
+        Ok(())
     }
-    if http11 && !host {
-        // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
-        return Err(Refusal::BadRequest("missing Host"));
+
+    fn finish(self, head: &mut Head<'_>) -> Result<(), Refusal> {
+        if self.transfer_encoding {
+            // Chunked bodies are not implemented; with a length as well, the request could be
+            // framed two ways (RFC 9112 §6.3: the smuggling pattern), which is worse.
+            return Err(if self.content_length.is_some() {
+                Refusal::BadRequest("both Content-Length and Transfer-Encoding")
+            } else {
+                Refusal::NotImplemented("Transfer-Encoding")
+            });
+        }
+        // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with
+        // more than one.
+        if head.http11 && self.hosts == 0 {
+            return Err(Refusal::BadRequest("missing Host"));
+        }
+        if self.hosts > 1 {
+            return Err(Refusal::BadRequest("more than one Host"));
+        }
+        head.content_length = self.content_length.unwrap_or(0);
+        Ok(())
     }
-    head.content_length = content_length.unwrap_or(0);
-    Ok(Some(head))
 }
 
-/// The offset just past the empty line that ends a head, if it has arrived.
+/// The offset just past the empty line that ends a head's header section, if it has arrived.
+/// `buf` starts just after the request line.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     let mut at = 0;
     while let Some(newline) = buf[at..].iter().position(|&b| b == b'\n') {
@@ -145,6 +209,24 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
         at = line_end + 1;
     }
     None
+}
+
+/// Refuses a request line that is already wrong before its end has arrived (binary junk, a
+/// target with spaces or control bytes), so that it gets its `400` at once rather than a
+/// `414` once the limit is reached. Never refuses a prefix of a valid line.
+fn check_partial_request_line(line: &[u8]) -> Result<(), Refusal> {
+    if line == b"\r" {
+        return Ok(()); // perhaps an empty line's CR, its LF still to come
+    }
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let method = parts.next().unwrap_or_default();
+    if !method.iter().all(|&b| is_token_byte(b)) {
+        return Err(Refusal::BadRequest("malformed method"));
+    }
+    if !parts.next().unwrap_or_default().iter().all(|&b| b.is_ascii_graphic()) {
+        return Err(Refusal::BadRequest("malformed target"));
+    }
+    Ok(())
 }
 
 /// `METHOD SP target SP HTTP/x.y`.
@@ -177,9 +259,78 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, &str, bool), Refusal> {
         b"HEAD" => Method::Head,
         b"POST" => Method::Post,
         b"PUT" => Method::Put,
-        _ => Method::Other,
+        b"DELETE" | b"OPTIONS" | b"TRACE" | b"CONNECT" | b"PATCH" => Method::Other,
+        _ => Method::Unknown,
     };
-    Ok((method, target, http11))
+    Ok((method, origin_form(target)?, http11))
+}
+
+/// The path and query of an absolute-form target (`http://host:port/path?query`, which a
+/// server must accept: RFC 9112 §3.2.2), `/` if it has no path; any other target as it is.
+/// The authority is checked like a `Host` value, and otherwise ignored: this server answers
+/// for any host.
+fn origin_form(target: &str) -> Result<&str, Refusal> {
+    if target.starts_with('/') {
+        return Ok(target);
+    }
+    let Some((scheme, rest)) = target.split_once("://") else { return Ok(target) };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(Refusal::BadRequest("unsupported target scheme"));
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    if authority.is_empty() || !is_valid_authority(authority.as_bytes()) {
+        return Err(Refusal::BadRequest("malformed target"));
+    }
+    Ok(if path.starts_with('/') { path } else { "/" })
+}
+
+/// A `Host` value (RFC 9110 §7.2): `uri-host [ ":" port ]` of RFC 3986, or empty. The host is
+/// a reg-name or IPv4 address (unreserved, percent-encoded and sub-delim characters) or an IP
+/// literal in brackets; the port is digits. Spaces, `/`, `@`, NUL and other bytes are refused.
+fn is_valid_authority(value: &[u8]) -> bool {
+    let (host, port) = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(close) = literal.iter().position(|&b| b == b']') else { return false };
+        let inside = &literal[..close];
+        if inside.is_empty() || !inside.iter().all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':') {
+            return false;
+        }
+        match &literal[close + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&[][..], port),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon + 1..]),
+            None => (value, &[][..]),
+        }
+    };
+    is_reg_name(host) && port.iter().all(u8::is_ascii_digit)
+}
+
+/// RFC 3986's reg-name (which includes IPv4 addresses): unreserved and sub-delim characters
+/// and percent-encoded octets.
+fn is_reg_name(host: &[u8]) -> bool {
+    let mut at = 0;
+    while at < host.len() {
+        match host[at] {
+            b'%' if host.get(at + 1..at + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) => {
+                at += 3
+            }
+            b if is_unreserved(b) || is_sub_delim(b) => at += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+}
+
+fn is_sub_delim(b: u8) -> bool {
+    b"!$&'()*+,;=".contains(&b)
 }
 
 /// `name: value`, the value without surrounding whitespace.
@@ -193,7 +344,13 @@ fn parse_field(line: &[u8]) -> Result<(&[u8], &[u8]), Refusal> {
         // Includes whitespace between the name and the colon (RFC 9112 §5.1).
         return Err(Refusal::BadRequest("malformed header name"));
     }
-    Ok((name, trim(&line[colon + 1..])))
+    let value = &line[colon + 1..];
+    // RFC 9110 §5.5: field values are visible characters, spaces, tabs and obs-text. A bare
+    // CR kept in a value would let a front-end that splits lines on it see another field.
+    if !value.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)) {
+        return Err(Refusal::BadRequest("malformed header value"));
+    }
+    Ok((name, trim(value)))
 }
 
 /// A `Content-Length` value: digits only, no sign, no overflow.
@@ -205,14 +362,6 @@ fn parse_length(value: &[u8]) -> Result<u64, Refusal> {
         .iter()
         .try_fold(0u64, |n, &digit| n.checked_mul(10)?.checked_add(u64::from(digit - b'0')))
         .ok_or(Refusal::BadRequest("Content-Length too large"))
-}
-
-/// Is there a `Content-Length` field anywhere in the head (also after a
-/// `Transfer-Encoding`)? Only asked when refusing, to pick the more precise status.
-fn has_content_length(buf: &[u8], len: usize) -> bool {
-    buf[..len]
-        .split(|&b| b == b'\n')
-        .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -335,6 +484,83 @@ mod tests {
         assert_eq!(
             refusal("GET /\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n"),
             Refusal::BadRequest("malformed target")
+        );
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_are_counted() {
+        assert_eq!(empty_lines(b"\r\n\n\r\nGET"), 5);
+        assert_eq!(empty_lines(b"\r\n\r"), 2, "a CR alone may be the start of one more");
+        assert_eq!(empty_lines(b"GET / HTTP/1.1\r\n"), 0);
+        assert_eq!(empty_lines(b""), 0);
+    }
+
+    #[test]
+    fn host_must_be_one_valid_authority() {
+        for valid in ["x", "example.com:8080", "127.0.0.1", "[::1]:80", "[v1.fe]", "a%20b", "h:"] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {valid}\r\n\r\n");
+            assert!(parse(raw.as_bytes(), 8192).unwrap().is_some(), "{valid:?}");
+        }
+        assert!(head("GET / HTTP/1.1\r\nHost:\r\n\r\n").http11, "empty Host: a target without authority");
+        for invalid in ["a b", "a/b", "a\0b", "user@h", "h:8x", "[::1", "[::1]x", "a%2", "h\\x", "a?b"] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {invalid}\r\n\r\n");
+            assert!(parse(raw.as_bytes(), 8192).is_err(), "{invalid:?}");
+        }
+        assert_eq!(
+            refusal("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+            Refusal::BadRequest("more than one Host")
+        );
+        assert_eq!(refusal("GET / HTTP/1.0\r\nHost: a b\r\n\r\n"), Refusal::BadRequest("invalid Host"));
+    }
+
+    #[test]
+    fn absolute_form_targets_route_by_their_path() {
+        assert_eq!(head("GET http://x/fib/3?q HTTP/1.1\r\nHost: y\r\n\r\n").target, "/fib/3?q");
+        assert_eq!(head("GET HTTPS://x:443 HTTP/1.1\r\nHost: y\r\n\r\n").target, "/");
+        assert_eq!(head("GET http://x?a=1 HTTP/1.1\r\nHost: y\r\n\r\n").target, "/");
+        assert_eq!(head("GET /go?to=ftp://x HTTP/1.1\r\nHost: y\r\n\r\n").target, "/go?to=ftp://x");
+        assert_eq!(
+            refusal("GET ftp://x/ HTTP/1.1\r\nHost: y\r\n\r\n"),
+            Refusal::BadRequest("unsupported target scheme")
+        );
+        assert_eq!(
+            refusal("GET http://u@x/ HTTP/1.1\r\nHost: y\r\n\r\n"),
+            Refusal::BadRequest("malformed target")
+        );
+    }
+
+    #[test]
+    fn a_long_request_line_is_414_and_a_long_head_431() {
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(300));
+        assert_eq!(parse(long_target.as_bytes(), 200), Err(Refusal::UriTooLong));
+        assert_eq!(parse(&long_target.as_bytes()[..250], 200), Err(Refusal::UriTooLong));
+        let long_field =
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(100), "b".repeat(100));
+        assert_eq!(parse(long_field.as_bytes(), 200), Err(Refusal::HeadTooLarge));
+        let junk = [b'\x16'; 300];
+        assert_eq!(parse(&junk, 200), Err(Refusal::BadRequest("malformed method")), "junk is 400 at once");
+    }
+
+    #[test]
+    fn control_bytes_in_a_field_value_are_refused() {
+        for raw in [
+            "GET / HTTP/1.1\r\nHost: x\r\nX: a\rContent-Length: 31\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n",
+        ] {
+            assert_eq!(refusal(raw), Refusal::BadRequest("malformed header value"), "{raw:?}");
+        }
+        assert_eq!(head("GET / HTTP/1.1\r\nHost: x\r\nX: a\tb \u{e9}\r\n\r\n").method, Method::Get);
+    }
+
+    #[test]
+    fn methods_are_known_other_or_unknown() {
+        assert_eq!(head("DELETE / HTTP/1.1\r\nHost: x\r\n\r\n").method, Method::Other);
+        assert_eq!(head("BREW / HTTP/1.1\r\nHost: x\r\n\r\n").method, Method::Unknown);
+        assert_eq!(
+            head("get / HTTP/1.1\r\nHost: x\r\n\r\n").method,
+            Method::Unknown,
+            "methods are case-sensitive"
         );
     }
 }

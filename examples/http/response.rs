@@ -18,6 +18,7 @@ pub const BAD_REQUEST: Status = Status(400, "Bad Request");
 pub const NOT_FOUND: Status = Status(404, "Not Found");
 pub const METHOD_NOT_ALLOWED: Status = Status(405, "Method Not Allowed");
 pub const REQUEST_TIMEOUT: Status = Status(408, "Request Timeout");
+pub const URI_TOO_LONG: Status = Status(414, "URI Too Long");
 pub const HEADERS_TOO_LARGE: Status = Status(431, "Request Header Fields Too Large");
 pub const INTERNAL_ERROR: Status = Status(500, "Internal Server Error");
 pub const NOT_IMPLEMENTED: Status = Status(501, "Not Implemented");

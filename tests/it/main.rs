@@ -7,6 +7,7 @@ mod examples;
 mod faults;
 mod fib;
 mod http;
+mod http_hardening;
 mod lab;
 mod limits;
 mod offload;
