@@ -363,6 +363,7 @@ impl HttpConn {
         let (status, reason) = match refusal {
             Refusal::BadRequest(reason) => (response::BAD_REQUEST, reason),
             Refusal::HeadTooLarge => (response::HEADERS_TOO_LARGE, "request head too large"),
+            Refusal::TooManyFields => (response::HEADERS_TOO_LARGE, "too many header fields"),
             Refusal::UriTooLong => (response::URI_TOO_LONG, "request target too long"),
             Refusal::NotImplemented(what) => (response::NOT_IMPLEMENTED, what),
             Refusal::VersionNotSupported => (response::VERSION_NOT_SUPPORTED, "only HTTP/1.x"),
