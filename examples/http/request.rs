@@ -20,6 +20,8 @@
 //! before a colon, line folding, a bare CR), as RFC 9112 §6.3 and §11.2 ask, since that
 //! disagreement is how request smuggling works.
 
+use std::mem::MaybeUninit;
+
 /// A request method. Those this server serves are named; the other methods RFC 9110 and RFC
 /// 5789 define are `Other` (answered `405`, with `Allow`); any other token is `Unknown`
 /// (answered `501`, as RFC 9110 §9.1 recommends for a method the server does not recognise).
@@ -116,27 +118,72 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<Head<'_>>, Refusal> {
         return Err(Refusal::HeadTooLarge);
     }
     let window = &buf[start.min(limit)..limit];
-    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
-        check_partial_request_line(window)?;
-        return if buf.len() > max_head { Err(Refusal::UriTooLong) } else { Ok(None) };
-    };
-    let request_line = &window[..newline];
-    let (method, target, http11) =
-        parse_request_line(request_line.strip_suffix(b"\r").unwrap_or(request_line))?;
-    // The header section is tokenised by httparse: names are tokens, values visible
+    let over = buf.len() > max_head;
+    // httparse tokenises the head: method and field names are tokens, field values visible
     // characters, spaces and tabs (a bare CR, a NUL or another control byte is an error), no
-    // whitespace before a colon, no line folding, lines ending in CRLF or LF.
-    let section = &window[newline + 1..];
-    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let (end, fields) = match httparse::parse_headers(section, &mut storage) {
-        Ok(httparse::Status::Complete(parsed)) => parsed,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > max_head { Err(Refusal::HeadTooLarge) } else { Ok(None) };
+    // whitespace before a colon, no line folding, lines ending in CRLF or LF. The field
+    // slots are left uninitialised for it to fill (writing 100 empty ones first costs more
+    // than the parse).
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(window, &mut slots) {
+        Ok(httparse::Status::Complete(end)) => {
+            let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
+            else {
+                return Err(Refusal::BadRequest("malformed request line")); // not for a complete head
+            };
+            let (method, target) = method_and_target(method.as_bytes(), target)?;
+            head(method, target, minor == 1, request.headers, start + end).map(Some)
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooManyFields),
-        Err(_) => return Err(Refusal::BadRequest(field_error(section))),
-    };
-    let len = start + newline + 1 + end;
+        Ok(httparse::Status::Partial) => incomplete(window, over),
+        // httparse knows HTTP/1.0 and 1.1 only; other versions get our own request line.
+        Err(httparse::Error::Version) => parse_other_version(window, start, over),
+        Err(httparse::Error::TooManyHeaders) => Err(Refusal::TooManyFields),
+        Err(_) => Err(Refusal::BadRequest(explain(window))),
+    }
+}
+
+/// The head is not complete: wait, unless it is over the limit already (`414` while the
+/// request line has not ended, `431` after).
+fn incomplete(window: &[u8], over: bool) -> Result<Option<Head<'_>>, Refusal> {
+    if window.contains(&b'\n') {
+        return if over { Err(Refusal::HeadTooLarge) } else { Ok(None) };
+    }
+    check_partial_request_line(window)?;
+    if over {
+        Err(Refusal::UriTooLong)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A head whose version httparse refused: `HTTP/1.2` and later minors are served as 1.1 (RFC
+/// 9112 §2.3), `HTTP/2.0` and others are `505`, anything else `400`. Rare, so its fields
+/// go through httparse's field parser with initialised slots.
+fn parse_other_version(window: &[u8], start: usize, over: bool) -> Result<Option<Head<'_>>, Refusal> {
+    let Some(newline) = window.iter().position(|&b| b == b'\n') else { return incomplete(window, over) };
+    let (method, target, http11) = parse_request_line(strip_cr(&window[..newline]))?;
+    let section = &window[newline + 1..];
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    match httparse::parse_headers(section, &mut fields) {
+        Ok(httparse::Status::Complete((end, fields))) => {
+            head(method, target, http11, fields, start + newline + 1 + end).map(Some)
+        }
+        Ok(httparse::Status::Partial) => incomplete(window, over),
+        Err(httparse::Error::TooManyHeaders) => Err(Refusal::TooManyFields),
+        Err(_) => Err(Refusal::BadRequest(field_error(section))),
+    }
+}
+
+/// A complete head from its request line and fields, `len` bytes long: evloop's framing
+/// rules applied to what httparse tokenised.
+fn head<'a>(
+    method: Method,
+    target: &'a str,
+    http11: bool,
+    fields: &[httparse::Header<'a>],
+    len: usize,
+) -> Result<Head<'a>, Refusal> {
     let mut head = Head {
         method,
         target,
@@ -152,7 +199,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<Head<'_>>, Refusal> {
         framing.field(&mut head, field.name.as_bytes(), field.value)?;
     }
     framing.finish(&mut head)?;
-    Ok(Some(head))
+    Ok(head)
 }
 
 /// What the header fields say about framing and routing, gathered field by field and checked
@@ -216,11 +263,27 @@ impl Framing {
     }
 }
 
+/// Why httparse refused a head, as the `400` answer's text: the request line's fault if our
+/// own parse of it agrees, else the first field line that breaks a rule. Only on the error
+/// path, so it may scan again.
+fn explain(window: &[u8]) -> &'static str {
+    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
+        return match check_partial_request_line(window) {
+            Err(Refusal::BadRequest(reason)) => reason,
+            _ => "malformed request line",
+        };
+    };
+    match parse_request_line(strip_cr(&window[..newline])) {
+        Err(Refusal::BadRequest(reason)) => reason,
+        _ => field_error(&window[newline + 1..]),
+    }
+}
+
 /// Why httparse refused a header section: the first line that breaks a rule, named as the
 /// `400` answer's text. Only on the error path, so it may scan again.
 fn field_error(section: &[u8]) -> &'static str {
     for line in section.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = strip_cr(line);
         if line.is_empty() {
             break;
         }
@@ -264,7 +327,6 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, &str, bool), Refusal> {
     if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
         return Err(Refusal::BadRequest("malformed target"));
     }
-    let target = std::str::from_utf8(target).map_err(|_| Refusal::BadRequest("malformed target"))?;
     let http11 = match version {
         b"HTTP/1.0" => false,
         [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if minor.is_ascii_digit() => true,
@@ -275,6 +337,18 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, &str, bool), Refusal> {
         }
         _ => return Err(Refusal::BadRequest("malformed version")),
     };
+    let target = std::str::from_utf8(target).map_err(|_| Refusal::BadRequest("malformed target"))?;
+    let (method, target) = method_and_target(method, target)?;
+    Ok((method, target, http11))
+}
+
+/// What this server makes of a method token and a target (both already tokenised): the
+/// method's class, and the target in origin form. The target must be ASCII (httparse also
+/// lets bytes above 0x7f through).
+fn method_and_target<'a>(method: &[u8], target: &'a str) -> Result<(Method, &'a str), Refusal> {
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Refusal::BadRequest("malformed target"));
+    }
     let method = match method {
         b"GET" => Method::Get,
         b"HEAD" => Method::Head,
@@ -283,7 +357,11 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, &str, bool), Refusal> {
         b"DELETE" | b"OPTIONS" | b"TRACE" | b"CONNECT" | b"PATCH" => Method::Other,
         _ => Method::Unknown,
     };
-    Ok((method, origin_form(target)?, http11))
+    Ok((method, origin_form(target)?))
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// The path and query of an absolute-form target (`http://host:port/path?query`, which a
