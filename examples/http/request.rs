@@ -666,10 +666,10 @@ mod tests {
 
     #[test]
     fn at_most_max_fields_header_fields() {
-        let fields = |n: usize| {
-            format!("GET / HTTP/1.1\r\n{}\r\n", "Host: x\r\n".repeat(1) + &"X: y\r\n".repeat(n - 1))
-        };
+        let fields = |n: usize| format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", "X: y\r\n".repeat(n - 1));
         assert!(parse(fields(MAX_FIELDS).as_bytes(), 8192).unwrap().is_some());
         assert_eq!(parse(fields(MAX_FIELDS + 1).as_bytes(), 8192), Err(Refusal::TooManyFields));
+        let http12 = fields(MAX_FIELDS + 1).replace("HTTP/1.1", "HTTP/1.2");
+        assert_eq!(parse(http12.as_bytes(), 8192), Err(Refusal::TooManyFields), "the other-version path too");
     }
 }

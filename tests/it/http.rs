@@ -20,7 +20,7 @@ use crate::util::Rng;
 mod cli;
 #[allow(dead_code)]
 #[path = "../../examples/http/request.rs"]
-mod request;
+pub(crate) mod request;
 #[allow(dead_code)]
 #[path = "../../examples/http/response.rs"]
 mod response;

@@ -286,3 +286,76 @@ fn http_command_line_from_one_definition() {
         assert!(stderr.contains("error") && stderr.contains(flag), "{bad:?}: {stderr}");
     }
 }
+
+/// The parser's invariants over generated heads (valid ones, then mutated: bytes replaced,
+/// inserted, removed; fields added, repeated, reordered): an accepted head is at most
+/// `max_head` bytes, re-parses the same from exactly its own bytes, and every prefix of it is
+/// "not yet", never an error (a client that sends a valid head slowly is never refused).
+#[test]
+fn accepted_heads_reparse_the_same_and_their_prefixes_wait() {
+    use crate::http::request;
+    let mut rng = crate::util::Rng::seeded("accepted_heads_reparse_the_same_and_their_prefixes_wait");
+    let lines =
+        ["GET /fib/3 HTTP/1.1", "POST /echo HTTP/1.0", "HEAD http://h:1/?q HTTP/1.2", "BREW * HTTP/1.1"];
+    let fields = [
+        "Host: a",
+        "Host: [::1]:80",
+        "Content-Length: 5",
+        "content-length:5",
+        "Connection: keep-alive, close",
+        "Expect: 100-continue",
+        "X-Any: \t v a l u e \t",
+        "Transfer-Encoding: chunked",
+        "X-Utf8: \u{e9}",
+    ];
+    let alphabet = b"\r\n :\t,/0123456789GETHTP.\x00\x7f\x80";
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..5_000 {
+        let mut raw = String::new();
+        if rng.range(0, 3) == 0 {
+            raw.push_str("\r\n");
+        }
+        raw.push_str(lines[rng.range(0, lines.len() - 1)]);
+        for _ in 0..rng.range(0, 4) {
+            raw.push_str(["\r\n", "\n"][rng.range(0, 1)]);
+            raw.push_str(fields[rng.range(0, fields.len() - 1)]);
+        }
+        raw.push_str("\r\n\r\n");
+        let mut bytes = raw.into_bytes();
+        for _ in 0..rng.range(0, 2) {
+            let at = rng.range(0, bytes.len() - 1);
+            let byte = alphabet[rng.range(0, alphabet.len() - 1)];
+            match rng.range(0, 2) {
+                0 => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ => drop(bytes.remove(at)),
+            }
+        }
+        let max_head = [64, 8192][rng.range(0, 1)];
+        match request::parse(&bytes, max_head) {
+            Ok(Some(head)) => {
+                accepted += 1;
+                assert!(head.len <= bytes.len() && head.len <= max_head, "{head:?}");
+                let own = &bytes[..head.len];
+                assert_eq!(
+                    request::parse(own, max_head),
+                    Ok(Some(head)),
+                    "{:?}",
+                    String::from_utf8_lossy(own)
+                );
+                for cut in 0..own.len() {
+                    assert_eq!(
+                        request::parse(&own[..cut], max_head),
+                        Ok(None),
+                        "prefix {cut} of {:?}",
+                        String::from_utf8_lossy(own)
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(_) => refused += 1,
+        }
+    }
+    // The generator reaches both sides (a silent bias would make the test vacuous).
+    assert!(accepted > 500 && refused > 500, "accepted {accepted}, refused {refused}");
+}
