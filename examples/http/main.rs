@@ -34,13 +34,14 @@
 //! ```
 //!
 //! Empty lines between requests (RFC 9112 §2.2) are consumed and start no timer. Request heads
-//! are parsed in `request.rs`, routed in `route.rs`, response heads written in `response.rs`,
-//! and the command line is `cli.rs`.
+//! are parsed in `request.rs` (with `uri.rs`), routed in `route.rs`, response heads written in
+//! `response.rs`, and the command line is `cli.rs`.
 
 mod cli;
 mod request;
 mod response;
 mod route;
+mod uri;
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -27,6 +27,8 @@ mod response;
 #[allow(dead_code)]
 #[path = "../../examples/http/route.rs"]
 mod route;
+#[path = "../../examples/http/uri.rs"]
+mod uri;
 
 pub fn http_server(args: &[&str]) -> Running {
     let mut command = Command::new(example("http"));
