@@ -4,21 +4,24 @@
 //! or "invalid, answer with this status".
 //!
 //! ```text
-//! bytes ─► empty lines skipped ─► request line (ours) ─► header fields (httparse) ─► Framing (ours) ─► Head
-//!                                  method, target form,   tokens, values, line        lengths, Host,
-//!                                  version, 414           endings, obs-fold refused   Connection, Expect
+//! bytes ─► empty lines skipped ─► httparse::Request ─────────────► our checks ─────────► Head
+//!                                  method, target, version,        target form (uri.rs),
+//!                                  fields: tokens, values,         method class, 414/431,
+//!                                  line endings; obs-fold refused  Framing: lengths, Host,
+//!                                                                  Connection, Expect
 //! ```
 //!
-//! The header fields are tokenised by the `httparse` crate (hyper's parser: fuzzed, SIMD on
-//! x86-64). The request line is parsed here because httparse refuses `HTTP/1.2`, which RFC
-//! 9112 §2.3 asks a server to serve as 1.1, and because its checks are the server's own (`414`
-//! for a long target, absolute-form targets, non-ASCII targets refused). Only what a server
-//! needs to frame and route requests is kept: method, target, version, and the headers that
-//! decide framing and persistence (`Content-Length`, `Transfer-Encoding`, `Connection`,
-//! `Expect`, `Host`). Everything that could let two parsers disagree on where a request ends
-//! is refused (both `Content-Length` and `Transfer-Encoding`, differing lengths, whitespace
-//! before a colon, line folding, a bare CR), as RFC 9112 §6.3 and §11.2 ask, since that
-//! disagreement is how request smuggling works.
+//! The head is tokenised by the `httparse` crate (hyper's parser: fuzzed, SIMD on x86-64).
+//! Our own code stays around it where httparse does not say what this server must: versions
+//! other than 1.0 and 1.1 (RFC 9112 §2.3 asks a server to serve `HTTP/1.2` as 1.1; httparse
+//! refuses it, so such a line is parsed here and only its fields by httparse), the limits and
+//! their statuses, ASCII-only targets, and the text of a `400` (httparse says only which kind
+//! of token failed). Only what a server needs to frame and route requests is kept: method,
+//! target, version, and the headers that decide framing and persistence (`Content-Length`,
+//! `Transfer-Encoding`, `Connection`, `Expect`, `Host`). Everything that could let two parsers
+//! disagree on where a request ends is refused (both `Content-Length` and
+//! `Transfer-Encoding`, differing lengths, whitespace before a colon, line folding, a bare CR),
+//! as RFC 9112 §6.3 and §11.2 ask, since that disagreement is how request smuggling works.
 
 use std::mem::MaybeUninit;
 
