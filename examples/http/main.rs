@@ -22,58 +22,40 @@
 //!
 //! While a response is produced over several loop turns (streaming, computing) reading is
 //! paused, so pipelined requests wait in the buffers and answers go out in request order.
-//! Request heads are parsed in `request.rs`, routed in `route.rs`, and response heads
-//! written in `response.rs`.
+//!
+//! Deadlines, so that no client holds a slot by being slow (nginx's `client_header_timeout`
+//! and `keepalive_timeout`, Apache's `mod_reqtimeout`):
+//!
+//! ```text
+//!  accept ──header timer──► first head complete      nothing arrived: closed quietly
+//!                                                    part of a head: 408, closed
+//!  response done ──idle (reactor's idle_timeout)──► first byte of the next head ──header timer──►
+//!  head with a body ──body timer, extended per --body-min-rate bytes──► body read   too slow: 408
+//! ```
+//!
+//! Empty lines between requests (RFC 9112 §2.2) are consumed and start no timer. Request heads
+//! are parsed in `request.rs` (with `uri.rs`), routed in `route.rs`, response heads written in
+//! `response.rs`, and the command line is `cli.rs`.
 
+mod cli;
 mod request;
 mod response;
 mod route;
+mod uri;
 
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use clap::Parser;
 use evloop::workers::Workers;
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
 
+use cli::{Args, Settings};
 use request::{Head, Method, Refusal};
 use response::{Persistence, ResponseHead, Status};
-use route::{route, Limits, Route};
-
-const USAGE: &str = "\
-http: an evloop HTTP/1.1 server (keep-alive, pipelining, streamed bodies, offloaded work).
-
-usage: http [--addr HOST:PORT] [--workers N] [--max-conns N] [--idle-timeout SECS]
-            [--header-timeout MS] [--max-head BYTES] [--max-fib N] [--max-bytes N]
-            [--threads K]
-
-  --addr HOST:PORT      address to listen on (default 127.0.0.1:8080)
-  --workers N           reactor threads sharing the address with SO_REUSEPORT (default 1)
-  --max-conns N         most clients served at once, per worker (default 1024)
-  --idle-timeout SECS   close a keep-alive connection silent this long (default 60)
-  --header-timeout MS   answer 408 and close if a request head takes longer (default 10000)
-  --max-head BYTES      largest request head accepted, else 431 (default 8192)
-  --max-fib N           largest N for /fib/N (default 40; at most 92)
-  --max-bytes N         largest N for /bytes/N (default 1073741824)
-  --threads K           offload worker threads per reactor (default 0: one per CPU)
-  -h, --help            this help
-
-Routes:
-  GET|HEAD /            200 \"hello\\n\"
-  POST|PUT /echo        200, the request body streamed back as it arrives
-  GET|HEAD /bytes/N     200, N bytes of 'x', streamed at the pace the client reads
-  GET|HEAD /fib/N       200, fib(N) computed recursively on the offload pool
-";
-
-/// Settings every connection shares.
-#[derive(Debug, Clone, Copy)]
-struct Settings {
-    header_timeout: Duration,
-    max_head: usize,
-    limits: Limits,
-}
+use route::{route, Route};
 
 /// Requests answered per `on_data` call before yielding to the other connections, so one
 /// client pipelining thousands of requests cannot hold the loop.
@@ -98,7 +80,8 @@ enum State {
     Head,
     /// Reading a request body: `left` bytes still to come. Echoed as they arrive for
     /// `/echo`, discarded otherwise (then the request is answered once it is all read).
-    Body { left: u64, request: Request },
+    /// `started` and `received` are the body deadline's clock (see `check_body_rate`).
+    Body { left: u64, request: Request, started: Instant, received: u64 },
     /// Sending `/bytes/N`: `left` bytes still to write. Reading is paused.
     Streaming { left: u64, persistence: Persistence },
     /// `/fib/N` is on the offload pool; the answer is written in `on_done`. Reading is paused.
@@ -111,16 +94,28 @@ enum State {
 struct HttpConn {
     settings: Settings,
     state: State,
-    /// Armed while a request head is incomplete: a client that trickles its head is
-    /// answered 408 and closed (the classic slowloris defence).
+    /// Armed from the accept until the first head is complete, and from the first byte of
+    /// each later head until it is complete: a client that sends nothing is let go quietly,
+    /// one that trickles its head is answered 408 (the classic slowloris defence).
     head_timer: Option<TimerId>,
+    /// Some byte of the current request head has arrived (empty lines do not count).
+    head_begun: bool,
+    /// Armed while a body is read; see `check_body_rate`.
+    body_timer: Option<TimerId>,
     /// The client half-closed while a response was still being produced: close after it.
     peer_done: bool,
 }
 
 impl HttpConn {
     fn new(settings: Settings) -> HttpConn {
-        HttpConn { settings, state: State::Head, head_timer: None, peer_done: false }
+        HttpConn {
+            settings,
+            state: State::Head,
+            head_timer: None,
+            head_begun: false,
+            body_timer: None,
+            peer_done: false,
+        }
     }
 
     /// Parses and starts requests until one needs more input or more time.
@@ -133,15 +128,24 @@ impl HttpConn {
                         cx.yield_now();
                         return;
                     }
+                    // Empty lines before a request are ignored (RFC 9112 §2.2): consumed here,
+                    // so they neither start the header timer nor count as part of a head.
+                    input.consume(request::empty_lines(input.bytes()));
+                    if input.is_empty() || input.bytes() == b"\r" {
+                        return;
+                    }
+                    self.head_begun = true;
+                    cx.set_reusable(false);
                     match request::parse(input.bytes(), self.settings.max_head) {
                         Ok(Some(head)) => {
                             self.disarm_head_timer(cx);
+                            self.head_begun = false;
                             input.consume(head.len);
                             served += 1;
                             self.start(&head, cx);
                         }
                         Ok(None) => {
-                            if !input.is_empty() && self.head_timer.is_none() {
+                            if self.head_timer.is_none() {
                                 self.head_timer = Some(cx.set_timer(self.settings.header_timeout));
                             }
                             return;
@@ -153,7 +157,7 @@ impl HttpConn {
                         }
                     }
                 }
-                State::Body { left, request } => {
+                State::Body { left, request, received, .. } => {
                     let take = usize::try_from(*left).unwrap_or(usize::MAX).min(input.len());
                     if take == 0 {
                         return;
@@ -163,11 +167,15 @@ impl HttpConn {
                     }
                     input.consume(take);
                     *left -= take as u64;
+                    *received += take as u64;
                     if *left > 0 {
                         return;
                     }
                     let request = *request;
                     self.state = State::Head;
+                    if let Some(timer) = self.body_timer.take() {
+                        cx.cancel_timer(timer);
+                    }
                     if request.route == Route::Echo {
                         self.finish(request.persistence, cx);
                     } else {
@@ -207,7 +215,9 @@ impl HttpConn {
             self.respond(request, cx);
             return;
         }
-        if head.expect_continue {
+        // The interim answer is for HTTP/1.1 clients only (RFC 9110 §15.2): an HTTP/1.0
+        // client would take it for the response.
+        if head.expect_continue && head.http11 {
             cx.write(response::CONTINUE);
         }
         if route == Route::Echo {
@@ -220,7 +230,33 @@ impl HttpConn {
             );
             cx.write(head.as_bytes());
         }
-        self.state = State::Body { left: head.content_length, request };
+        self.state = State::Body { left: head.content_length, request, started: cx.now(), received: 0 };
+        self.body_timer = Some(cx.set_timer(self.settings.body_timeout));
+    }
+
+    /// The body deadline is due. The body may take `--body-timeout` plus one second per
+    /// `--body-min-rate` bytes received so far (Apache `mod_reqtimeout`'s `MinRate`): a fast
+    /// upload of any size keeps going, a trickle is cut off. One timer, re-armed for the time
+    /// earned since it was set, rather than a re-arm per read.
+    fn check_body_rate(&mut self, cx: &mut Cx<'_, Self>) {
+        let State::Body { request, started, received, .. } = self.state else { return };
+        let earned = Duration::from_millis(received.saturating_mul(1000) / self.settings.body_min_rate);
+        let allowed = self.settings.body_timeout.saturating_add(earned);
+        let elapsed = cx.now().saturating_duration_since(started);
+        if elapsed < allowed {
+            self.body_timer = Some(cx.set_timer(allowed - elapsed));
+            return;
+        }
+        log::debug!("conn {}: request body too slow ({received} bytes in {elapsed:?})", cx.id());
+        if request.route == Route::Echo {
+            // The echo's head and part of its body are out: no answer can follow. The close
+            // leaves the response short of its Content-Length, which the client detects.
+            self.close(cx);
+        } else {
+            let body = b"request body too slow\n";
+            self.answer(response::REQUEST_TIMEOUT, body, Persistence::Close, &[], false, cx);
+            self.close(cx);
+        }
     }
 
     /// Answers a request whose body (if any) has been read.
@@ -248,7 +284,8 @@ impl HttpConn {
                     self.pump(cx);
                 }
             }
-            Route::Fib(n) => match cx.offload(move || fib(n)) {
+            // The job stops early if the client goes away (`Cancel`, raised at its close).
+            Route::Fib(n) => match cx.offload_cancellable(move |cancel| common::fib_cancellable(n, cancel).unwrap_or(0)) {
                 Ok(()) => {
                     self.state = State::Computing { request };
                     cx.pause_read();
@@ -320,6 +357,9 @@ impl HttpConn {
             self.close(cx);
         } else {
             self.state = State::Head;
+            // A keep-alive connection between requests: when the server is full, the one
+            // idle longest makes room for a new client (nginx's reusable connections).
+            cx.set_reusable(true);
         }
     }
 
@@ -329,6 +369,8 @@ impl HttpConn {
         let (status, reason) = match refusal {
             Refusal::BadRequest(reason) => (response::BAD_REQUEST, reason),
             Refusal::HeadTooLarge => (response::HEADERS_TOO_LARGE, "request head too large"),
+            Refusal::TooManyFields => (response::HEADERS_TOO_LARGE, "too many header fields"),
+            Refusal::UriTooLong => (response::URI_TOO_LONG, "request target too long"),
             Refusal::NotImplemented(what) => (response::NOT_IMPLEMENTED, what),
             Refusal::VersionNotSupported => (response::VERSION_NOT_SUPPORTED, "only HTTP/1.x"),
         };
@@ -340,6 +382,9 @@ impl HttpConn {
 
     fn close(&mut self, cx: &mut Cx<'_, Self>) {
         self.disarm_head_timer(cx);
+        if let Some(timer) = self.body_timer.take() {
+            cx.cancel_timer(timer);
+        }
         self.state = State::Closing;
         cx.close();
     }
@@ -351,17 +396,17 @@ impl HttpConn {
     }
 }
 
-/// The CPU-bound workload, recursive on purpose (as in the `fib` example).
-fn fib(n: u32) -> u64 {
-    if n < 2 {
-        u64::from(n)
-    } else {
-        fib(n - 1) + fib(n - 2)
-    }
-}
 
 impl Handler for HttpConn {
     type Msg = u64;
+
+    /// The first head's deadline runs from the accept, as nginx's `client_header_timeout`
+    /// does: a connection that sends nothing holds its slot this long, not `--idle-timeout`.
+    fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+        self.head_timer = Some(cx.set_timer(self.settings.header_timeout));
+        // Nothing received yet: reclaimable when the server is full.
+        cx.set_reusable(true);
+    }
 
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         self.serve(input, cx);
@@ -402,60 +447,34 @@ impl Handler for HttpConn {
     fn on_timer(&mut self, id: TimerId, cx: &mut Cx<'_, Self>) {
         if self.head_timer == Some(id) {
             self.head_timer = None;
+            if !self.head_begun {
+                // Nothing of a request arrived since the accept: nothing to answer (nginx
+                // closes such a connection without a response too). Aborted rather than
+                // closed, so no lingering holds the slot: there is no reply to protect.
+                log::debug!("conn {}: no request", cx.id());
+                self.state = State::Closing;
+                cx.abort();
+                return;
+            }
             log::debug!("conn {}: request head too slow", cx.id());
             let body = b"request head too slow\n";
             self.answer(response::REQUEST_TIMEOUT, body, Persistence::Close, &[], false, cx);
             self.close(cx);
+        } else if self.body_timer == Some(id) {
+            self.body_timer = None;
+            self.check_body_rate(cx);
         }
     }
 }
 
 fn main() {
     common::init_logging();
-    let mut flags = common::Flags::parse(USAGE);
-    let addr: SocketAddr = flags.value("--addr", "127.0.0.1:8080".parse().unwrap());
-    let workers: usize = flags.value("--workers", 1);
-    let max_conns: usize = flags.value("--max-conns", 1024);
-    let idle_secs: u64 = flags.value("--idle-timeout", 60);
-    let header_ms: u64 = flags.value("--header-timeout", 10_000);
-    let max_head: usize = flags.value("--max-head", 8192);
-    let max_fib: u32 = flags.value("--max-fib", 40);
-    let max_bytes: u64 = flags.value("--max-bytes", 1 << 30);
-    let threads: usize = flags.value("--threads", 0);
-    if !(1..=256).contains(&workers) {
-        flags.fail("--workers must be from 1 to 256");
-    }
-    if max_conns == 0 {
-        flags.fail("--max-conns must be at least 1");
-    }
-    if header_ms == 0 {
-        flags.fail("--header-timeout must be at least 1 ms");
-    }
-    if !(64..=1 << 20).contains(&max_head) {
-        flags.fail("--max-head must be from 64 to 1048576");
-    }
-    if max_fib > 92 {
-        flags.fail("--max-fib must be at most 92 (fib(93) overflows 64 bits)");
-    }
-    if threads > 1024 {
-        flags.fail("--threads must be at most 1024");
-    }
-    flags.finish();
-
-    let limits = Limits { max_fib, max_bytes };
-    let settings = Settings { header_timeout: Duration::from_millis(header_ms), max_head, limits };
-    let config = Config {
-        max_conns,
-        idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
-        // Room for a whole head plus pipelined requests behind it.
-        max_input: (max_head * 2).max(Config::default().max_input),
-        offload_threads: threads,
-        ..Config::default()
-    };
-    let served = if workers == 1 {
-        serve(addr, config, settings)
+    let args = Args::parse();
+    let (settings, config) = (args.settings(), args.config());
+    let served = if args.workers == 1 {
+        serve(args.addr, config, settings)
     } else {
-        serve_on_workers(workers, addr, config, settings)
+        serve_on_workers(args.workers, args.addr, config, settings)
     };
     if let Err(e) = served {
         eprintln!("error: {e}");
@@ -463,7 +482,7 @@ fn main() {
     }
 }
 
-fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
+fn serve(addr: std::net::SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
     let bound = reactor.listen(addr, move |_peer| HttpConn::new(settings))?;
     common::run_reactor(reactor, bound)
@@ -471,7 +490,7 @@ fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Resul
 
 fn serve_on_workers(
     count: usize,
-    addr: SocketAddr,
+    addr: std::net::SocketAddr,
     config: Config,
     settings: Settings,
 ) -> std::io::Result<()> {

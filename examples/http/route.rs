@@ -27,10 +27,15 @@ pub struct Limits {
 /// The error answer for a request no route takes: status, body, extra headers.
 pub type RouteError = (Status, &'static str, &'static [(&'static str, &'static str)]);
 
-/// Routes `method` and `target` (a query string is ignored).
+/// Routes `method` and `target` (a query string is ignored). A method the server does not
+/// recognise is `501` whatever the target (RFC 9110 §9.1); a known one it does not serve for
+/// the target is `405`.
 pub fn route(method: Method, target: &str, limits: &Limits) -> Result<Route, RouteError> {
     const GET_HEAD: &[(&str, &str)] = &[("Allow", "GET, HEAD")];
     const POST_PUT: &[(&str, &str)] = &[("Allow", "POST, PUT")];
+    if method == Method::Unknown {
+        return Err((response::NOT_IMPLEMENTED, "method not implemented\n", &[]));
+    }
     let path = target.split_once('?').map_or(target, |(path, _query)| path);
     let read_only = matches!(method, Method::Get | Method::Head);
     let (route, allowed) = if path == "/" {
@@ -87,6 +92,8 @@ mod tests {
         assert_eq!(status(Method::Post, "/"), response::METHOD_NOT_ALLOWED);
         assert_eq!(status(Method::Get, "/echo"), response::METHOD_NOT_ALLOWED);
         assert_eq!(status(Method::Other, "/fib/3"), response::METHOD_NOT_ALLOWED);
+        assert_eq!(status(Method::Unknown, "/"), response::NOT_IMPLEMENTED);
+        assert_eq!(status(Method::Unknown, "/nowhere"), response::NOT_IMPLEMENTED);
         assert_eq!(status(Method::Get, "/bytes/1001"), response::BAD_REQUEST);
         assert_eq!(status(Method::Get, "/bytes/+5"), response::BAD_REQUEST);
         assert_eq!(status(Method::Get, "/fib/41"), response::BAD_REQUEST);

@@ -76,6 +76,17 @@ pub(super) struct Listener<H> {
     last_warning: Option<Instant>,
 }
 
+/// What a full reactor can do for a waiting client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reclaim {
+    /// Close this idle connection to make room.
+    Now(usize),
+    /// Only connections too new to judge are reusable: try again next turn.
+    NextTurn,
+    /// Nothing can be reclaimed: pause until a connection closes.
+    Nothing,
+}
+
 /// Why a listener stopped accepting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pause {
@@ -104,12 +115,18 @@ impl<H: Handler> Reactor<H> {
         for _ in 0..batch {
             // Full: a client may still be admitted if an idle connection can make room.
             let full = self.shared.slots.len() >= self.shared.config.max_conns;
-            let reclaimable = full.then(|| self.longest_idle()).flatten();
+            let reclaim = if full { self.reclaimable() } else { Reclaim::Nothing };
             let Some(Some(listener)) = self.listeners.get_mut(index) else { return };
             if listener.paused.is_some() {
                 return;
             }
-            if full && reclaimable.is_none() {
+            if full && reclaim == Reclaim::NextTurn {
+                // Reusable connections opened this very turn: too new to judge (their first
+                // bytes may be waiting unread). Look again next turn rather than pause.
+                self.shared.deferred.push_back(Deferred::Accept(index));
+                return;
+            }
+            if full && reclaim == Reclaim::Nothing {
                 // New clients wait in the kernel's backlog until a connection closes
                 // (`resume_at_capacity`). Edge-triggered: no event will repeat.
                 listener.paused = Some(Pause::AtCapacity);
@@ -120,7 +137,7 @@ impl<H: Handler> Reactor<H> {
             match listener.socket.accept() {
                 Ok((stream, peer)) => {
                     // Only now, with a client in hand, is the idle connection closed.
-                    if let Some(slot) = reclaimable {
+                    if let Reclaim::Now(slot) = reclaim {
                         log::debug!(
                             "conn slot={slot} peer={} reclaimed for a new client",
                             self.conns[slot].core.peer
@@ -160,18 +177,36 @@ impl<H: Handler> Reactor<H> {
         self.shared.deferred.push_back(Deferred::Accept(index));
     }
 
-    /// The reusable connection (marked by its handler; nothing pending either way) that has
-    /// been quiet longest: the one to close when full and a client waits. A scan of the
-    /// table, but only when full: the common accept never gets here.
-    fn longest_idle(&self) -> Option<usize> {
-        let idle = self.conns.iter().filter(|(_, conn)| {
+    /// Which connection to close when full and a client waits: the reusable one (marked by
+    /// its handler; nothing pending either way; no readiness unread) that has been quiet
+    /// longest — but only among those quiet since before this turn: one opened this turn may
+    /// have its first bytes waiting unread, and is judged next turn. A scan of the table,
+    /// only when full: the common accept never gets here.
+    fn reclaimable(&self) -> Reclaim {
+        let now = self.shared.now;
+        let mut next_turn = false;
+        let mut oldest: Option<(usize, std::time::Instant)> = None;
+        for (slot, conn) in self.conns.iter() {
             let core = &conn.core;
-            core.flags.has(Flags::REUSABLE)
+            let idle = core.flags.has(Flags::REUSABLE)
+                && !core.flags.has(Flags::READ_READY)
                 && core.is_open()
                 && core.pending_out() == 0
-                && conn.input.is_empty()
-        });
-        idle.min_by_key(|(_, conn)| conn.core.last_active).map(|(slot, _)| slot)
+                && conn.input.is_empty();
+            if !idle {
+                continue;
+            }
+            if core.last_active >= now {
+                next_turn = true;
+            } else if oldest.is_none_or(|(_, at)| core.last_active < at) {
+                oldest = Some((slot, core.last_active));
+            }
+        }
+        match (oldest, next_turn) {
+            (Some((slot, _)), _) => Reclaim::Now(slot),
+            (None, true) => Reclaim::NextTurn,
+            (None, false) => Reclaim::Nothing,
+        }
     }
 
     /// The backoff after descriptor exhaustion is over: try again.

@@ -96,10 +96,10 @@ fn jobs_of_closed_connections_are_dropped_or_stopped() {
     let config = Config { offload_threads: 2, ..Config::default() };
     let counter = Arc::clone(&started);
     let server = Server::start(config, move |_| Stubborn { started: Arc::clone(&counter) });
-    for _ in 0..50 {
+    for i in 0..50 {
         let mut client = server.connect();
         client.write_all(b"work").unwrap();
-        server.wait_for(Duration::from_secs(10), "the job", |s| s.offload_submitted > 0);
+        server.wait_for(Duration::from_secs(10), "the job", |s| s.offload_submitted > i);
         set_linger_zero(&client);
     }
     server.wait_for(Duration::from_secs(10), "50 jobs", |s| s.offload_submitted == 50);

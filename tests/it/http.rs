@@ -1,6 +1,7 @@
 //! The http example end to end, over raw sockets (no HTTP client library, so every byte on
 //! the wire is the test's own): keep-alive, pipelining, streamed bodies both ways, the
-//! error answers, the slow-head timeout, and HTTP/1.0.
+//! error answers, the deadlines (head, body, idle, lingering), and HTTP/1.0. The RFC edge
+//! cases and the attacks on slots are in `http_hardening.rs`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -15,16 +16,21 @@ use crate::util::Rng;
 // `cargo test` (an example's own `#[cfg(test)]` code only runs if it is built as a test,
 // and then its binary is not). Only their tests use them here.
 #[allow(dead_code)]
+#[path = "../../examples/http/cli.rs"]
+mod cli;
+#[allow(dead_code)]
 #[path = "../../examples/http/request.rs"]
-mod request;
+pub(crate) mod request;
 #[allow(dead_code)]
 #[path = "../../examples/http/response.rs"]
 mod response;
 #[allow(dead_code)]
 #[path = "../../examples/http/route.rs"]
 mod route;
+#[path = "../../examples/http/uri.rs"]
+mod uri;
 
-fn http_server(args: &[&str]) -> Running {
+pub fn http_server(args: &[&str]) -> Running {
     let mut command = Command::new(example("http"));
     command.args(["--addr", "127.0.0.1:0"]).args(args);
     Running::start(command)
@@ -32,14 +38,14 @@ fn http_server(args: &[&str]) -> Running {
 
 /// A response as read off the wire.
 #[derive(Debug)]
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
 }
 
 impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().skip(1).find_map(|line| {
             let (field, value) = line.split_once(':')?;
             field.eq_ignore_ascii_case(name).then(|| value.trim())
@@ -49,7 +55,7 @@ impl Response {
 
 /// Reads one response: the head up to the empty line, then `Content-Length` bytes of body
 /// (none for a `HEAD` request). `pending` carries bytes read past the previous response.
-fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -> Response {
+pub fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -> Response {
     let head_end = loop {
         if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
@@ -76,13 +82,13 @@ fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request: bo
     response
 }
 
-fn get(stream: &mut TcpStream, target: &str) -> Response {
+pub fn get(stream: &mut TcpStream, target: &str) -> Response {
     write!(stream, "GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     read_response(stream, &mut Vec::new(), false)
 }
 
 /// The server closes: EOF (or a reset, if it closed over unread bytes) before long.
-fn assert_closed(stream: &mut TcpStream) {
+pub fn assert_closed(stream: &mut TcpStream) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut rest = Vec::new();
     match stream.read_to_end(&mut rest) {
@@ -218,6 +224,9 @@ fn not_found_and_method_not_allowed_keep_the_connection() {
 fn a_slow_head_gets_408() {
     let server = http_server(&["--header-timeout", "300"]);
     let mut idle = server.connect();
+    // A first request, so that the silence after it is keep-alive idleness (a connection
+    // that never sends a request has only the header timeout, from its accept).
+    assert_eq!(get(&mut idle, "/").status, 200);
     let mut slow = server.connect();
     slow.write_all(b"GET / HT").unwrap();
     let started = Instant::now();

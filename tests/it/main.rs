@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod fib;
 mod http;
+mod http_hardening;
 mod kv;
 mod lab;
 mod limits;

@@ -1,0 +1,145 @@
+//! The http example's command line. One `clap` derive struct is the parser, the `--help` text
+//! (each doc comment below is a flag's help line; defaults are shown beside them) and the
+//! range checks, so the three cannot drift apart. A bad flag or value is an error naming the
+//! flag, with exit status 2 (clap's convention for usage errors).
+//!
+//! ```text
+//! argv ──Args::parse──► Args ──settings()──► Settings (every connection)
+//!                            ──config()────► evloop::Config (the reactor)
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
+use evloop::Config;
+
+use super::route::Limits;
+
+const ROUTES: &str = "\
+Routes:
+  GET|HEAD /            200 \"hello\\n\"
+  POST|PUT /echo        200, the request body streamed back as it arrives
+  GET|HEAD /bytes/N     200, N bytes of 'x', streamed at the pace the client reads
+  GET|HEAD /fib/N       200, fib(N) computed recursively on the offload pool
+
+Deadlines: a connection must send a complete request head within --header-timeout of its
+accept (nothing at all: closed without an answer; part of a head: 408). Between keep-alive
+requests it may stay silent for --idle-timeout; the next request's head has --header-timeout
+from its first byte. A body has --body-timeout, extended by one second for every
+--body-min-rate bytes received (Apache mod_reqtimeout's MinRate); too slow: 408.";
+
+/// http: an evloop HTTP/1.1 server (keep-alive, pipelining, streamed bodies, offloaded work).
+#[derive(Debug, Parser)]
+#[command(name = "http", version, after_help = ROUTES)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Reactor threads sharing the address with SO_REUSEPORT
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub workers: usize,
+
+    /// Most clients served at once, per worker
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_conns: usize,
+
+    /// Close a connection silent this long, e.g. between keep-alive requests (0: never)
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub idle_timeout: u64,
+
+    /// Time for a request head: from the accept for the first request, from its first byte
+    /// for later ones
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+
+    /// Time for a request body, before the extension earned by --body-min-rate
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+
+    /// Body bytes that earn one more second of --body-timeout
+    #[arg(long, value_name = "BYTES", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_min_rate: u64,
+
+    /// After an answer that closes, how long to read and discard what the client still
+    /// sends, waiting for its close, before the slot is freed regardless
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub linger_timeout: u64,
+
+    /// Largest request head accepted (larger: 431; a request line alone larger: 414)
+    #[arg(long, value_name = "BYTES", default_value_t = 8192,
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=1 << 20))]
+    pub max_head: usize,
+
+    /// Largest N for /fib/N (fib(93) overflows 64 bits)
+    #[arg(long, value_name = "N", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(0..=92))]
+    pub max_fib: u32,
+
+    /// Largest N for /bytes/N
+    #[arg(long, value_name = "N", default_value_t = 1 << 30)]
+    pub max_bytes: u64,
+
+    /// Offload worker threads per reactor (0: one per CPU)
+    #[arg(long, value_name = "K", default_value_t = 0,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=1024))]
+    pub threads: usize,
+}
+
+/// Settings every connection shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub body_min_rate: u64,
+    pub max_head: usize,
+    pub limits: Limits,
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            header_timeout: Duration::from_millis(self.header_timeout),
+            body_timeout: Duration::from_millis(self.body_timeout),
+            body_min_rate: self.body_min_rate,
+            max_head: self.max_head,
+            limits: Limits { max_fib: self.max_fib, max_bytes: self.max_bytes },
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            max_conns: self.max_conns,
+            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
+            // Room for a whole head plus pipelined requests behind it.
+            max_input: (self.max_head * 2).max(Config::default().max_input),
+            // The default (2 s) is kind to slow links; a server under attack wants its slots
+            // back sooner, and a client that reads its answer closes within a round trip.
+            linger_timeout: Duration::from_millis(self.linger_timeout),
+            offload_threads: self.threads,
+            // The loop-stall detector, at the examples' 100 ms (`common::SLOW_CALLBACK`;
+            // not named here because this file is also compiled into the tests).
+            slow_callback: Some(Duration::from_millis(100)),
+            ..Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+}
