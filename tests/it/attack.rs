@@ -96,13 +96,18 @@ fn jobs_of_closed_connections_are_dropped_or_stopped() {
     let config = Config { offload_threads: 2, ..Config::default() };
     let counter = Arc::clone(&started);
     let server = Server::start(config, move |_| Stubborn { started: Arc::clone(&counter) });
-    for i in 0..50 {
-        let mut client = server.connect();
-        client.write_all(b"work").unwrap();
-        server.wait_for(Duration::from_secs(10), "the job", |s| s.offload_submitted > i);
+    // Every job queued first (two run, 48 wait), then every client resets.
+    let clients: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut client = server.connect();
+            client.write_all(b"work").unwrap();
+            client
+        })
+        .collect();
+    server.wait_for(Duration::from_secs(10), "50 jobs", |s| s.offload_submitted == 50);
+    for client in clients {
         set_linger_zero(&client);
     }
-    server.wait_for(Duration::from_secs(10), "50 jobs", |s| s.offload_submitted == 50);
     server.wait_for(Duration::from_secs(10), "50 resets", |s| s.closed.total() == 50);
     let began = Instant::now();
     let mut client = server.connect();
