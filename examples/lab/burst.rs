@@ -122,7 +122,11 @@ pub fn run(args: BurstArgs) -> io::Result<()> {
         write_json(path, &rows, args.clients, cores, args.sleep)?;
     }
     if let Some(path) = &args.plot {
-        draw(path, &rows, args.clients, cores)?;
+        let job = match args.n {
+            Some(n) => format!("one fib({n}) each"),
+            None => format!("one fib(N) each, N calibrated to ~{} s per implementation", args.job_seconds),
+        };
+        draw(path, &rows, args.clients, cores, &job)?;
         println!("chart: {}", path.display());
     }
     Ok(())
@@ -294,7 +298,7 @@ fn write_json(
 
 /// The chart: per model, Rust's and Python's wall time beside each other, with each one's
 /// ideal marked across its bar; CPU-bound above, I/O-bound below.
-fn draw(path: &std::path::Path, rows: &[Row], clients: usize, cores: usize) -> io::Result<()> {
+fn draw(path: &std::path::Path, rows: &[Row], clients: usize, cores: usize, job: &str) -> io::Result<()> {
     let mut models: Vec<Model> = rows.iter().map(|row| row.model).collect();
     models.dedup();
     let series = |lang: Lang, value: fn(&Row) -> f64, ideal: fn(&Row) -> f64| {
@@ -310,7 +314,7 @@ fn draw(path: &std::path::Path, rows: &[Row], clients: usize, cores: usize) -> i
     let categories: Vec<String> = models.iter().map(|m| m.name().to_string()).collect();
     let panels = [
         Panel {
-            title: format!("CPU-bound: {clients} clients at once, one fib(N) of ~0.4 s each ({cores} cores)"),
+            title: format!("CPU-bound: {clients} clients at once, {job} ({cores} cores)"),
             y_label: "seconds until all answered".into(),
             categories: categories.clone(),
             series: langs.iter().map(|&l| series(l, |r| r.cpu.wall_s, |r| r.cpu_ideal_s)).collect(),

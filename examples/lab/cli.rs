@@ -115,6 +115,9 @@ pub struct MeasureArgs {
     /// Each client makes its requests on one connection.
     #[arg(long, value_enum, default_value_t = YesNo::No)]
     pub keep_alive: YesNo,
+    /// Draw the table (requests per second, stall) as an SVG chart into FILE.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub pools: Pools,
 }

@@ -141,6 +141,7 @@ fn main() {
             processes: args.pools.processes,
             rounds: args.rounds,
             keep_alive: args.keep_alive == YesNo::Yes,
+            plot: args.plot,
         }),
         Command::Burst(args) => burst::run(args),
         Command::Siege(args) => siege::run(args),

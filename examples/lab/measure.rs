@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::plot::{self, Panel, Series};
 use crate::protocol::{self, Wire};
 use crate::server::{Lang, Server, Sizes};
 use crate::Model;
@@ -32,6 +33,8 @@ pub struct Options {
     pub rounds: usize,
     /// Each client makes all its requests on one connection instead of one per request.
     pub keep_alive: bool,
+    /// Draw the table as an SVG chart here.
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// Every wait on a socket is bounded: a model that stalls shows up as slow, never as a hang.
@@ -65,6 +68,7 @@ pub fn run(options: &Options) -> io::Result<()> {
         "{:<20} {:>9} {:>9} {:>9} {:>11} {:>13} {:>9}",
         "model", "req/s", "p50_us", "p99_us", "cpu_us/req", "stall_max_ms", "long_ms"
     );
+    let mut medians = Vec::with_capacity(models.len());
     for (model, rows) in models.iter().zip(&rows) {
         let median = |column: fn(&Row) -> f64| {
             let mut values: Vec<f64> = rows.iter().map(column).collect();
@@ -81,8 +85,41 @@ pub fn run(options: &Options) -> io::Result<()> {
             median(|row| row.stall_max_ms),
             median(|row| row.long_ms)
         );
+        medians.push((median(|row| row.per_second), median(|row| row.stall_max_ms)));
+    }
+    if let Some(path) = &options.plot {
+        draw(path, options, &medians)?;
+        println!("chart: {}", path.display());
     }
     Ok(())
+}
+
+/// The chart: requests per second, and the slowest short request beside a long one.
+fn draw(path: &std::path::Path, options: &Options, medians: &[(f64, f64)]) -> io::Result<()> {
+    let categories: Vec<String> = options.models.iter().map(|model| model.name().to_string()).collect();
+    let series = |values: Vec<f64>| Series {
+        name: "rust".into(),
+        values: values.into_iter().map(Some).collect(),
+        markers: vec![None; medians.len()],
+    };
+    let panels = [
+        Panel {
+            title: format!(
+                "{} clients x {} requests of fib({}): throughput",
+                options.clients, options.requests, options.short
+            ),
+            y_label: "requests per second".into(),
+            categories: categories.clone(),
+            series: vec![series(medians.iter().map(|m| m.0).collect())],
+        },
+        Panel {
+            title: format!("stall probe: the slowest short request while one fib({}) runs", options.long),
+            y_label: "milliseconds".into(),
+            categories,
+            series: vec![series(medians.iter().map(|m| m.1).collect())],
+        },
+    ];
+    plot::grouped_bars(path, "lab measure (medians)", &panels)
 }
 
 struct Row {

@@ -72,7 +72,8 @@ where
         .margin(12)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..count).into_segmented(), 0.0..top)?;
+        // A segmented range 0..n has n + 1 segments (its end is a key too).
+        .build_cartesian_2d((0..count - 1).into_segmented(), 0.0..top)?;
     let categories = panel.categories.clone();
     chart
         .configure_mesh()
@@ -84,25 +85,35 @@ where
         })
         .x_label_style(("sans-serif", 12))
         .y_desc(panel.y_label.as_str())
-        .y_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|v| match top {
+            t if t >= 5.0 => format!("{v:.0}"),
+            t if t >= 0.5 => format!("{v:.1}"),
+            _ => format!("{v:.3}"),
+        })
         .draw()?;
 
-    // The bars, in pixels inside the plotting area: category i spans [i, i+1) of the width,
-    // of which the series share the middle 80%.
+    // The bars, in pixels inside the plotting area: plotters says where category i's
+    // centre is; the series share the middle 80% of the distance between two centres.
     let plot = chart.plotting_area().strip_coord_spec();
-    let (width, height) = plot.dim_in_pixel();
-    let (width, height) = (f64::from(width), f64::from(height));
+    let (left, _) = chart.plotting_area().get_pixel_range();
+    let centre = |i: usize| f64::from(chart.backend_coord(&(SegmentValue::CenterOf(i), 0.0)).0 - left.start);
+    let (_, height) = plot.dim_in_pixel();
+    let height = f64::from(height);
     let y = |value: f64| (height - value / top * height).round() as i32;
     let lanes = panel.series.len().max(1) as f64;
+    let slot = if count > 1 { centre(1) - centre(0) } else { f64::from(plot.dim_in_pixel().0) };
     for (s, series) in panel.series.iter().enumerate() {
         let colour = COLOURS[s % COLOURS.len()];
         for i in 0..count {
-            let slot = width / count as f64;
-            let x0 = (i as f64 * slot + slot * 0.1 + s as f64 * slot * 0.8 / lanes).round() as i32;
+            let x0 = (centre(i) - slot * 0.4 + s as f64 * slot * 0.8 / lanes).round() as i32;
             let x1 = (f64::from(x0) + slot * 0.8 / lanes - 2.0).round() as i32;
             if let Some(Some(value)) = series.values.get(i) {
                 plot.draw(&Rectangle::new([(x0, y(*value)), (x1, y(0.0))], colour.filled()))?;
-                let label = if *value >= 10.0 { format!("{value:.0}") } else { format!("{value:.2}") };
+                let label = match top {
+                    t if t >= 20.0 => format!("{value:.0}"),
+                    t if t >= 0.5 => format!("{value:.2}"),
+                    _ => format!("{value:.4}"),
+                };
                 let style = TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Center, VPos::Bottom));
                 plot.draw(&Text::new(label, ((x0 + x1) / 2, y(*value) - 2), style))?;
             }
@@ -112,9 +123,10 @@ where
             }
         }
     }
-    // The legend, top left of the plotting area.
+    // The legend, top right of the plotting area.
+    let right = plot.dim_in_pixel().0 as i32;
     for (s, series) in panel.series.iter().enumerate() {
-        let (x, y) = (10 + 110 * s as i32, 8);
+        let (x, y) = (right - 110 * (panel.series.len() - s) as i32, 8);
         plot.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], COLOURS[s % COLOURS.len()].filled()))?;
         plot.draw(&Text::new(series.name.clone(), (x + 20, y + 1), ("sans-serif", 14)))?;
     }
