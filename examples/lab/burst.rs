@@ -66,60 +66,50 @@ pub fn run(args: BurstArgs) -> io::Result<()> {
     }
     let sizes = Sizes { threads: args.pools.threads, processes: args.pools.processes };
     let cores = thread::available_parallelism().map_or(1, usize::from);
-    let plan: Vec<(Lang, Vec<Model>)> = langs
+    let plan: Vec<(Lang, Model)> = langs
         .iter()
-        .map(|&lang| (lang, models.iter().copied().filter(|&m| has_model(lang, m)).collect::<Vec<_>>()))
-        .filter(|(_, models)| !models.is_empty())
+        .flat_map(|&lang| models.iter().filter(move |&&m| has_model(lang, m)).map(move |&m| (lang, m)))
         .collect();
-    let steps: usize = plan.iter().map(|(_, models)| models.len() + usize::from(args.n.is_none())).sum();
-    let bar = ProgressBar::new(steps as u64);
+    let calibrations = if args.n.is_none() { langs.len() } else { 0 };
+    let bar = ProgressBar::new((calibrations + plan.len() * args.rounds) as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    let mut rows = Vec::new();
-    for (lang, models) in &plan {
-        let (n, one_job_s) = match args.n {
-            Some(n) => (n, None),
+    // N and one job's time per language: fixed, or calibrated once.
+    let mut jobs: Vec<(Lang, u32, Option<f64>)> = Vec::new();
+    for &lang in &langs {
+        match args.n {
+            Some(n) => jobs.push((lang, n, None)),
             None => {
                 bar.set_message(format!("{}: calibrating N", lang.name()));
-                let (n, seconds) = calibrate(*lang, sizes, args.job_seconds)?;
+                let (n, seconds) = calibrate(lang, sizes, args.job_seconds)?;
+                jobs.push((lang, n, Some(seconds)));
                 bar.inc(1);
-                (n, Some(seconds))
             }
-        };
-        for &model in models {
-            bar.set_message(format!("{} {}", lang.name(), model.name()));
-            let mut server = Server::start(*lang, model, Wire::Line, sizes)?.expect("planned models exist");
-            let one_cpu_s = time_one(server.addr, n)?;
-            let job_s = one_job_s.unwrap_or(one_cpu_s);
-            let cpu_before = server.cpu_time()?;
-            let cpu = burst(server.addr, args.clients, &format!("{n}\n"), &format!("{}\n", fib_fast(n)))?;
-            let cpu_server_s = server.cpu_time()?.saturating_sub(cpu_before).as_secs_f64();
-            let sleep = format!("sleep {}\n", args.sleep);
-            let io = burst(server.addr, args.clients, &sleep, &format!("slept {}\n", args.sleep))?;
-            server.stop();
-            rows.push(Row {
-                model,
-                lang: *lang,
-                n,
-                one_cpu_s,
-                cpu,
-                cpu_server_s,
-                io,
-                cpu_ideal_s: args.clients.div_ceil(cores) as f64 * job_s,
-                io_ideal_s: args.sleep as f64 / 1000.0,
-            });
+        }
+    }
+    // Every model once per round, in an order rotated each round (this machine's speed
+    // drifts with the other work on it, and rotating spreads that over the models).
+    let mut samples: Vec<Vec<Row>> = plan.iter().map(|_| Vec::new()).collect();
+    for round in 0..args.rounds {
+        for turn in 0..plan.len() {
+            let at = (turn + round) % plan.len();
+            let (lang, model) = plan[at];
+            let &(_, n, one_job_s) = jobs.iter().find(|job| job.0 == lang).expect("every language has its N");
+            bar.set_message(format!("round {}: {} {}", round + 1, lang.name(), model.name()));
+            samples[at].push(measure(lang, model, n, one_job_s, &args, sizes, cores)?);
             bar.inc(1);
         }
     }
+    let mut rows: Vec<Row> = samples.iter().map(|rows| median(rows)).collect();
     bar.finish_and_clear();
     // A Rust row and a Python row for each model, in the models' order.
     rows.sort_by_key(|row| (Model::ALL.iter().position(|&m| m == row.model), row.lang != Lang::Rust));
-    print_table(&rows, args.clients, cores, args.sleep);
+    print_table(&rows, args.clients, cores, args.sleep, args.rounds);
     if let Some(path) = &args.json {
-        write_json(path, &rows, args.clients, cores, args.sleep)?;
+        write_json(path, &rows, args.clients, cores, args.sleep, args.rounds)?;
     }
     if let Some(path) = &args.plot {
         let job = match args.n {
@@ -130,6 +120,60 @@ pub fn run(args: BurstArgs) -> io::Result<()> {
         println!("chart: {}", path.display());
     }
     Ok(())
+}
+
+/// One model in one language, on a server of its own: one job alone, then the two bursts.
+fn measure(
+    lang: Lang,
+    model: Model,
+    n: u32,
+    one_job_s: Option<f64>,
+    args: &BurstArgs,
+    sizes: Sizes,
+    cores: usize,
+) -> io::Result<Row> {
+    let mut server = Server::start(lang, model, Wire::Line, sizes)?.expect("planned models exist");
+    let one_cpu_s = time_one(server.addr, n)?;
+    let job_s = one_job_s.unwrap_or(one_cpu_s);
+    let cpu_before = server.cpu_time()?;
+    let cpu = burst(server.addr, args.clients, &format!("{n}\n"), &format!("{}\n", fib_fast(n)))?;
+    let cpu_server_s = server.cpu_time()?.saturating_sub(cpu_before).as_secs_f64();
+    let sleep = format!("sleep {}\n", args.sleep);
+    let io = burst(server.addr, args.clients, &sleep, &format!("slept {}\n", args.sleep))?;
+    server.stop();
+    Ok(Row {
+        model,
+        lang,
+        n,
+        one_cpu_s,
+        cpu,
+        cpu_server_s,
+        io,
+        cpu_ideal_s: args.clients.div_ceil(cores) as f64 * job_s,
+        io_ideal_s: args.sleep as f64 / 1000.0,
+    })
+}
+
+/// Each column's median over the rounds (columns separately: a row is not one round).
+fn median(rows: &[Row]) -> Row {
+    let of = |column: &dyn Fn(&Row) -> f64| {
+        let mut values: Vec<f64> = rows.iter().map(column).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let burst = |pick: &dyn Fn(&Row) -> Burst| Burst {
+        wall_s: of(&|r| pick(r).wall_s),
+        fastest_s: of(&|r| pick(r).fastest_s),
+        slowest_s: of(&|r| pick(r).slowest_s),
+    };
+    Row {
+        one_cpu_s: of(&|r| r.one_cpu_s),
+        cpu: burst(&|r| r.cpu),
+        cpu_server_s: of(&|r| r.cpu_server_s),
+        io: burst(&|r| r.io),
+        cpu_ideal_s: of(&|r| r.cpu_ideal_s),
+        ..rows[0].clone()
+    }
 }
 
 fn has_model(lang: Lang, model: Model) -> bool {
@@ -218,10 +262,14 @@ fn fib_fast(n: u32) -> u64 {
     a
 }
 
-fn print_table(rows: &[Row], clients: usize, cores: usize, sleep_ms: u64) {
+fn print_table(rows: &[Row], clients: usize, cores: usize, sleep_ms: u64, rounds: usize) {
     println!(
         "burst: {clients} clients at once, one request each; {cores} cores. CPU-bound: fib(N), N calibrated \
          per implementation; ideal = ceil({clients}/{cores}) x one job. I/O-bound: sleep {sleep_ms} ms; ideal = one sleep."
+    );
+    println!(
+        "seconds; first/last: the fastest and slowest client; x_one: wall / one job; cpu_used: server CPU \
+         during the CPU burst; median of {rounds} round(s)"
     );
     println!(
         "{:<20} {:<6} {:>3} {:>9} | {:>8} {:>9} {:>9} {:>8} {:>6} {:>9} | {:>8} {:>9} {:>9} {:>8}",
@@ -269,12 +317,13 @@ fn write_json(
     clients: usize,
     cores: usize,
     sleep_ms: u64,
+    rounds: usize,
 ) -> io::Result<()> {
     let mut out = io::BufWriter::new(File::create(path)?);
     for row in rows {
         writeln!(
             out,
-            "{{\"model\":\"{}\",\"impl\":\"{}\",\"clients\":{clients},\"cores\":{cores},\"n\":{},\"one_cpu_s\":{:.4},\
+            "{{\"model\":\"{}\",\"impl\":\"{}\",\"clients\":{clients},\"cores\":{cores},\"rounds\":{rounds},\"n\":{},\"one_cpu_s\":{:.4},\
              \"cpu_wall_s\":{:.4},\"cpu_fastest_s\":{:.4},\"cpu_slowest_s\":{:.4},\"cpu_ideal_s\":{:.4},\
              \"cpu_server_s\":{:.3},\"sleep_ms\":{sleep_ms},\"io_wall_s\":{:.4},\"io_fastest_s\":{:.4},\
              \"io_slowest_s\":{:.4},\"io_ideal_s\":{:.4}}}",

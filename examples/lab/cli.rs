@@ -143,6 +143,9 @@ pub struct BurstArgs {
     /// Measure Python's servers too (default: yes when python3 is found).
     #[arg(long, value_enum)]
     pub python: Option<YesNo>,
+    /// Runs of each model (order rotated); each column's median printed.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    pub rounds: usize,
     /// Draw the table as an SVG chart into FILE.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
