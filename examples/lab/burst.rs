@@ -77,15 +77,14 @@ pub fn run(args: BurstArgs) -> io::Result<()> {
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    // N and one job's time per language: fixed, or calibrated once.
-    let mut jobs: Vec<(Lang, u32, Option<f64>)> = Vec::new();
+    // N per language: fixed, or calibrated once.
+    let mut jobs: Vec<(Lang, u32)> = Vec::new();
     for &lang in &langs {
         match args.n {
-            Some(n) => jobs.push((lang, n, None)),
+            Some(n) => jobs.push((lang, n)),
             None => {
                 bar.set_message(format!("{}: calibrating N", lang.name()));
-                let (n, seconds) = calibrate(lang, sizes, args.job_seconds)?;
-                jobs.push((lang, n, Some(seconds)));
+                jobs.push((lang, calibrate(lang, sizes, args.job_seconds)?));
                 bar.inc(1);
             }
         }
@@ -97,9 +96,9 @@ pub fn run(args: BurstArgs) -> io::Result<()> {
         for turn in 0..plan.len() {
             let at = (turn + round) % plan.len();
             let (lang, model) = plan[at];
-            let &(_, n, one_job_s) = jobs.iter().find(|job| job.0 == lang).expect("every language has its N");
+            let &(_, n) = jobs.iter().find(|job| job.0 == lang).expect("every language has its N");
             bar.set_message(format!("round {}: {} {}", round + 1, lang.name(), model.name()));
-            samples[at].push(measure(lang, model, n, one_job_s, &args, sizes, cores)?);
+            samples[at].push(measure(lang, model, n, &args, sizes, cores)?);
             bar.inc(1);
         }
     }
@@ -123,18 +122,18 @@ pub fn run(args: BurstArgs) -> io::Result<()> {
 }
 
 /// One model in one language, on a server of its own: one job alone, then the two bursts.
+/// The ideal is counted in this server's own "one job", measured just before the burst,
+/// so that the machine's drift (other work on it) moves both alike.
 fn measure(
     lang: Lang,
     model: Model,
     n: u32,
-    one_job_s: Option<f64>,
     args: &BurstArgs,
     sizes: Sizes,
     cores: usize,
 ) -> io::Result<Row> {
     let mut server = Server::start(lang, model, Wire::Line, sizes)?.expect("planned models exist");
     let one_cpu_s = time_one(server.addr, n)?;
-    let job_s = one_job_s.unwrap_or(one_cpu_s);
     let cpu_before = server.cpu_time()?;
     let cpu = burst(server.addr, args.clients, &format!("{n}\n"), &format!("{}\n", fib_fast(n)))?;
     let cpu_server_s = server.cpu_time()?.saturating_sub(cpu_before).as_secs_f64();
@@ -149,7 +148,7 @@ fn measure(
         cpu,
         cpu_server_s,
         io,
-        cpu_ideal_s: args.clients.div_ceil(cores) as f64 * job_s,
+        cpu_ideal_s: args.clients.div_ceil(cores) as f64 * one_cpu_s,
         io_ideal_s: args.sleep as f64 / 1000.0,
     })
 }
@@ -180,11 +179,10 @@ fn has_model(lang: Lang, model: Model) -> bool {
     lang == Lang::Rust || server::python_script(model).is_some()
 }
 
-/// Finds the N whose fib(N) alone takes about `target` seconds on `lang`'s serial server,
-/// and that time. Each step of N multiplies the time by the golden ratio, so from one
+/// Finds the N whose fib(N) alone takes about `target` seconds on `lang`'s serial server. Each step of N multiplies the time by the golden ratio, so from one
 /// measurement the next guess is log_φ(target / t) steps away; the jump is capped because
 /// very short times are mostly round trip.
-fn calibrate(lang: Lang, sizes: Sizes, target: f64) -> io::Result<(u32, f64)> {
+fn calibrate(lang: Lang, sizes: Sizes, target: f64) -> io::Result<u32> {
     const PHI: f64 = 1.618_034;
     let server = Server::start(lang, Model::Serial, Wire::Line, sizes)?.expect("every language has serial");
     let mut n = 20;
@@ -198,7 +196,7 @@ fn calibrate(lang: Lang, sizes: Sizes, target: f64) -> io::Result<(u32, f64)> {
         n = next;
         seconds = time_one(server.addr, n)?;
     }
-    Ok((n, seconds))
+    Ok(n)
 }
 
 /// One fib(`n`) alone: the better of two runs (the first may pay for warming up).
@@ -265,7 +263,7 @@ fn fib_fast(n: u32) -> u64 {
 fn print_table(rows: &[Row], clients: usize, cores: usize, sleep_ms: u64, rounds: usize) {
     println!(
         "burst: {clients} clients at once, one request each; {cores} cores. CPU-bound: fib(N), N calibrated \
-         per implementation; ideal = ceil({clients}/{cores}) x one job. I/O-bound: sleep {sleep_ms} ms; ideal = one sleep."
+         per implementation; ideal = ceil({clients}/{cores}) x one job alone. I/O-bound: sleep {sleep_ms} ms; ideal = one sleep."
     );
     println!(
         "seconds; first/last: the fastest and slowest client; x_one: wall / one job; cpu_used: server CPU \
@@ -289,7 +287,6 @@ fn print_table(rows: &[Row], clients: usize, cores: usize, sleep_ms: u64, rounds
         "ideal"
     );
     for row in rows {
-        let one = row.cpu_ideal_s / clients.div_ceil(cores) as f64;
         println!(
             "{:<20} {:<6} {:>3} {:>9.3} | {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>6.1} {:>9.2} | {:>8.2} {:>9.2} {:>9.2} {:>8.2}",
             row.model.name(),
@@ -300,7 +297,7 @@ fn print_table(rows: &[Row], clients: usize, cores: usize, sleep_ms: u64, rounds
             row.cpu.fastest_s,
             row.cpu.slowest_s,
             row.cpu_ideal_s,
-            row.cpu.wall_s / one,
+            row.cpu.wall_s / row.one_cpu_s,
             row.cpu_server_s,
             row.io.wall_s,
             row.io.fastest_s,

@@ -1,5 +1,7 @@
-//! The lab's pictures: grouped bar charts as SVG, drawn with `plotters` (its SVG backend
-//! only: no system fonts or libraries; text is left to the SVG viewer's sans-serif).
+//! The repository's pictures: grouped bar charts (the lab's `--plot`) and line charts (the
+//! echo benchmark's throughput by connections, `examples/chart.rs`) as SVG, drawn with
+//! `plotters` (its SVG backend only: no system fonts or libraries; text is left to the SVG
+//! viewer's sans-serif). No Python is needed to redraw a figure.
 //!
 //! A chart is a stack of [`Panel`]s sharing one title. In a panel each category (a model)
 //! has one bar per [`Series`] (a language), side by side, the value written above it, and an
@@ -130,5 +132,70 @@ where
         plot.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], COLOURS[s % COLOURS.len()].filled()))?;
         plot.draw(&Text::new(series.name.clone(), (x + 20, y + 1), ("sans-serif", 14)))?;
     }
+    Ok(())
+}
+
+/// Draws each series as a line over the categories (evenly spaced, in order), one point
+/// per value, into the SVG file `path`: one panel, its title and axis labels from `panel`.
+pub fn lines(path: &Path, x_label: &str, panel: &Panel) -> io::Result<()> {
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    draw_lines(&root, x_label, panel).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+    root.present().map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+}
+
+fn draw_lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    x_label: &str,
+    panel: &Panel,
+) -> Result<(), Failure>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let count = panel.categories.len().max(1);
+    let top =
+        panel.series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |t, &v| t.max(v)) * 1.15;
+    let top = if top > 0.0 { top } else { 1.0 };
+    let mut chart = ChartBuilder::on(root)
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5..count as f64 - 0.5, 0.0..top)?;
+    let categories = panel.categories.clone();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(count)
+        // Whole positions are the categories; plotters may ask for labels in between.
+        .x_label_formatter(&|x| {
+            let at = x.round();
+            if (x - at).abs() < 1e-6 && at >= 0.0 {
+                categories.get(at as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc(x_label)
+        .y_desc(panel.y_label.as_str())
+        .y_label_formatter(&|v| {
+            if top >= 10_000.0 {
+                format!("{:.0}k", v / 1000.0)
+            } else {
+                format!("{v:.1}")
+            }
+        })
+        .draw()?;
+    for (s, series) in panel.series.iter().enumerate() {
+        let colour = COLOURS[s % COLOURS.len()];
+        let points: Vec<(f64, f64)> =
+            series.values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i as f64, v))).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
+            .label(series.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|point| Circle::new(point, 3, colour.filled())))?;
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
     Ok(())
 }

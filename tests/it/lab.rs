@@ -446,3 +446,25 @@ fn siege_with_the_labs_own_client() {
         assert_eq!(numbers[1], 0.0, "{row}: failures");
     }
 }
+
+/// `examples/chart` redraws the echo figure from the committed raw results with the lab's
+/// chart code; a missing file is an error, a missing argument a usage error (2).
+#[test]
+fn chart_redraws_the_echo_figure() {
+    let results = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results/2026-11-22-echo-64B-by-conns.txt");
+    let out_path = std::env::temp_dir().join(format!("evloop-chart-{}.svg", std::process::id()));
+    let out = Command::new(example("chart")).arg(results).arg(&out_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&out_path).unwrap();
+    std::fs::remove_file(&out_path).unwrap();
+    assert!(svg.starts_with("<svg"));
+    for server in ["evloop", "tokio", "c_epoll", "mio", "connections", "1000"] {
+        assert!(svg.contains(server), "no {server} in the chart");
+    }
+    let missing =
+        Command::new(example("chart")).args(["/nonexistent/results.txt", "/tmp/x.svg"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/results.txt"));
+    let usage = Command::new(example("chart")).arg(results).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
