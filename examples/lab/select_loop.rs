@@ -192,7 +192,9 @@ fn watch(selector: &mut Selector<()>, client: &mut Client) -> io::Result<()> {
     match (client.watched.is_empty(), wanted.is_empty()) {
         (true, true) => {}
         (true, false) => selector.register(fd, wanted, ())?,
-        (false, true) => drop(selector.unregister(fd)?),
+        (false, true) => {
+            selector.unregister(fd)?;
+        }
         (false, false) if wanted != client.watched => selector.modify(fd, wanted)?,
         (false, false) => {}
     }
