@@ -58,7 +58,8 @@ pub fn python_script(model: Model) -> Option<&'static str> {
         Model::EventLoopOffload => Some("asyncio_executor.py"),
         Model::ForkPerConn => Some("fork_per_conn.py"),
         Model::Prefork => Some("prefork.py"),
-        Model::FdPassing | Model::ProcsThreads | Model::EventLoops => None,
+        Model::ProcsThreads => Some("procs_x_threads.py"),
+        Model::FdPassing | Model::EventLoops => None,
     }
 }
 

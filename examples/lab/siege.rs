@@ -1,7 +1,8 @@
 //! `lab siege`: the PooledProcessMixIn write-up's benchmark, `siege -b -c 100 -t 10s`, against
-//! each model serving HTTP (`lab serve --protocol http`) and against Python's own
-//! `ThreadingMixIn` and `ForkingMixIn` `HTTPServer`s. Each request is `GET /fib/15` (the path
-//! is a flag) on a new connection (siege's default `connection = close`).
+//! each model serving HTTP (`lab serve --protocol http`) and against Python's own servers:
+//! `ThreadingMixIn` and `ForkingMixIn` `HTTPServer`s, and processes × threads (that
+//! write-up's design). Each request is `GET /fib/15` (the path is a flag) on a new connection
+//! (siege's default `connection = close`).
 //!
 //! When siege is not installed (or `--own-client`), the lab's own client does the same:
 //! C threads, each making requests one after another with `Connection: close` until the time
@@ -31,8 +32,9 @@ const DEFAULT_MODELS: [Model; 5] = [
     Model::EventLoops,
 ];
 
-/// Python's HTTP servers: socketserver's two mix-ins over `http.server.HTTPServer`.
-const PYTHON_MODELS: [Model; 2] = [Model::ThreadPerConn, Model::ForkPerConn];
+/// Python's HTTP servers: socketserver's two mix-ins over `http.server.HTTPServer`, and
+/// processes × threads (the pooled-process mix-in's design) with `http.server`'s handler.
+const PYTHON_MODELS: [Model; 3] = [Model::ThreadPerConn, Model::ForkPerConn, Model::ProcsThreads];
 
 /// What one load run counted.
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +97,9 @@ fn describe(lang: Lang, model: Model, sizes: Sizes) -> String {
     match (lang, model) {
         (Lang::Python, Model::ThreadPerConn) => "ThreadingMixIn".into(),
         (Lang::Python, Model::ForkPerConn) => "ForkingMixIn".into(),
+        (Lang::Python, Model::ProcsThreads) => {
+            format!("{} procs x {} threads", sizes.processes, sizes.threads)
+        }
         (_, Model::ProcsThreads) => format!("{} procs x {} threads", sizes.processes, sizes.threads),
         (_, Model::EventLoops) => format!("{} loops", sizes.threads),
         (_, Model::EventLoopOffload) => format!("1 loop + {} workers", sizes.threads),

@@ -323,7 +323,7 @@ fn burst_prints_rows_and_writes_json_and_svg() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Python's eight servers in the same run: a Python row beside each Rust row.
+/// Python's nine servers in the same run: a Python row beside each Rust row.
 #[test]
 fn burst_measures_pythons_servers() {
     if !python3() {
@@ -333,7 +333,7 @@ fn burst_measures_pythons_servers() {
         .args(["burst", "--clients", "3", "--n", "12", "--sleep", "100", "--python", "yes"])
         .args(["--threads", "2", "--processes", "2"])
         .arg("--models")
-        .arg("serial,thread-per-conn,thread-pool,select,event-loop,event-loop+offload,fork-per-conn,prefork,fd-passing")
+        .arg("serial,thread-per-conn,thread-pool,select,event-loop,event-loop+offload,fork-per-conn,prefork,procs-x-threads,fd-passing")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -347,6 +347,7 @@ fn burst_measures_pythons_servers() {
         "event-loop+offload",
         "fork-per-conn",
         "prefork",
+        "procs-x-threads",
     ] {
         for lang in ["rust", "python"] {
             let numbers =
@@ -426,7 +427,7 @@ fn interrupted_burst_leaves_no_process() {
 }
 
 /// `lab siege` with its own client (no siege needed), briefly: transactions and no failures
-/// for each model; with python3, Python's two HTTPServers too.
+/// for each model; with python3, Python's three HTTP servers too.
 #[test]
 fn siege_with_the_labs_own_client() {
     let python = if python3() { "yes" } else { "no" };
@@ -439,7 +440,11 @@ fn siege_with_the_labs_own_client() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let mut rows = vec![("event-loop", "rust"), ("thread-per-conn", "rust")];
     if python == "yes" {
-        rows.extend([("thread-per-conn", "python"), ("fork-per-conn", "python")]);
+        rows.extend([
+            ("thread-per-conn", "python"),
+            ("fork-per-conn", "python"),
+            ("procs-x-threads", "python"),
+        ]);
     }
     for (model, lang) in rows {
         let row = stdout
