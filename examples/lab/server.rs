@@ -132,7 +132,7 @@ impl Server {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = command.spawn()?;
-        LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(child.id());
+        track(child.id());
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -177,7 +177,7 @@ impl Server {
         let pid = self.child.id();
         kill_tree(pid);
         let _ = self.child.wait();
-        LIVE.lock().unwrap_or_else(|e| e.into_inner()).retain(|&live| live != pid);
+        untrack(pid);
     }
 }
 
@@ -187,9 +187,20 @@ impl Drop for Server {
     }
 }
 
+/// Adds `pid` (a process the lab started: a server, or siege) to those the interrupt
+/// handler stops.
+pub fn track(pid: u32) {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+}
+
+/// Removes `pid` from them, once it has been stopped and reaped.
+pub fn untrack(pid: u32) {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner()).retain(|&live| live != pid);
+}
+
 /// Kills `root` and its descendants (collected first, so none is missed by being
 /// re-parented once its parent is gone).
-fn kill_tree(root: u32) {
+pub fn kill_tree(root: u32) {
     let table: Vec<(u32, u32)> = processes().into_iter().map(|(pid, stat)| (pid, stat.ppid)).collect();
     let mut doomed = vec![root];
     let mut at = 0;

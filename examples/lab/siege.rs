@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::cli::SiegeArgs;
 use crate::protocol::Wire;
 use crate::server::{self, Lang, Server, Sizes};
-use crate::Model;
+use crate::{sys, Model};
 
 const DEFAULT_MODELS: [Model; 5] = [
     Model::ThreadPerConn,
@@ -55,30 +55,40 @@ pub fn run(args: SiegeArgs) -> io::Result<()> {
     if !siege && !args.own_client {
         eprintln!("siege not found (apt-get install siege): the lab's own client measures instead");
     }
-    let client = if siege { "siege" } else { "lab" };
     println!(
-        "siege -b -c {} -t {}s http://ADDR{} per model ({client} client; a new connection per request)",
+        "siege -b -c {} -t {}s http://ADDR{} per model (client: siege, or the lab's own; a new connection per request)",
         args.concurrency, args.seconds, args.path
     );
     println!(
-        "{:<20} {:<6} {:<22} {:>12} {:>9} {:>9} {:>7} {:>11}",
-        "model", "impl", "server", "transactions", "elapsed_s", "req/s", "failed", "cpu_us/req"
+        "{:<20} {:<6} {:<22} {:>12} {:>9} {:>9} {:>7} {:>11} {:>7}",
+        "model", "impl", "server", "transactions", "elapsed_s", "req/s", "failed", "cpu_us/req", "client"
     );
     let sizes = Sizes { threads: args.pools.threads, processes: args.pools.processes };
     for (lang, model) in plan {
         let Some(server) = Server::start(lang, model, Wire::Http, sizes)? else { continue };
         let url = format!("http://{}{}", server.addr, args.path);
         let cpu_before = server.cpu_time()?;
-        let load = if siege {
-            run_siege(&url, args.concurrency, args.seconds)?
-        } else {
-            own_client(server.addr, &args.path, args.concurrency, Duration::from_secs(args.seconds))
+        let duration = Duration::from_secs(args.seconds);
+        let sieged = if siege { run_siege(&url, args.concurrency, args.seconds)? } else { None };
+        let (load, client) = match sieged {
+            Some(load) => (load, "siege"),
+            None => {
+                if siege {
+                    eprintln!(
+                        "{} {}: siege did not exit 30 s after its time was up and was killed; \
+                         the lab's own client measures this model",
+                        lang.name(),
+                        model.name()
+                    );
+                }
+                (own_client(server.addr, &args.path, args.concurrency, duration), "lab")
+            }
         };
         let cpu = server.cpu_time()?.saturating_sub(cpu_before);
         drop(server);
         let per_request = cpu.as_secs_f64() * 1e6 / load.transactions.max(1) as f64;
         println!(
-            "{:<20} {:<6} {:<22} {:>12} {:>9.2} {:>9.0} {:>7} {:>11.0}",
+            "{:<20} {:<6} {:<22} {:>12} {:>9.2} {:>9.0} {:>7} {:>11.0} {:>7}",
             model.name(),
             lang.name(),
             describe(lang, model, sizes),
@@ -86,7 +96,8 @@ pub fn run(args: SiegeArgs) -> io::Result<()> {
             load.elapsed_s,
             load.transactions as f64 / load.elapsed_s.max(1e-9),
             load.failed,
-            per_request
+            per_request,
+            client
         );
     }
     Ok(())
@@ -119,13 +130,43 @@ fn siege_found() -> bool {
 }
 
 /// Runs siege in benchmark mode and reads its summary (siege 4 prints it as JSON on stdout;
-/// older versions as text on stderr: both are searched).
-fn run_siege(url: &str, concurrency: usize, seconds: u64) -> io::Result<Load> {
-    let out = Command::new("siege")
-        .args(["-b", "-c", &concurrency.to_string(), "-t", &format!("{seconds}S"), url])
-        .stdin(Stdio::null())
-        .output()?;
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+/// older versions as text on stderr: both are searched). `None` when siege does not exit
+/// within 30 s of its time being up: siege 4.0.7 was seen to deadlock at the end of a timed
+/// run against a pool of 16 blocking workers (all its threads waiting on a futex, its
+/// sockets in CLOSE-WAIT; siege's own tracker has "hangs forever on 'Lifting the server
+/// siege...'", JoeDog/siege#66); it is then killed, by PID.
+fn run_siege(url: &str, concurrency: usize, seconds: u64) -> io::Result<Option<Load>> {
+    let mut command = Command::new("siege");
+    command.args(["-b", "-c", &concurrency.to_string(), "-t", &format!("{seconds}S"), url]);
+    sys::kill_with_parent(&mut command);
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    server::track(child.id());
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
+    let deadline = Instant::now() + Duration::from_secs(seconds + 30);
+    let finished = loop {
+        if child.try_wait()?.is_some() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            server::kill_tree(child.id());
+            let _ = child.wait();
+            break false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    server::untrack(child.id());
+    let text = format!("{}\n{}", stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    if !finished {
+        return Ok(None);
+    }
     let field = |names: &[&str]| names.iter().find_map(|name| summary_number(&text, name));
     match (
         field(&["\"transactions\"", "Transactions:"]),
@@ -133,7 +174,7 @@ fn run_siege(url: &str, concurrency: usize, seconds: u64) -> io::Result<Load> {
         field(&["\"failed_transactions\"", "Failed transactions:"]),
     ) {
         (Some(transactions), Some(elapsed_s), Some(failed)) => {
-            Ok(Load { transactions: transactions as u64, elapsed_s, failed: failed as u64 })
+            Ok(Some(Load { transactions: transactions as u64, elapsed_s, failed: failed as u64 }))
         }
         _ => Err(io::Error::other(format!("no summary in siege's output:\n{text}"))),
     }

@@ -451,7 +451,9 @@ fn siege_with_the_labs_own_client() {
             .lines()
             .find(|line| line.split_whitespace().take(2).eq([model, lang]))
             .unwrap_or_else(|| panic!("no {model} {lang} row:\n{stdout}"));
-        let numbers: Vec<f64> = row.split_whitespace().rev().take(5).filter_map(|w| w.parse().ok()).collect();
+        assert_eq!(row.split_whitespace().last(), Some("lab"), "{row}: the client");
+        let numbers: Vec<f64> =
+            row.split_whitespace().rev().skip(1).take(5).filter_map(|w| w.parse().ok()).collect();
         // Reversed: cpu_us/req, failed, req/s, elapsed_s, transactions.
         assert_eq!(numbers.len(), 5, "{row}");
         assert!(numbers[4] > 0.0, "{row}: no transactions");
