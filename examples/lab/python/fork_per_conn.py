@@ -20,12 +20,12 @@ class LineHandler(socketserver.BaseRequestHandler):
         labproto.serve_blocking(self.request)
 
 
-class LineServer(DieWithParent, socketserver.ForkingMixIn, socketserver.TCPServer):
+class LineServer(labproto.QuietDisconnects, DieWithParent, socketserver.ForkingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = labproto.BACKLOG
 
 
-class HTTPServer(DieWithParent, socketserver.ForkingMixIn, http.server.HTTPServer):
+class HTTPServer(labproto.QuietDisconnects, DieWithParent, socketserver.ForkingMixIn, http.server.HTTPServer):
     request_queue_size = labproto.BACKLOG
 
 

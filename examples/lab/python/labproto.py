@@ -110,6 +110,16 @@ class HTTPHandler(http.server.BaseHTTPRequestHandler):
         pass  # one line per request would cost more than the request
 
 
+class QuietDisconnects:
+    """A socketserver mix-in: a client that disconnects before its reply is written (a load
+    generator stopping at the end of its time does this to every open request) is not worth
+    socketserver's traceback on stderr; other errors still get one."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def arguments(description, http=False):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--addr", default="127.0.0.1:7070", help="HOST:PORT to listen on")

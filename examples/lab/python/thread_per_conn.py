@@ -12,13 +12,13 @@ class LineHandler(socketserver.BaseRequestHandler):
         labproto.serve_blocking(self.request)
 
 
-class LineServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class LineServer(labproto.QuietDisconnects, socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = labproto.BACKLOG
 
 
-class HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class HTTPServer(labproto.QuietDisconnects, socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     request_queue_size = labproto.BACKLOG
 
