@@ -7,8 +7,8 @@
 //!   children), each by PID, found by walking `/proc`'s parent links before any is killed;
 //! - every server is started with the parent-death signal set (`sys::kill_with_parent`), so
 //!   it dies if the lab itself is killed; Rust's forked workers and Python's set it too;
-//! - SIGINT or SIGTERM to the lab ([`stop_all_on_interrupt`]) stops every live server before
-//!   the lab exits.
+//! - SIGINT or SIGTERM to the lab ([`stop_all_on_interrupt`]) stops every live server (and
+//!   a running siege, [`track`]ed too) before the lab exits.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
