@@ -285,28 +285,30 @@ impl HttpConn {
                 }
             }
             // The job stops early if the client goes away (`Cancel`, raised at its close).
-            Route::Fib(n) => match cx.offload_cancellable(move |cancel| common::fib_cancellable(n, cancel).unwrap_or(0)) {
-                Ok(()) => {
-                    self.state = State::Computing { request };
-                    cx.pause_read();
+            Route::Fib(n) => {
+                match cx.offload_cancellable(move |cancel| common::fib_cancellable(n, cancel).unwrap_or(0)) {
+                    Ok(()) => {
+                        self.state = State::Computing { request };
+                        cx.pause_read();
+                    }
+                    Err(e) => {
+                        let message = match e {
+                            OffloadError::Busy => "busy, try again\n",
+                            OffloadError::Closed => "shutting down\n",
+                        };
+                        let retry = [("Retry-After", "1")];
+                        self.answer(
+                            response::UNAVAILABLE,
+                            message.as_bytes(),
+                            persistence,
+                            &retry,
+                            head_only,
+                            cx,
+                        );
+                        self.finish(persistence, cx);
+                    }
                 }
-                Err(e) => {
-                    let message = match e {
-                        OffloadError::Busy => "busy, try again\n",
-                        OffloadError::Closed => "shutting down\n",
-                    };
-                    let retry = [("Retry-After", "1")];
-                    self.answer(
-                        response::UNAVAILABLE,
-                        message.as_bytes(),
-                        persistence,
-                        &retry,
-                        head_only,
-                        cx,
-                    );
-                    self.finish(persistence, cx);
-                }
-            },
+            }
         }
     }
 
@@ -395,7 +397,6 @@ impl HttpConn {
         }
     }
 }
-
 
 impl Handler for HttpConn {
     type Msg = u64;

@@ -5,16 +5,19 @@
 //! the loop goes on serving everyone; the answer comes back through the reactor's waker.
 //! One loop uses one core; `run_workers` (model 11) runs K share-nothing loops, each with
 //! its own `SO_REUSEPORT` listener on the same address and its own offload pool.
+//!
+//! A `sleep MS` request arms a reactor timer (`Cx::set_timer`) in every variant: waiting
+//! costs the loop nothing, so all the sleeping clients are answered together when their
+//! timers fire.
 
 use std::io;
-use std::net::TcpListener;
-
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use evloop::workers::Workers;
-use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor};
+use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
 
-use crate::protocol;
+use crate::protocol::{self, Answer, Frame, Rejection, Request, Wire};
 
 /// Requests up to this N are computed on the loop even with offload: tens of
 /// microseconds, less than a round trip through the pool.
@@ -24,9 +27,47 @@ const INLINE_MAX_N: u32 = 20;
 const MAX_LINES_PER_TURN: usize = 64;
 
 struct LabConn {
+    wire: Wire,
     offload: bool,
-    /// A job is on the pool: reading is paused so replies stay in request order.
-    computing: bool,
+    /// A job is on the pool or a sleep's timer is armed: reading is paused so replies stay
+    /// in request order. Holds what the reply needs when it comes.
+    waiting: Option<Waiting>,
+}
+
+struct Waiting {
+    /// The `sleep` asked for, in milliseconds (`None`: a fib job).
+    slept: Option<u64>,
+    /// Close after the reply (HTTP `Connection: close`).
+    close: bool,
+}
+
+impl LabConn {
+    fn new(wire: Wire, offload: bool) -> LabConn {
+        LabConn { wire, offload, waiting: None }
+    }
+
+    fn respond(&self, result: Result<Answer, Rejection>, close: bool, cx: &mut Cx<'_, Self>) {
+        cx.write(&protocol::reply(self.wire, result, close));
+        if close {
+            cx.close();
+        }
+    }
+
+    /// Parks the connection until its timer or job ends.
+    fn wait(&mut self, waiting: Waiting, cx: &mut Cx<'_, Self>) {
+        self.waiting = Some(waiting);
+        cx.pause_read();
+    }
+
+    /// The timer or job has ended: reply, and read again (bytes that arrived meanwhile are
+    /// delivered on the next turn).
+    fn finish(&mut self, result: Result<Answer, Rejection>, cx: &mut Cx<'_, Self>) {
+        let close = self.waiting.take().is_some_and(|waiting| waiting.close);
+        self.respond(result, close, cx);
+        if !close {
+            cx.resume_read();
+        }
+    }
 }
 
 impl Handler for LabConn {
@@ -34,59 +75,74 @@ impl Handler for LabConn {
 
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         let mut served = 0;
-        while !self.computing {
+        while self.waiting.is_none() {
             if served == MAX_LINES_PER_TURN {
                 cx.yield_now();
                 return;
             }
             served += 1;
-            let Some(line) = input.take_line(b'\n') else {
-                if input.len() >= protocol::MAX_LINE {
-                    cx.write(b"ERR line too long\n");
-                    cx.close();
-                }
-                return;
+            let (len, request, close) = match protocol::next_frame(self.wire, input.bytes()) {
+                Frame::Incomplete => return,
+                Frame::Invalid(rejection) => return self.respond(Err(rejection), true, cx),
+                Frame::Request { len, request, close } => (len, request, close),
             };
-            match protocol::parse(line) {
-                Err(reply) => cx.write(reply),
-                Ok(n) if self.offload && n > INLINE_MAX_N => match cx.offload(move || protocol::fib(n)) {
-                    Ok(()) => {
-                        self.computing = true;
-                        cx.pause_read();
+            input.consume(len);
+            match request {
+                Err(rejection) => self.respond(Err(rejection), close, cx),
+                Ok(Request::Sleep(ms)) => {
+                    cx.set_timer(Duration::from_millis(ms));
+                    self.wait(Waiting { slept: Some(ms), close }, cx);
+                }
+                Ok(Request::Fib(n)) if self.offload && n > INLINE_MAX_N => {
+                    match cx.offload(move || protocol::fib(n)) {
+                        Ok(()) => self.wait(Waiting { slept: None, close }, cx),
+                        Err(OffloadError::Busy) => {
+                            self.respond(Err(Rejection { status: 503, reason: "busy" }), close, cx)
+                        }
+                        Err(OffloadError::Closed) => {
+                            self.respond(Err(Rejection { status: 503, reason: "shutting down" }), true, cx)
+                        }
                     }
-                    Err(OffloadError::Busy) => cx.write(b"ERR busy\n"),
-                    Err(OffloadError::Closed) => cx.write(b"ERR shutting down\n"),
-                },
-                Ok(n) => cx.write(format!("{}\n", protocol::fib(n)).as_bytes()),
+                }
+                Ok(Request::Fib(n)) => self.respond(Ok(Answer::Fib(protocol::fib(n))), close, cx),
+            }
+            if close {
+                return;
             }
         }
     }
 
-    fn on_done(&mut self, result: Result<u64, JobError>, cx: &mut Cx<'_, Self>) {
-        match result {
-            Ok(value) => cx.write(format!("{value}\n").as_bytes()),
-            Err(_) => cx.write(b"ERR internal\n"),
+    fn on_timer(&mut self, _id: TimerId, cx: &mut Cx<'_, Self>) {
+        if let Some(ms) = self.waiting.as_ref().and_then(|waiting| waiting.slept) {
+            self.finish(Ok(Answer::Slept(ms)), cx);
         }
-        self.computing = false;
-        cx.resume_read();
+    }
+
+    fn on_done(&mut self, result: Result<u64, JobError>, cx: &mut Cx<'_, Self>) {
+        let answer = result.map(Answer::Fib).map_err(|_| Rejection { status: 500, reason: "internal" });
+        self.finish(answer, cx);
     }
 }
 
-pub fn run(listener: TcpListener, offload: bool, threads: usize) -> io::Result<()> {
+pub fn run(listener: TcpListener, offload: bool, threads: usize, wire: Wire) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    let config = Config { max_conns: 4096, offload_threads: threads, ..Config::default() };
+    let config = Config {
+        max_conns: 4096,
+        offload_threads: threads,
+        slow_callback: Some(crate::common::SLOW_CALLBACK),
+        ..Config::default()
+    };
     let mut reactor = Reactor::new(config)?;
     let listener = evloop::mio::net::TcpListener::from_std(listener);
-    reactor.add_listener(listener, move |_peer| LabConn { offload, computing: false })?;
+    reactor.add_listener(listener, move |_peer| LabConn::new(wire, offload))?;
     reactor.run()
 }
 
 /// K reactors on K threads sharing `addr`, offloading like model 6 (one offload thread per
 /// reactor: the cores are already shared out among the loops). Announces the address.
-pub fn run_workers(addr: SocketAddr, loops: usize) -> io::Result<()> {
+pub fn run_workers(addr: SocketAddr, loops: usize, wire: Wire) -> io::Result<()> {
     let config = Config { max_conns: 4096, offload_threads: 1, ..Config::default() };
-    let workers =
-        Workers::start(loops, addr, config, |_worker| |_peer| LabConn { offload: true, computing: false })?;
+    let workers = Workers::start(loops, addr, config, move |_worker| move |_peer| LabConn::new(wire, true))?;
     crate::common::announce(workers.addr());
     workers.join().map(|_stats| ())
 }

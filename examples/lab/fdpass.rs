@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 
 use evloop::select::{Events, Selector};
 
-use crate::protocol;
+use crate::protocol::{self, Wire};
 use crate::sys::{self, Fork};
 
 /// What the parent knows of a child.
@@ -22,7 +22,7 @@ struct Child {
     busy: bool,
 }
 
-pub fn run(listener: TcpListener, processes: usize) -> io::Result<()> {
+pub fn run(listener: TcpListener, processes: usize, wire: Wire) -> io::Result<()> {
     let parent = std::process::id();
     let mut children: Vec<Child> = Vec::with_capacity(processes);
     for _ in 0..processes {
@@ -36,7 +36,7 @@ pub fn run(listener: TcpListener, processes: usize) -> io::Result<()> {
                 drop(children);
                 drop(ours);
                 drop(listener);
-                sys::exit_child(worker(theirs));
+                sys::exit_child(worker(theirs, wire));
             }
             Fork::Parent => children.push(Child { channel: ours, busy: false }),
         }
@@ -93,11 +93,11 @@ fn child_of(selector: &Selector<Option<usize>>, fd: RawFd) -> Option<usize> {
 
 /// A child: receives connections from the parent, serves each to the end, and says when it
 /// is done; returns its exit status when the parent closes the channel.
-fn worker(mut channel: UnixStream) -> i32 {
+fn worker(mut channel: UnixStream, wire: Wire) -> i32 {
     loop {
         match sys::recv_fd(&channel) {
             Ok(Some(fd)) => {
-                if let Err(e) = protocol::serve_blocking(TcpStream::from(fd)) {
+                if let Err(e) = protocol::serve_blocking(TcpStream::from(fd), wire) {
                     log::debug!("connection failed: {e}");
                 }
                 if channel.write_all(b"i").is_err() {

@@ -7,10 +7,10 @@
 use std::io;
 use std::net::TcpListener;
 
-use crate::protocol;
+use crate::protocol::{self, Wire};
 use crate::sys::{self, Fork};
 
-pub fn run(listener: TcpListener) -> io::Result<()> {
+pub fn run(listener: TcpListener, wire: Wire) -> io::Result<()> {
     let parent = std::process::id();
     loop {
         // Finished children are collected before each accept, so none stays a zombie for
@@ -28,7 +28,7 @@ pub fn run(listener: TcpListener) -> io::Result<()> {
         match unsafe { sys::fork() } {
             Ok(Fork::Child) => {
                 sys::die_with_parent(parent);
-                let status = match protocol::serve_blocking(stream) {
+                let status = match protocol::serve_blocking(stream, wire) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 };

@@ -5,7 +5,13 @@
 //! the event loop, in Rust, measured.
 //!
 //! Run:  cargo run --release --example lab -- measure
+//!       cargo run --release --example lab -- burst     (ten clients at once, LAB.md)
+//!       cargo run --release --example lab -- siege     (siege -b -c 100 -t 10s per model)
 //!       cargo run --release --example lab -- serve --model event-loop+offload   (port 7070)
+//!
+//! `burst` and `siege` also start Python's servers (`python/*.py`, standard library only)
+//! beside Rust's, when `python3` is there. `server.rs` starts and stops every server process;
+//! `cli.rs` is the command line.
 //!
 //! | model | file | one thread serves | a long request |
 //! |---|---|---|---|
@@ -24,15 +30,22 @@
 //! The process models need `fork`, `_exit`, `waitpid` and `SCM_RIGHTS`; that `unsafe` code
 //! is all in `sys.rs`, each block with its safety argument.
 
+mod burst;
+mod cli;
 mod event_loop;
 mod fdpass;
 mod fork;
 mod measure;
+// Shared with examples/chart.rs, whose line charts the lab does not draw.
+#[allow(dead_code)]
+mod plot;
 mod pool;
 mod prefork;
 mod protocol;
 mod select_loop;
 mod serial;
+mod server;
+mod siege;
 mod sys;
 mod threads;
 
@@ -43,30 +56,9 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use cli::{Command, YesNo};
 use evloop::net::ListenOptions;
-
-const USAGE: &str = "\
-lab: classic server concurrency models side by side, serving `N` -> fib(N) per line.
-
-usage: lab serve --model MODEL [--addr HOST:PORT] [--threads K] [--processes P]
-       lab measure [--models LIST] [--clients C] [--requests R] [--short N] [--long N]
-                   [--rounds N] [--keep-alive yes|no] [--threads K] [--processes P]
-
-  serve      run one model (default address 127.0.0.1:7070)
-  measure    run every model (or --models a,b,...) as its own process under the same
-             load and print a table: C clients x R requests of fib(short), a new
-             connection each (default 8 x 2000, short 15), then the stall probe: one
-             fib(long) (default 38, about 0.1 s) beside short requests; each model
-             --rounds times (default 3, order rotated), medians printed;
-             --keep-alive yes: each client makes its requests on one connection
-  --threads    K pool threads, offload workers, threads per process, or event loops
-               (default 4)
-  --processes  P worker processes of the prefork, fd-passing and procs-x-threads models
-               (default 4; procs-x-threads uses P x K threads)
-
-Models: serial, thread-per-conn, thread-pool, select, event-loop, event-loop+offload,
-        fork-per-conn, prefork, fd-passing, procs-x-threads, event-loops (K reactors)
-";
+use protocol::Wire;
 
 /// The server designs the lab compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,61 +128,25 @@ pub fn accept_failed(error: &io::Error) {
 
 fn main() {
     common::init_logging();
-    let mut flags = common::Flags::parse(USAGE);
-    let command = flags.command();
-    let threads: usize = flags.value("--threads", 4);
-    if !(1..=1024).contains(&threads) {
-        flags.fail("--threads must be from 1 to 1024");
-    }
-    let processes: usize = flags.value("--processes", 4);
-    if !(1..=256).contains(&processes) {
-        flags.fail("--processes must be from 1 to 256");
-    }
-    let result = match command.as_deref() {
-        Some("serve") => {
-            let model: Model = flags.optional("--model").unwrap_or_else(|| flags.fail("serve needs --model"));
-            let addr: SocketAddr = flags.value("--addr", "127.0.0.1:7070".parse().unwrap());
-            flags.finish();
-            serve(model, addr, threads, processes)
+    let cli = cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            serve(args.model, args.addr, args.pools.threads, args.pools.processes, args.protocol.into())
         }
-        Some("measure") => {
-            let models = match flags.optional::<String>("--models") {
-                Some(list) => list
-                    .split(',')
-                    .map(|name| name.parse().unwrap_or_else(|e: String| flags.fail(&e)))
-                    .collect(),
-                None => Model::ALL.to_vec(),
-            };
-            let clients: usize = flags.value("--clients", 8);
-            let requests: usize = flags.value("--requests", 2000);
-            let short: u32 = flags.value("--short", 15);
-            let long: u32 = flags.value("--long", 38);
-            let rounds: usize = flags.value("--rounds", 3);
-            let keep_alive = match flags.value("--keep-alive", "no".to_string()).as_str() {
-                "yes" => true,
-                "no" => false,
-                other => flags.fail(&format!("--keep-alive must be yes or no, not {other:?}")),
-            };
-            if clients == 0 || requests == 0 || rounds == 0 {
-                flags.fail("--clients, --requests and --rounds must be at least 1");
-            }
-            if short > protocol::MAX_N || long > protocol::MAX_N {
-                flags.fail(&format!("--short and --long must be at most {}", protocol::MAX_N));
-            }
-            flags.finish();
-            measure::run(&measure::Options {
-                models,
-                clients,
-                requests,
-                short,
-                long,
-                threads,
-                processes,
-                rounds,
-                keep_alive,
-            })
-        }
-        _ => flags.fail("expected a command: serve or measure"),
+        Command::Measure(args) => measure::run(&measure::Options {
+            models: args.models.unwrap_or_else(|| Model::ALL.to_vec()),
+            clients: args.clients,
+            requests: args.requests,
+            short: args.short,
+            long: args.long,
+            threads: args.pools.threads,
+            processes: args.pools.processes,
+            rounds: args.rounds,
+            keep_alive: args.keep_alive == YesNo::Yes,
+            plot: args.plot,
+        }),
+        Command::Burst(args) => burst::run(args),
+        Command::Siege(args) => siege::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -198,10 +154,10 @@ fn main() {
     }
 }
 
-fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize) -> io::Result<()> {
+fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize, wire: Wire) -> io::Result<()> {
     if model == Model::EventLoops {
         // The loops open their own listeners (one each, `SO_REUSEPORT`).
-        return event_loop::run_workers(addr, threads);
+        return event_loop::run_workers(addr, threads, wire);
     }
     let listener = evloop::net::listen(addr, ListenOptions::default())?;
     let listener = TcpListener::from(std::os::fd::OwnedFd::from(listener));
@@ -211,16 +167,16 @@ fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize) -> io
     log::info!("model {}", model.name());
     common::announce(bound);
     match model {
-        Model::Serial => serial::run(&listener),
-        Model::ThreadPerConn => threads::run(listener),
-        Model::ThreadPool => pool::run(listener, threads),
-        Model::Select => select_loop::run(listener),
-        Model::EventLoop => event_loop::run(listener, false, threads),
-        Model::EventLoopOffload => event_loop::run(listener, true, threads),
-        Model::ForkPerConn => fork::run(listener),
-        Model::Prefork => prefork::run(listener, processes, 1),
-        Model::FdPassing => fdpass::run(listener, processes),
-        Model::ProcsThreads => prefork::run(listener, processes, threads),
+        Model::Serial => serial::run(&listener, wire),
+        Model::ThreadPerConn => threads::run(listener, wire),
+        Model::ThreadPool => pool::run(listener, threads, wire),
+        Model::Select => select_loop::run(listener, wire),
+        Model::EventLoop => event_loop::run(listener, false, threads, wire),
+        Model::EventLoopOffload => event_loop::run(listener, true, threads, wire),
+        Model::ForkPerConn => fork::run(listener, wire),
+        Model::Prefork => prefork::run(listener, processes, 1, wire),
+        Model::FdPassing => fdpass::run(listener, processes, wire),
+        Model::ProcsThreads => prefork::run(listener, processes, threads, wire),
         Model::EventLoops => unreachable!("started above"),
     }
 }

@@ -9,14 +9,15 @@
 //! - **stall**: one client asks for fib(`long`) while another keeps making short requests;
 //!   how long those short requests took shows whether one slow request stalls everyone.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::protocol;
+use crate::plot::{self, Panel, Series};
+use crate::protocol::{self, Wire};
+use crate::server::{Lang, Server, Sizes};
 use crate::Model;
 
 /// What to measure.
@@ -32,6 +33,8 @@ pub struct Options {
     pub rounds: usize,
     /// Each client makes all its requests on one connection instead of one per request.
     pub keep_alive: bool,
+    /// Draw the table as an SVG chart here.
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// Every wait on a socket is bounded: a model that stalls shows up as slow, never as a hang.
@@ -41,6 +44,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// drifts, and rotating spreads its slow phases over the models), and prints the median of
 /// each column.
 pub fn run(options: &Options) -> io::Result<()> {
+    crate::server::stop_all_on_interrupt();
     let connections = if options.keep_alive { "one connection per client" } else { "a new connection each" };
     println!(
         "{} clients x {} requests of fib({}), {connections}; stall probe: fib({}) beside short requests; \
@@ -52,7 +56,9 @@ pub fn run(options: &Options) -> io::Result<()> {
     for round in 0..options.rounds {
         for turn in 0..models.len() {
             let at = (turn + round) % models.len();
-            let mut server = Server::start(models[at], options)?;
+            let sizes = Sizes { threads: options.threads, processes: options.processes };
+            let mut server = Server::start(Lang::Rust, models[at], Wire::Line, sizes)?
+                .ok_or_else(|| io::Error::other("no such model"))?;
             let outcome = measure(&server, options);
             server.stop();
             rows[at].push(outcome?);
@@ -62,6 +68,7 @@ pub fn run(options: &Options) -> io::Result<()> {
         "{:<20} {:>9} {:>9} {:>9} {:>11} {:>13} {:>9}",
         "model", "req/s", "p50_us", "p99_us", "cpu_us/req", "stall_max_ms", "long_ms"
     );
+    let mut medians = Vec::with_capacity(models.len());
     for (model, rows) in models.iter().zip(&rows) {
         let median = |column: fn(&Row) -> f64| {
             let mut values: Vec<f64> = rows.iter().map(column).collect();
@@ -78,8 +85,41 @@ pub fn run(options: &Options) -> io::Result<()> {
             median(|row| row.stall_max_ms),
             median(|row| row.long_ms)
         );
+        medians.push((median(|row| row.per_second), median(|row| row.stall_max_ms)));
+    }
+    if let Some(path) = &options.plot {
+        draw(path, options, &medians)?;
+        println!("chart: {}", path.display());
     }
     Ok(())
+}
+
+/// The chart: requests per second, and the slowest short request beside a long one.
+fn draw(path: &std::path::Path, options: &Options, medians: &[(f64, f64)]) -> io::Result<()> {
+    let categories: Vec<String> = options.models.iter().map(|model| model.name().to_string()).collect();
+    let series = |values: Vec<f64>| Series {
+        name: "rust".into(),
+        values: values.into_iter().map(Some).collect(),
+        markers: vec![None; medians.len()],
+    };
+    let panels = [
+        Panel {
+            title: format!(
+                "{} clients x {} requests of fib({}): throughput",
+                options.clients, options.requests, options.short
+            ),
+            y_label: "requests per second".into(),
+            categories: categories.clone(),
+            series: vec![series(medians.iter().map(|m| m.0).collect())],
+        },
+        Panel {
+            title: format!("stall probe: the slowest short request while one fib({}) runs", options.long),
+            y_label: "milliseconds".into(),
+            categories,
+            series: vec![series(medians.iter().map(|m| m.1).collect())],
+        },
+    ];
+    plot::grouped_bars(path, "lab measure (medians)", &panels)
 }
 
 struct Row {
@@ -202,92 +242,5 @@ impl Connection {
             return Err(io::Error::other(format!("fib({n}): expected {expected:?}, got {reply:?}")));
         }
         Ok(())
-    }
-}
-
-/// A model's server process, started with `lab serve` and killed (by its PID) when done.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(model: Model, options: &Options) -> io::Result<Server> {
-        let (threads, processes) = (options.threads.to_string(), options.processes.to_string());
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
-            .args(["--threads", &threads, "--processes", &processes])
-            // Warnings only, unless asked: the table goes to the same terminal.
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let mut line = String::new();
-        let read = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
-        let addr = read.ok().and_then(|_| line.trim().strip_prefix("listening on ")?.parse().ok());
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::other(format!("{}: no 'listening on' line (got {line:?})", model.name())));
-        };
-        Ok(Server { child, addr })
-    }
-
-    /// CPU time of the server and its worker processes: the server's utime + stime (every
-    /// thread, live or exited) and cutime + cstime (children it has reaped), plus utime +
-    /// stime of each live child.
-    fn cpu_time(&self) -> io::Result<Duration> {
-        let pid = self.child.id();
-        let own = Stat::read(pid).ok_or_else(|| io::Error::other("the server has exited"))?;
-        let mut ticks = own.utime + own.stime + own.cutime + own.cstime;
-        for entry in std::fs::read_dir("/proc")?.flatten() {
-            let Some(child) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
-                continue;
-            };
-            if let Some(stat) = Stat::read(child).filter(|stat| stat.ppid == pid) {
-                ticks += stat.utime + stat.stime;
-            }
-        }
-        let per_second = 100; // USER_HZ on Linux
-        Ok(Duration::from_millis(ticks * 1000 / per_second))
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The fields of `/proc/PID/stat` the CPU accounting needs, in clock ticks.
-struct Stat {
-    ppid: u32,
-    utime: u64,
-    stime: u64,
-    cutime: u64,
-    cstime: u64,
-}
-
-impl Stat {
-    fn read(pid: u32) -> Option<Stat> {
-        let mut text = String::new();
-        std::fs::File::open(format!("/proc/{pid}/stat")).ok()?.read_to_string(&mut text).ok()?;
-        // Fields after the command name (which may contain spaces) start after the last ')';
-        // counting from the state (field 3 of the file) as 0: ppid is 1, utime 11, stime 12,
-        // cutime 13, cstime 14.
-        let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-        let number = |at: usize| fields.get(at).and_then(|v| v.parse::<u64>().ok());
-        Some(Stat {
-            ppid: number(1)? as u32,
-            utime: number(11)?,
-            stime: number(12)?,
-            cutime: number(13)?,
-            cstime: number(14)?,
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -8,13 +8,14 @@ use std::io;
 use std::net::TcpListener;
 use std::thread;
 
+use crate::protocol::Wire;
 use crate::serial;
 
-pub fn run(listener: TcpListener, threads: usize) -> io::Result<()> {
+pub fn run(listener: TcpListener, threads: usize, wire: Wire) -> io::Result<()> {
     let mut workers = Vec::with_capacity(threads);
     for _ in 0..threads {
         let listener = listener.try_clone()?;
-        workers.push(thread::Builder::new().name("pool".into()).spawn(move || serial::run(&listener))?);
+        workers.push(thread::Builder::new().name("pool".into()).spawn(move || serial::run(&listener, wire))?);
     }
     for worker in workers {
         let _ = worker.join();

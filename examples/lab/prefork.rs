@@ -8,10 +8,16 @@
 use std::io;
 use std::net::TcpListener;
 
+use crate::protocol::Wire;
 use crate::sys::{self, Fork};
 use crate::{pool, serial};
 
-pub fn run(listener: TcpListener, processes: usize, threads_per_process: usize) -> io::Result<()> {
+pub fn run(
+    listener: TcpListener,
+    processes: usize,
+    threads_per_process: usize,
+    wire: Wire,
+) -> io::Result<()> {
     let parent = std::process::id();
     for _ in 0..processes {
         // SAFETY: this process has one thread: every child is forked before any thread
@@ -20,9 +26,9 @@ pub fn run(listener: TcpListener, processes: usize, threads_per_process: usize) 
             Fork::Child => {
                 sys::die_with_parent(parent);
                 let served = if threads_per_process > 1 {
-                    pool::run(listener, threads_per_process)
+                    pool::run(listener, threads_per_process, wire)
                 } else {
-                    serial::run(&listener)
+                    serial::run(&listener, wire)
                 };
                 if let Err(e) = served {
                     log::warn!("worker process: {e}");

@@ -2,30 +2,40 @@
 //! asks which sockets are ready, reads what arrived, computes answers right there and
 //! writes them back. Thousands of idle clients cost nothing, but the loop is a single thread:
 //! while it computes one fib(N), nobody else is served.
+//!
+//! A `sleep MS` request is not a `thread::sleep` here (that would stop the loop): the client
+//! gets a deadline, `select` is called with a timeout that ends at the earliest deadline,
+//! and the reply is written when it has passed. Meanwhile that client is not read from, so
+//! its replies stay in request order, and everyone else is served.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use evloop::select::{Events, Selector};
 
-use crate::protocol;
+use crate::protocol::{self, Answer, Frame, Request, Wire};
 
-/// Replies queued for a client above which it is not read from.
+/// Replies queued (or input buffered) for a client above which it is not read from.
 const MAX_QUEUED: usize = 64 * 1024;
 
-/// One client: its socket, the bytes of an unfinished request line, the replies not yet
-/// written.
+/// One client: its socket, the bytes of unfinished requests, the replies not yet written.
 struct Client {
     stream: TcpStream,
     input: Vec<u8>,
     output: Vec<u8>,
-    /// Close once `output` is written (a protocol error was answered).
+    /// Close once `output` is written (a protocol error was answered, or HTTP asked).
     closing: bool,
+    /// A `sleep` in progress: when it ends, for how long, and whether to close after it.
+    sleeping: Option<(Instant, u64, bool)>,
+    /// What the selector watches this socket for (empty: not registered at all, since a
+    /// selector refuses an empty interest set).
+    watched: Events,
 }
 
-pub fn run(listener: TcpListener) -> io::Result<()> {
+pub fn run(listener: TcpListener, wire: Wire) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener_fd = listener.as_raw_fd();
     let mut selector = Selector::new()?;
@@ -33,73 +43,121 @@ pub fn run(listener: TcpListener) -> io::Result<()> {
     let mut clients: HashMap<RawFd, Client> = HashMap::new();
     let mut buf = [0u8; 4096];
     loop {
-        for (fd, ready) in selector.select(None)? {
+        // Wake up for the earliest sleep that ends (a linear scan: fine for a teaching loop;
+        // evloop keeps its timers in a heap).
+        let now = Instant::now();
+        let timeout = clients
+            .values()
+            .filter_map(|c| c.sleeping.map(|(end, ..)| end.saturating_duration_since(now)))
+            .min();
+        let mut touched: Vec<RawFd> = Vec::new();
+        for (fd, ready) in selector.select(timeout)? {
             if fd == listener_fd {
-                accept_all(&listener, &mut selector, &mut clients)?;
+                accept_all(&listener, &mut clients);
                 continue;
             }
             let Some(client) = clients.get_mut(&fd) else { continue };
-            let open = (!ready.is_readable() || read_requests(client, &mut buf)) && write_replies(client);
-            if !open || (client.closing && client.output.is_empty()) {
-                let _ = selector.unregister(fd);
-                clients.remove(&fd);
+            if ready.is_readable() && !read_some(client, &mut buf) {
+                close(&mut selector, &mut clients, fd);
                 continue;
             }
-            // A client that sends without reading its replies is not read from until they
-            // drain, so the replies waiting for it stay bounded.
-            let wanted = match client.output.len() {
-                0 => Events::READ,
-                n if n < MAX_QUEUED => Events::READ | Events::WRITE,
-                _ => Events::WRITE,
-            };
-            selector.modify(fd, wanted)?;
+            touched.push(fd);
+        }
+        // Newly accepted clients (never watched yet), clients with events, and clients whose
+        // sleep has ended all get a turn.
+        let now = Instant::now();
+        for (&fd, client) in &clients {
+            let woke = client.sleeping.is_some_and(|(end, ..)| end <= now);
+            if woke || client.watched.is_empty() && client.sleeping.is_none() {
+                touched.push(fd);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for fd in touched {
+            let Some(client) = clients.get_mut(&fd) else { continue };
+            serve(client, wire, now);
+            if !write_replies(client) || (client.closing && client.output.is_empty()) {
+                close(&mut selector, &mut clients, fd);
+                continue;
+            }
+            watch(&mut selector, client)?;
         }
     }
 }
 
-fn accept_all(
-    listener: &TcpListener,
-    selector: &mut Selector<()>,
-    clients: &mut HashMap<RawFd, Client>,
-) -> io::Result<()> {
+fn accept_all(listener: &TcpListener, clients: &mut HashMap<RawFd, Client>) {
     loop {
         match listener.accept() {
             Ok((stream, _peer)) => {
-                stream.set_nonblocking(true)?;
-                stream.set_nodelay(true)?;
-                selector.register(&stream, Events::READ, ())?;
-                let client = Client { stream, input: Vec::new(), output: Vec::new(), closing: false };
+                if stream.set_nonblocking(true).and_then(|()| stream.set_nodelay(true)).is_err() {
+                    continue;
+                }
+                let client = Client {
+                    stream,
+                    input: Vec::new(),
+                    output: Vec::new(),
+                    closing: false,
+                    sleeping: None,
+                    watched: Events::EMPTY,
+                };
                 clients.insert(client.stream.as_raw_fd(), client);
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(e) => {
                 crate::accept_failed(&e);
-                return Ok(());
+                return;
             }
         }
     }
 }
 
-/// Reads what is there and answers every complete line (computing inline). `false`: the
-/// client is gone.
-fn read_requests(client: &mut Client, buf: &mut [u8]) -> bool {
+/// Reads what is there into the client's input. `false`: the client is gone.
+fn read_some(client: &mut Client, buf: &mut [u8]) -> bool {
     match client.stream.read(buf) {
-        Ok(0) => return false,
-        Ok(n) => client.input.extend_from_slice(&buf[..n]),
-        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => return true,
-        Err(_) => return false,
+        Ok(0) => false,
+        Ok(n) => {
+            client.input.extend_from_slice(&buf[..n]);
+            true
+        }
+        Err(e) => e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted,
     }
-    while let Some(end) = client.input.iter().position(|&b| b == b'\n') {
-        let reply = protocol::answer(&client.input[..end]);
-        client.output.extend_from_slice(&reply);
-        client.input.drain(..=end);
+}
+
+/// Finishes an ended sleep, then answers the complete requests in the input until one
+/// starts a sleep (computing fib inline: this is where the loop stalls).
+fn serve(client: &mut Client, wire: Wire, now: Instant) {
+    if let Some((end, ms, close)) = client.sleeping {
+        if end > now {
+            return;
+        }
+        client.sleeping = None;
+        client.output.extend_from_slice(&protocol::reply(wire, Ok(Answer::Slept(ms)), close));
+        client.closing |= close;
     }
-    if client.input.len() >= protocol::MAX_LINE {
-        client.output.extend_from_slice(b"ERR line too long\n");
-        client.input.clear();
-        client.closing = true;
+    while !client.closing && client.sleeping.is_none() {
+        match protocol::next_frame(wire, &client.input) {
+            Frame::Incomplete => return,
+            Frame::Invalid(rejection) => {
+                client.output.extend_from_slice(&protocol::reply(wire, Err(rejection), true));
+                client.input.clear();
+                client.closing = true;
+            }
+            Frame::Request { len, request, close } => {
+                client.input.drain(..len);
+                match request {
+                    Ok(Request::Sleep(ms)) => {
+                        client.sleeping = Some((now + Duration::from_millis(ms), ms, close));
+                    }
+                    other => {
+                        let answer = other.map(protocol::perform_blocking);
+                        client.output.extend_from_slice(&protocol::reply(wire, answer, close));
+                        client.closing |= close;
+                    }
+                }
+            }
+        }
     }
-    true
 }
 
 /// Writes as much of the pending replies as the socket takes. `false`: the client is gone.
@@ -116,4 +174,38 @@ fn write_replies(client: &mut Client) -> bool {
         }
     }
     true
+}
+
+/// Watches the client for what it can use now: reading while it is neither sleeping nor
+/// closing and its buffers are below the limit (a client that sends without reading its
+/// replies is not read from until they drain), writing while replies are pending.
+fn watch(selector: &mut Selector<()>, client: &mut Client) -> io::Result<()> {
+    let mut wanted = Events::EMPTY;
+    let room = client.input.len() < MAX_QUEUED && client.output.len() < MAX_QUEUED;
+    if room && !client.closing && client.sleeping.is_none() {
+        wanted |= Events::READ;
+    }
+    if !client.output.is_empty() {
+        wanted |= Events::WRITE;
+    }
+    let fd = client.stream.as_raw_fd();
+    match (client.watched.is_empty(), wanted.is_empty()) {
+        (true, true) => {}
+        (true, false) => selector.register(fd, wanted, ())?,
+        (false, true) => {
+            selector.unregister(fd)?;
+        }
+        (false, false) if wanted != client.watched => selector.modify(fd, wanted)?,
+        (false, false) => {}
+    }
+    client.watched = wanted;
+    Ok(())
+}
+
+fn close(selector: &mut Selector<()>, clients: &mut HashMap<RawFd, Client>, fd: RawFd) {
+    if let Some(client) = clients.remove(&fd) {
+        if !client.watched.is_empty() {
+            let _ = selector.unregister(fd);
+        }
+    }
 }

@@ -5,15 +5,15 @@
 use std::io;
 use std::net::TcpListener;
 
-use crate::protocol;
+use crate::protocol::{self, Wire};
 
 /// Accepts and serves one connection at a time, forever. Also the body of each thread of
 /// the pool and of each preforked process: they are serial servers sharing one socket.
-pub fn run(listener: &TcpListener) -> io::Result<()> {
+pub fn run(listener: &TcpListener, wire: Wire) -> io::Result<()> {
     loop {
         match listener.accept() {
             Ok((stream, _peer)) => {
-                if let Err(e) = protocol::serve_blocking(stream) {
+                if let Err(e) = protocol::serve_blocking(stream, wire) {
                     log::debug!("connection failed: {e}");
                 }
             }

@@ -1,5 +1,5 @@
 //! The lab's only `unsafe` code: the process primitives the process models need and std does
-//! not offer — `fork`, `_exit`, `waitpid`, the parent-death signal, and passing a descriptor
+//! not offer — `fork`, `_exit`, `waitpid`, the parent-death signal, `kill` by PID, and passing a descriptor
 //! over a UNIX socket (`SCM_RIGHTS`). Each is a small wrapper with its safety argument next
 //! to the `unsafe` block; nothing else in the lab touches `libc`.
 
@@ -172,5 +172,34 @@ pub fn recv_fd(channel: &UnixStream) -> io::Result<Option<OwnedFd>> {
         }
         let fd = ptr::read_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>());
         Ok(Some(OwnedFd::from_raw_fd(fd)))
+    }
+}
+
+/// Sends SIGKILL to `pid` (one of the lab's own server processes or their descendants).
+/// A process that is already gone is not an error: it is what was wanted.
+pub fn kill(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    if pid <= 0 {
+        return; // 0 and negative values would signal whole process groups.
+    }
+    // SAFETY: `kill` takes integers; a positive pid names exactly one process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Makes the process `command` starts receive SIGKILL when the thread that starts it ends
+/// (in the lab, the main thread: when the lab exits or is killed), so no server outlives
+/// the lab, even one killed with SIGKILL.
+pub fn kill_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before `exec`, where only
+    // async-signal-safe calls are allowed: `prctl` is a plain system call, and the closure
+    // allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }

@@ -7,14 +7,14 @@ use std::io;
 use std::net::TcpListener;
 use std::thread;
 
-use crate::protocol;
+use crate::protocol::{self, Wire};
 
-pub fn run(listener: TcpListener) -> io::Result<()> {
+pub fn run(listener: TcpListener, wire: Wire) -> io::Result<()> {
     loop {
         match listener.accept() {
             Ok((stream, _peer)) => {
                 let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
-                    if let Err(e) = protocol::serve_blocking(stream) {
+                    if let Err(e) = protocol::serve_blocking(stream, wire) {
                         log::debug!("connection failed: {e}");
                     }
                 });

@@ -1,9 +1,12 @@
-//! The concurrency-models lab end to end: every model serves the protocol correctly to
-//! concurrent clients, `lab measure` produces its table, and the command line is strict.
+//! The concurrency-models lab end to end: every model serves the protocol (line and HTTP,
+//! fib and sleep) correctly to concurrent clients, `lab measure`, `lab burst` and `lab siege`
+//! produce their tables (with small loads: the full runs are benchmarks), Python's servers
+//! are measured when `python3` exists, every process the lab starts ends with it, also when
+//! it is interrupted, and the command line is strict.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -102,10 +105,30 @@ fn lab_command_line() {
         &["measure", "--long", "99"],
         &["measure", "--models", "select,nope"],
         &["dance"],
+        &["serve", "--model", "serial", "--protocol", "ftp"],
+        &["serve", "--model", "serial", "--threads", "0"],
+        &["burst", "--clients", "0"],
+        &["burst", "--python", "maybe"],
+        &["burst", "--n", "46"],
+        &["burst", "--sleep", "0"],
+        &["siege", "--concurrency", "nope"],
     ] {
         let out = Command::new(example("lab")).args(bad).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error"), "{bad:?}: no error message");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error"), "{bad:?}: no error message");
+        // A bad value is reported with the flag it was given to.
+        if let Some(flag) = bad.iter().rev().nth(1).filter(|flag| flag.starts_with("--")) {
+            assert!(stderr.contains(flag), "{bad:?}: the error does not name {flag}: {stderr}");
+        }
+    }
+    let version = Command::new(example("lab")).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("lab "));
+    for command in ["serve", "measure", "burst", "siege"] {
+        let help = Command::new(example("lab")).args([command, "--help"]).output().unwrap();
+        assert!(help.status.success(), "{command} --help");
+        assert!(String::from_utf8_lossy(&help.stdout).contains("--threads"), "{command} --help");
     }
 }
 
@@ -130,7 +153,14 @@ fn killing_a_process_model_leaves_no_workers() {
         let mut stream = server.connect();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         assert_eq!(ask(&mut stream, &mut reader, "12\n"), "144\n", "{model}");
-        let workers = children_of(server.child.id());
+        // The parent announces its address before it forks: the first worker may serve
+        // while the others are still being forked (on a loaded machine, for a while).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut workers = children_of(server.child.id());
+        while workers.len() < 3 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+            workers = children_of(server.child.id());
+        }
         assert_eq!(workers.len(), 3, "{model}: {workers:?}");
         drop(server); // SIGKILL to the parent only
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -164,4 +194,291 @@ fn alive(pid: u32) -> bool {
     stat.rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .is_some_and(|state| state != "Z")
+}
+
+/// Whether `python3` runs here; prints a note when it does not (the Python tests then skip).
+fn python3() -> bool {
+    let found = Command::new("python3").arg("--version").output().is_ok_and(|out| out.status.success());
+    if !found {
+        println!("note: python3 not found: the Python servers' tests are skipped");
+    }
+    found
+}
+
+/// Five clients each ask for a 300 ms sleep at once: the serial model answers them one after
+/// another (at least 5 x 300 ms), the loops (a timer each) and the threads together.
+#[test]
+fn sleep_shows_each_models_nature() {
+    for (model, together) in
+        [("serial", false), ("select", true), ("event-loop", true), ("thread-per-conn", true)]
+    {
+        let mut command = Command::new(example("lab"));
+        command.args(["serve", "--model", model, "--addr", "127.0.0.1:0"]);
+        let server = Running::start(command);
+        let started = Instant::now();
+        let clients: Vec<_> = (0..5)
+            .map(|_| {
+                let mut stream = server.connect();
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    assert_eq!(ask(&mut stream, &mut reader, "sleep 300\n"), "slept 300\n");
+                    // The connection goes on after a sleep, in request order.
+                    assert_eq!(ask(&mut stream, &mut reader, "sleep x\n"), "ERR not a number\n");
+                    assert_eq!(ask(&mut stream, &mut reader, "12\n"), "144\n");
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().unwrap_or_else(|_| panic!("{model}: a client failed"));
+        }
+        let took = started.elapsed();
+        if together {
+            assert!(took < Duration::from_millis(1200), "{model}: five sleeps took {took:?}");
+        } else {
+            assert!(took >= Duration::from_millis(1500), "{model}: five sleeps took only {took:?}");
+        }
+    }
+}
+
+/// `GET` with a keep-alive connection, then `Connection: close`, then a bad path, over HTTP,
+/// in every model: the server closes after the request that asked it to.
+#[test]
+fn every_model_serves_http() {
+    for model in MODELS {
+        let mut command = Command::new(example("lab"));
+        command.args(["serve", "--model", model, "--addr", "127.0.0.1:0", "--protocol", "http"]);
+        command.args(["--threads", "2", "--processes", "2"]);
+        let server = Running::start(command);
+        let mut stream = server.connect();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .write_all(
+                b"GET /fib/20 HTTP/1.1\r\nHost: t\r\n\r\nGET /sleep/20 HTTP/1.1\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut replies = String::new();
+        stream.read_to_string(&mut replies).unwrap(); // ends only if the server closes
+        let (first, second) =
+            replies.split_once("\n6765\n").unwrap_or_else(|| panic!("{model}: {replies:?}"));
+        assert!(
+            first.starts_with("HTTP/1.1 200 OK\r\n") && first.contains("Connection: keep-alive"),
+            "{model}"
+        );
+        assert!(second.starts_with("HTTP/1.1 200 OK\r\n") && second.contains("Connection: close"), "{model}");
+        assert!(second.ends_with("\r\n\r\nslept 20\n"), "{model}: {second:?}");
+        let mut stream = server.connect();
+        stream.write_all(b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 404 Not Found\r\n"), "{model}: {reply:?}");
+    }
+}
+
+/// A row of a table printed by the lab: the numbers after the two names.
+fn table_row(stdout: &str, model: &str, lang: &str) -> Option<Vec<f64>> {
+    let row = stdout.lines().find(|line| {
+        let mut words = line.split_whitespace();
+        words.next() == Some(model) && words.next() == Some(lang)
+    })?;
+    Some(row.split_whitespace().skip(2).filter(|word| *word != "|").filter_map(|w| w.parse().ok()).collect())
+}
+
+/// `lab burst` with tiny jobs: a row per model, the I/O column showing the serial model's
+/// queue, and the JSON and SVG files written.
+#[test]
+fn burst_prints_rows_and_writes_json_and_svg() {
+    let dir = std::env::temp_dir().join(format!("evloop-lab-burst-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("burst.json"), dir.join("burst.svg"));
+    let out = Command::new(example("lab"))
+        .args(["burst", "--clients", "3", "--job-seconds", "0.005", "--sleep", "150", "--python", "no"])
+        .args(["--models", "serial,event-loop,thread-per-conn", "--threads", "2"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for model in ["serial", "event-loop", "thread-per-conn"] {
+        let numbers =
+            table_row(&stdout, model, "rust").unwrap_or_else(|| panic!("no {model} row:\n{stdout}"));
+        // N one_job | cpu: wall first last ideal x_one used | io: wall first last ideal
+        assert_eq!(numbers.len(), 12, "{model}: {numbers:?}");
+        assert!(numbers[0] >= 1.0 && numbers[1] > 0.0, "{model}: {numbers:?}");
+        let io_wall = numbers[8];
+        if model == "serial" {
+            assert!(io_wall >= 0.45, "serial: three 150 ms sleeps in {io_wall} s");
+        } else {
+            assert!((0.15..0.4).contains(&io_wall), "{model}: three 150 ms sleeps in {io_wall} s");
+        }
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&json).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines.iter().all(|line| line.starts_with("{\"model\":\"") && line.contains("\"impl\":\"rust\"")));
+    assert!(lines.iter().all(|line| line.contains("\"cpu_wall_s\":") && line.contains("\"io_wall_s\":")));
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains("event-loop") && picture.contains("rust"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Python's nine servers in the same run: a Python row beside each Rust row.
+#[test]
+fn burst_measures_pythons_servers() {
+    if !python3() {
+        return;
+    }
+    let out = Command::new(example("lab"))
+        .args(["burst", "--clients", "3", "--n", "12", "--sleep", "100", "--python", "yes"])
+        .args(["--threads", "2", "--processes", "2"])
+        .arg("--models")
+        .arg("serial,thread-per-conn,thread-pool,select,event-loop,event-loop+offload,fork-per-conn,prefork,procs-x-threads,fd-passing")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for model in [
+        "serial",
+        "thread-per-conn",
+        "thread-pool",
+        "select",
+        "event-loop",
+        "event-loop+offload",
+        "fork-per-conn",
+        "prefork",
+        "procs-x-threads",
+    ] {
+        for lang in ["rust", "python"] {
+            let numbers =
+                table_row(&stdout, model, lang).unwrap_or_else(|| panic!("no {model} {lang}:\n{stdout}"));
+            assert_eq!(numbers.len(), 12, "{model} {lang}: {numbers:?}");
+            assert_eq!(numbers[0], 12.0, "{model} {lang}: N");
+            assert!(numbers[8] >= 0.1, "{model} {lang}: a 100 ms sleep in {} s", numbers[8]);
+        }
+    }
+    // Python has no descriptor-passing server: a Rust row only.
+    assert!(
+        table_row(&stdout, "fd-passing", "rust").is_some()
+            && table_row(&stdout, "fd-passing", "python").is_none()
+    );
+}
+
+/// Every descendant of `root` (children, their children, ...).
+fn descendants_of(root: u32) -> Vec<u32> {
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() {
+        found.extend(children_of(found[at]));
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// SIGINT in the middle of a burst: the lab stops every server it started, with their
+/// worker processes (Python's multiprocessing workers when python3 exists, else Rust's
+/// preforked ones), and exits 130.
+#[test]
+fn interrupted_burst_leaves_no_process() {
+    let python = python3();
+    // Rust's prefork comes first; its 1.5 s sleeps end, then Python's prefork starts.
+    let sleep = if python { "1500" } else { "20000" };
+    let mut lab = Command::new(example("lab"))
+        .args(["burst", "--clients", "2", "--n", "10", "--sleep", sleep])
+        .args(["--python", if python { "yes" } else { "no" }])
+        .args(["--models", "prefork", "--processes", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a prefork server with its two workers runs under the lab (a Python one if
+    // there is python3).
+    let is_python = |pid: &u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("prefork.py"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        seen = descendants_of(lab.id());
+        if seen.len() >= 3 && (!python || seen.iter().filter(|pid| is_python(pid)).count() >= 3) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen.len() >= 3, "no server with workers under the lab: {seen:?}");
+    let status = Command::new("bash").arg("-c").arg(format!("kill -INT {}", lab.id())).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = lab.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the lab did not exit on SIGINT");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(130));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.iter().any(|&pid| alive(pid)) {
+        assert!(Instant::now() < deadline, "{seen:?} outlived the interrupted lab");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `lab siege` with its own client (no siege needed), briefly: transactions and no failures
+/// for each model; with python3, Python's three HTTP servers too.
+#[test]
+fn siege_with_the_labs_own_client() {
+    let python = if python3() { "yes" } else { "no" };
+    let out = Command::new(example("lab"))
+        .args(["siege", "--own-client", "--seconds", "1", "--concurrency", "4", "--path", "/fib/10"])
+        .args(["--models", "event-loop,thread-per-conn", "--threads", "2", "--python", python])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let mut rows = vec![("event-loop", "rust"), ("thread-per-conn", "rust")];
+    if python == "yes" {
+        rows.extend([
+            ("thread-per-conn", "python"),
+            ("fork-per-conn", "python"),
+            ("procs-x-threads", "python"),
+        ]);
+    }
+    for (model, lang) in rows {
+        let row = stdout
+            .lines()
+            .find(|line| line.split_whitespace().take(2).eq([model, lang]))
+            .unwrap_or_else(|| panic!("no {model} {lang} row:\n{stdout}"));
+        assert_eq!(row.split_whitespace().last(), Some("lab"), "{row}: the client");
+        let numbers: Vec<f64> =
+            row.split_whitespace().rev().skip(1).take(5).filter_map(|w| w.parse().ok()).collect();
+        // Reversed: cpu_us/req, failed, req/s, elapsed_s, transactions.
+        assert_eq!(numbers.len(), 5, "{row}");
+        assert!(numbers[4] > 0.0, "{row}: no transactions");
+        assert_eq!(numbers[1], 0.0, "{row}: failures");
+    }
+}
+
+/// `examples/chart` redraws the echo figure from the committed raw results with the lab's
+/// chart code; a missing file is an error, a missing argument a usage error (2).
+#[test]
+fn chart_redraws_the_echo_figure() {
+    let results = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results/2026-11-22-echo-64B-by-conns.txt");
+    let out_path = std::env::temp_dir().join(format!("evloop-chart-{}.svg", std::process::id()));
+    let out = Command::new(example("chart")).arg(results).arg(&out_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&out_path).unwrap();
+    std::fs::remove_file(&out_path).unwrap();
+    assert!(svg.starts_with("<svg"));
+    for server in ["evloop", "tokio", "c_epoll", "mio", "connections", "1000"] {
+        assert!(svg.contains(server), "no {server} in the chart");
+    }
+    let missing =
+        Command::new(example("chart")).args(["/nonexistent/results.txt", "/tmp/x.svg"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/results.txt"));
+    let usage = Command::new(example("chart")).arg(results).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
 }
