@@ -93,6 +93,16 @@ impl Stream {
         }
     }
 
+    /// Is input waiting in the socket (a TCP peek; `false` for Unix streams, which std cannot
+    /// peek on stable)? Asked only when choosing a connection to reclaim: one that looks
+    /// idle may have its first bytes waiting behind an event not yet dispatched.
+    pub(crate) fn has_input(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => matches!(s.peek(&mut [0; 1]), Ok(n) if n > 0),
+            Stream::Unix(_) => false,
+        }
+    }
+
     /// `TCP_NODELAY` on TCP streams; nothing to do on Unix ones.
     pub(crate) fn set_nodelay(&self) -> io::Result<()> {
         match self {

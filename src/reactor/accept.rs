@@ -179,13 +179,15 @@ impl<H: Handler> Reactor<H> {
 
     /// Which connection to close when full and a client waits: the reusable one (marked by
     /// its handler; nothing pending either way; no readiness unread) that has been quiet
-    /// longest — but only among those quiet since before this turn: one opened this turn may
-    /// have its first bytes waiting unread, and is judged next turn. A scan of the table,
-    /// only when full: the common accept never gets here.
+    /// longest — but only among those quiet since before this turn (one opened this turn is
+    /// judged next turn) and with nothing waiting in the socket (a peek: its first bytes may
+    /// sit behind an event not yet dispatched; regression: `http_hardening::
+    /// idle_and_slow_clients_give_their_slots_back` under load). A scan of the table, only
+    /// when full: the common accept never gets here.
     fn reclaimable(&self) -> Reclaim {
         let now = self.shared.now;
-        let mut next_turn = false;
-        let mut oldest: Option<(usize, std::time::Instant)> = None;
+        let mut later = false;
+        let mut candidates: Vec<(std::time::Instant, usize)> = Vec::new();
         for (slot, conn) in self.conns.iter() {
             let core = &conn.core;
             let idle = core.flags.has(Flags::REUSABLE)
@@ -197,15 +199,24 @@ impl<H: Handler> Reactor<H> {
                 continue;
             }
             if core.last_active >= now {
-                next_turn = true;
-            } else if oldest.is_none_or(|(_, at)| core.last_active < at) {
-                oldest = Some((slot, core.last_active));
+                later = true;
+            } else {
+                candidates.push((core.last_active, slot));
             }
         }
-        match (oldest, next_turn) {
-            (Some((slot, _)), _) => Reclaim::Now(slot),
-            (None, true) => Reclaim::NextTurn,
-            (None, false) => Reclaim::Nothing,
+        candidates.sort_unstable();
+        for (_, slot) in candidates {
+            // Bytes waiting behind an event this turn has not dispatched yet: not idle.
+            if self.conns[slot].core.stream.has_input() {
+                later = true;
+                continue;
+            }
+            return Reclaim::Now(slot);
+        }
+        if later {
+            Reclaim::NextTurn
+        } else {
+            Reclaim::Nothing
         }
     }
 

@@ -92,8 +92,11 @@ impl<H: Handler> Inbox<H> {
 
     /// Refuses everything from now on and drops what waits (the reactor stopped).
     pub(super) fn close(&self) {
+        // Under the queue's lock, as `push` checks it: a push racing the close either lands
+        // before it (and is dropped here) or sees `closed` (and gets its item back).
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         self.closed.store(true, Ordering::SeqCst);
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        queue.clear();
     }
 }
 
@@ -195,11 +198,12 @@ impl<H: Handler> Sender<H> {
     }
 
     fn push(&self, item: Inbound<H>) -> Result<(), SendError<Inbound<H>>> {
-        if self.inbox.closed.load(Ordering::SeqCst) {
-            return Err(SendError::Closed(item));
-        }
         {
             let mut queue = self.inbox.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            // Checked under the lock `close` takes (regression: a loom model in tests/loom.rs).
+            if self.inbox.closed.load(Ordering::SeqCst) {
+                return Err(SendError::Closed(item));
+            }
             if queue.len() >= self.inbox.capacity {
                 return Err(SendError::Full(item));
             }
