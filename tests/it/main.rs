@@ -10,6 +10,7 @@ mod http;
 mod lab;
 mod limits;
 mod offload;
+mod props;
 mod proxy_chat;
 mod reactor_api;
 mod runtime;
