@@ -81,28 +81,59 @@ mod models {
 
     /// Explores every interleaving with up to three preemptions per execution (tokio's CI
     /// uses two); the models are small enough for the exhaustive search to finish in seconds.
+    /// Prints how many executions were explored, so a run shows it searched.
     fn model(f: impl Fn() + Sync + Send + 'static) {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&runs);
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
-        builder.check(f);
+        builder.check(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f();
+        });
+        eprintln!("{} executions explored", runs.load(std::sync::atomic::Ordering::Relaxed));
     }
 
-    /// The reactor's one `mio::Waker` (an edge-triggered eventfd) and its poll.
+    /// The reactor's one `mio::Waker` (an edge-triggered eventfd) and its poll. The kernel
+    /// keeps an eventfd's count and wakes its waiters under one spinlock, so a lock models
+    /// it exactly. (Not an atomic flag: loom may let a plain store from one thread slip in
+    /// front of another thread's earlier swap when the two are not ordered by anything,
+    /// a reordering C11 forbids; a lock leaves no room for it.)
     #[derive(Default)]
     struct Waker {
-        edge: AtomicBool,
+        edge: Mutex<bool>,
     }
 
     impl Waker {
-        /// `write(eventfd, 1)`: the kernel queues an event (its locks make it SeqCst).
+        /// `write(eventfd, 1)`: the kernel queues an event.
         fn wake(&self) {
-            self.edge.store(true, Ordering::SeqCst);
+            *self.edge.lock().unwrap() = true;
         }
 
         /// One non-blocking poll: did the waker's event come? (Taking it consumes it.)
         fn poll(&self) -> bool {
-            self.edge.swap(false, Ordering::SeqCst)
+            std::mem::take(&mut *self.edge.lock().unwrap())
         }
+    }
+
+    /// The loop clearing a "wake outstanding" flag: `store(false, SeqCst)` in the offload
+    /// pool, `store(false, Release)` in the inbox. Modelled as `swap(false, Release)`:
+    ///
+    /// - loom 0.7 keeps a plain store only partially ordered against a concurrent
+    ///   swap that read an older value, and may then let a later swap read "past" the
+    ///   store — a modification order C11 forbids (an RMW reads the value right before it
+    ///   in the one total order). The models then report wake-ups lost that no C11
+    ///   execution loses. When every write to the flag is an RMW, loom chains them totally.
+    /// - A swap whose result is ignored stores the same value with the same release
+    ///   semantics; it does not acquire (so it adds no synchronisation the source lacks).
+    ///   loom treats `SeqCst` as acquire/release anyway, so `Release` is what it would
+    ///   model of the pool's `SeqCst` store.
+    /// - What is lost: executions where the clear lands in the modification order *before*
+    ///   a flag write that already ran. Every other write to these flags is a swap, which
+    ///   reads its predecessor, so such an execution is the one where that swap ran after
+    ///   the clear, which loom explores by scheduling it so.
+    fn clear(flag: &AtomicBool) {
+        flag.swap(false, Ordering::Release);
     }
 
     /// `OffloadPool`'s hand-off: the `done` list and the `notified` flag.
@@ -121,9 +152,11 @@ mod models {
             }
         }
 
-        /// `OffloadPool::drain`, called by the loop on every waker event.
+        /// `OffloadPool::drain`, called by the loop on every waker event. The source's
+        /// `store(false, SeqCst)` is a swap here whose old value is ignored: see
+        /// `clear` for why that is the faithful translation.
         fn drain(&self, out: &mut Vec<u64>) {
-            self.notified.store(false, Ordering::SeqCst);
+            clear(&self.notified);
             out.append(&mut self.done.lock().unwrap());
         }
     }
@@ -175,7 +208,7 @@ mod models {
 
         /// `Reactor::take_inbox`, called by the loop on every waker event.
         fn take(&self, out: &mut Vec<u64>) {
-            self.wake_pending.store(false, Ordering::Release);
+            clear(&self.wake_pending);
             out.extend(std::mem::take(&mut *self.queue.lock().unwrap()));
         }
 
