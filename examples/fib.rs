@@ -13,11 +13,15 @@
 //! connection stops reading (its next lines wait in the buffers).
 
 mod common;
+// The request-line parser, on its own so the fuzz targets and property tests reach it.
+#[path = "fib/line.rs"]
+mod line;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
+use line::{parse, Request};
 
 const USAGE: &str = "\
 fib: an evloop server computing fib(N) the slow way, without stalling the loop.
@@ -53,8 +57,6 @@ const MAX_LINES_PER_TURN: usize = 64;
 /// Replies pending for the client above which no more requests are read until they drain:
 /// a client that pipelines but never reads must not make us buffer without bound.
 const MAX_PENDING_REPLIES: usize = 16 * 1024;
-/// Longest `sleep` accepted, in milliseconds: a client should not park a timer for days.
-const MAX_SLEEP_MS: u64 = 600_000;
 
 use common::{fib, fib_cancellable};
 
@@ -70,38 +72,6 @@ struct Settings {
     mode: Mode,
     max_n: u32,
     on_connect: Option<u32>,
-}
-
-/// A parsed request line.
-#[derive(Debug, PartialEq)]
-enum Request {
-    Fib(u32),
-    Sleep(u64),
-}
-
-/// Parses one request line (without its `\n`), or says what is wrong with it.
-fn parse(line: &[u8], max_n: u32) -> Result<Request, String> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = std::str::from_utf8(line).map_err(|_| "invalid utf-8".to_string())?.trim();
-    if text.is_empty() {
-        return Err("empty request".into());
-    }
-    if let Some(ms) = text.strip_prefix("sleep") {
-        return match ms.trim().parse::<u64>() {
-            Ok(ms) if ms <= MAX_SLEEP_MS => Ok(Request::Sleep(ms)),
-            _ => Err(format!("sleep needs milliseconds from 0 to {MAX_SLEEP_MS}")),
-        };
-    }
-    if text.starts_with('-') && text[1..].bytes().all(|b| b.is_ascii_digit()) && text.len() > 1 {
-        return Err("negative number".into());
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("not a number".into());
-    }
-    match text.parse::<u32>() {
-        Ok(n) if n <= max_n => Ok(Request::Fib(n)),
-        _ => Err(format!("too large (max {max_n})")),
-    }
 }
 
 /// Where a connection is in its conversation.

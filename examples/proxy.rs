@@ -90,9 +90,15 @@ impl Handler for Side {
                     Endpoint::Tcp(addr) => cx.connect(*addr, side),
                     Endpoint::Unix(path) => cx.connect_unix(path, side),
                 };
-                if let Err(e) = opened {
-                    log::warn!("client {}: upstream {}: {e}", cx.peer_addr(), self.upstream);
-                    cx.close();
+                match opened {
+                    // Known as the partner at once, not only when `Linked` arrives: a client
+                    // that goes before then must still tell its upstream (Gone), or the
+                    // upstream connection would be left open with no one to serve.
+                    Ok(upstream) => self.partner = Some(upstream),
+                    Err(e) => {
+                        log::warn!("client {}: upstream {}: {e}", cx.peer_addr(), self.upstream);
+                        cx.close();
+                    }
                 }
             }
         }

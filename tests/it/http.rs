@@ -14,7 +14,7 @@ use crate::util::Rng;
 
 // The example's pure parts, compiled into this test crate so their unit tests run with
 // `cargo test` (an example's own `#[cfg(test)]` code only runs if it is built as a test,
-// and then its binary is not). Only their tests use them here.
+// and then its binary is not). Only their tests and the property tests (`props`) use them.
 #[allow(dead_code)]
 #[path = "../../examples/http/cli.rs"]
 mod cli;

@@ -13,6 +13,7 @@ mod kv;
 mod lab;
 mod limits;
 mod offload;
+mod props;
 mod proxy_chat;
 mod reactor_api;
 mod runtime;

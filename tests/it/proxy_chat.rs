@@ -73,6 +73,35 @@ fn proxy_carries_bytes_and_half_close_both_ways() {
     round_trip(&mut next, b"still here");
 }
 
+/// Open descriptors of a child process, from /proc.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|dir| dir.count()).unwrap_or(0)
+}
+
+/// A client that resets at once, before its upstream connection is up, still takes that
+/// upstream connection with it (found by the soak, benches/soak.sh: the client's side did
+/// not know its upstream until `Linked` arrived, so it could not tell it `Gone`, and the
+/// upstream stayed open for good, in the proxy and in the echo server).
+#[test]
+fn proxy_client_reset_before_upstream_is_up_leaves_nothing_open() {
+    let echo = echo_server();
+    let proxy = proxy_to(&echo.addr.to_string());
+    let (proxy_pid, echo_pid) = (proxy.child.id(), echo.child.id());
+    let before = (fd_count(proxy_pid), fd_count(echo_pid));
+    for _ in 0..20 {
+        let client = proxy.connect();
+        (&client).write_all(&[7; 1000]).unwrap();
+        set_linger_zero(&client);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = (fd_count(proxy_pid), fd_count(echo_pid));
+    while after != before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        after = (fd_count(proxy_pid), fd_count(echo_pid));
+    }
+    assert_eq!(after, before, "descriptors (proxy, echo) left open by reset clients");
+}
+
 /// A client that sends and never reads stalls the other direction: its data backs up
 /// through the echo server into the proxy, which stops reading it. Memory stays bounded
 /// and everyone else is served.
