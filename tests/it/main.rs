@@ -9,6 +9,7 @@ mod fib;
 mod http;
 mod lab;
 mod limits;
+mod linger;
 mod offload;
 mod proxy_chat;
 mod reactor_api;
