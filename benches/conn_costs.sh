@@ -181,10 +181,10 @@ if [[ $WHAT == *echo* ]]; then
     # Connections counted by the client; strace is attached for its whole run.
     traced "$name" 1 taskset -c "$CLIENT_CPU" "$CPM" --addr "127.0.0.1:${PORT[$name]}" -c 8 -s 64 -t 2 >"$WORKDIR/$name.row"
     conns=$(kv "$(cat "$WORKDIR/$name.load")" conns)
-    python3 - "$conns" <"$WORKDIR/$name.row" <<'PY'
+    python3 - "$conns" "$WORKDIR/$name.row" <<'PY'
 import sys
 n = float(sys.argv[1])
-for line in sys.stdin:
+for line in open(sys.argv[2]):
     cells = [c.strip() for c in line.strip().strip('|').split('|')]
     out = [cells[0]] + [f"{float(c.strip('*'))/n:.2f}" for c in cells[1:]]
     out[1] = f"**{out[1]}**"
