@@ -103,7 +103,8 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
 /// returns whether they do. Linux copies the option from the listener to every socket it
 /// accepts (the accepted socket is cloned from the listener), so there the reactor makes no
 /// `setsockopt` per connection; elsewhere it says `false` and each accepted socket is set
-/// on its own. (`tests/it/conn_costs.rs` checks the inheritance with `getsockopt`.)
+/// on its own. (`accepted_sockets_have_nodelay_from_their_listener` in `reactor/tests.rs`
+/// checks the inheritance with `getsockopt`.)
 pub(crate) fn set_listener_nodelay(listener: &mio::net::TcpListener) -> io::Result<bool> {
     socket2::SockRef::from(listener).set_tcp_nodelay(true)?;
     Ok(cfg!(target_os = "linux"))
