@@ -58,9 +58,13 @@ pub struct Config {
     /// How long [`Handle::shutdown`](crate::Handle::shutdown) waits for pending output to
     /// drain before closing connections regardless. Default 5 s.
     pub shutdown_timeout: Duration,
-    /// How long a connection the handler closed while its peer was still sending keeps
-    /// reading (and discarding) after sending FIN, so the peer gets the last reply instead
-    /// of a reset. Default 2 s.
+    /// When a connection the handler closes lingers: sends FIN, then reads and discards
+    /// until the peer's EOF or `linger_timeout`, instead of closing at once. See [`Linger`]
+    /// for the three policies and what each risks. Default [`Linger::WhenNeeded`].
+    pub linger: Linger,
+    /// How long a lingering connection (see [`linger`](Config::linger)) keeps reading (and
+    /// discarding) after sending FIN, so the peer gets the last reply instead of a reset.
+    /// Default 2 s.
     pub linger_timeout: Duration,
     /// Worker threads of the offload pool, started on the first
     /// [`Cx::offload`](crate::Cx::offload); `0` means one per available CPU. Default 0.
@@ -70,8 +74,10 @@ pub struct Config {
     pub offload_queue: usize,
     /// Events fetched per `poll` call. Default 1,024.
     pub events_capacity: usize,
-    /// Set `TCP_NODELAY` on accepted connections (lower latency for small messages).
-    /// Default `true`.
+    /// Set `TCP_NODELAY` on TCP connections, accepted, connected or adopted (lower latency
+    /// for small messages). Accepted sockets get it from their listener where the kernel
+    /// passes it on (Linux: one `setsockopt` per listener, none per connection), and one by
+    /// one elsewhere. Default `true`.
     pub nodelay: bool,
     /// Listen backlog passed to `listen(2)`. Default 1,024.
     pub backlog: i32,
@@ -103,6 +109,7 @@ impl Default for Config {
             accept_batch: 64,
             accept_backoff: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(5),
+            linger: Linger::WhenNeeded,
             linger_timeout: Duration::from_secs(2),
             offload_threads: 0,
             offload_queue: 1024,
@@ -165,6 +172,42 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// When a connection closed by its handler ([`Cx::close`](crate::Cx::close), or the input
+/// limit) lingers before its socket is closed.
+///
+/// Closing a TCP socket while unread input sits in it, or while input is still arriving,
+/// makes the kernel answer with a reset (RST) instead of a FIN, and a reset throws away
+/// what the kernel has not delivered yet: the end of the reply the handler just wrote may
+/// never reach the peer, which sees "connection reset" instead. A lingering close prevents
+/// that: it sends FIN once the reply is out, then reads and discards until the peer's EOF
+/// or [`Config::linger_timeout`], and only then closes (nginx's `lingering_close`). It
+/// costs a `shutdown`, one more read and one more event per connection, and keeps the
+/// connection's slot for up to the timeout. A peer that has already sent EOF, an
+/// [`abort`](crate::Cx::abort), an error, a timeout or shutdown never lingers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Linger {
+    /// Never linger: close at once. Cheapest, and risks the reset whenever the peer is
+    /// still sending: pipelined requests behind the last answered one, a request body the
+    /// handler did not read to its end, a client that sends more before reading its reply.
+    Off,
+    /// Linger when there is evidence the peer may still send (nginx's `lingering_close on`):
+    /// input the handler left unconsumed, input that arrived after the close was asked for,
+    /// a socket that may hold unread input (the last read filled its buffer, or a readable
+    /// event came while reading was paused), or a handler that said so with
+    /// [`Cx::linger_on_close`](crate::Cx::linger_on_close) (a request body it did not read).
+    /// Otherwise close at once. The risk left: input that arrives in the instant between
+    /// the handler's last read and the close, from a peer that gave no sign it would send
+    /// more (an HTTP client pipelining behind a request that asked for the connection to
+    /// close). The default: a one-request connection costs no extra system call.
+    #[default]
+    WhenNeeded,
+    /// Linger after every close the handler asks for while the peer has not sent EOF
+    /// (nginx's `lingering_close always`). No reply is lost to a peer that sends within
+    /// `linger_timeout`; every such close pays the extra `shutdown`, read and event, and a
+    /// peer that never closes holds the slot for the whole timeout.
+    Always,
 }
 
 fn invalid(message: String) -> io::Error {

@@ -12,8 +12,9 @@
 //!                 │                                                             ▲
 //!   Open ─── I/O error, cx.abort(), idle timeout, input limit ─────────────────┘
 //!
-//!   Closing ── all sent, peer still sending ──► Lingering (FIN sent; input discarded)
-//!                                                 ── peer EOF / linger deadline ──► Closed
+//!   Closing ── all sent, peer may still send (`Config::linger`) ──► Lingering (FIN sent;
+//!              input discarded) ── peer EOF / linger deadline ──► Closed
+//!   Closing ── all sent, nothing says the peer will send ──► Closed (at once)
 //! ```
 //!
 //! Transitions are driven by the reactor; this module holds the per-connection data and the

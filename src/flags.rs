@@ -14,7 +14,7 @@ use std::ops::BitOr;
 
 /// A set of [`Flags`] constants.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Flags(pub(crate) u16);
+pub(crate) struct Flags(pub(crate) u32);
 
 impl Flags {
     /// The socket may have unread data (or an unread EOF or error): set by readiness events,
@@ -54,6 +54,17 @@ impl Flags {
     /// The handler says the connection waits for a new request ([`Cx::set_reusable`](crate::Cx::set_reusable)):
     /// at `max_conns` the reactor may close it to admit a new client.
     pub(crate) const REUSABLE: Flags = Flags(1 << 14);
+    /// The handler left input unconsumed (`Conn::input` is not empty): set and cleared by
+    /// `deliver`, off the hot path. Evidence for a lingering close (`Linger::WhenNeeded`).
+    pub(crate) const INPUT_HELD: Flags = Flags(1 << 15);
+    /// Evidence the peer may still send that no other flag shows: input arrived after the
+    /// close was asked for (read and discarded while `Closing`), or the handler said so
+    /// ([`Cx::linger_on_close`](crate::Cx::linger_on_close)). Never cleared.
+    pub(crate) const PEER_MAY_SEND: Flags = Flags(1 << 16);
+    /// The stream was adopted: its descriptor may have copies the reactor does not own, so
+    /// `close_now` deregisters it before dropping it (closing a descriptor removes its epoll
+    /// registration only when it was the last copy).
+    pub(crate) const ADOPTED: Flags = Flags(1 << 17);
 
     /// Anything that stops an open connection's handler from being given input.
     pub(crate) const THROTTLED: Flags = Flags(
@@ -100,7 +111,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 15] = [
+        const NAMES: [&str; 18] = [
             "READ_READY",
             "READ_HANGUP",
             "PEER_EOF",
@@ -116,6 +127,9 @@ impl fmt::Debug for Flags {
             "WRITE_FAILED",
             "CONNECTING",
             "REUSABLE",
+            "INPUT_HELD",
+            "PEER_MAY_SEND",
+            "ADOPTED",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

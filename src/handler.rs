@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::conn::Core;
 use crate::flags::Flags;
 use crate::offload::{Cancel, JobError, OffloadError};
-use crate::shared::Shared;
+use crate::shared::{Origin, Shared};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
@@ -291,6 +291,19 @@ impl<'a, H: Handler> Cx<'a, H> {
         self.core.begin_close();
     }
 
+    /// Says the peer may still be sending when this connection closes — a request body the
+    /// handler answered without reading to its end, a protocol error in mid-stream — so
+    /// that under [`Linger::WhenNeeded`](crate::Linger::WhenNeeded) (the default) the close
+    /// lingers: FIN after the last reply, then input read and discarded until the peer's
+    /// EOF or [`Config::linger_timeout`](crate::Config::linger_timeout), so the reply is not
+    /// destroyed by a reset. Call it before or after [`close`](Cx::close). The reactor sees
+    /// the evidence it has itself (input left unconsumed, a read that filled its buffer);
+    /// this is for what only the protocol knows. No effect under `Linger::Off` or
+    /// `Linger::Always`.
+    pub fn linger_on_close(&mut self) {
+        self.core.flags.insert(Flags::PEER_MAY_SEND);
+    }
+
     /// Closes the connection at the end of this callback, discarding pending output.
     pub fn abort(&mut self) {
         self.core.flags.insert(Flags::ABORT_REQUESTED);
@@ -418,7 +431,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// no route): `handler` is dropped without callbacks.
     pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
-        Ok(ConnId(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, true).0))
+        Ok(ConnId(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting).0))
     }
 
     /// [`connect`](Cx::connect) to a Unix-domain socket at `path`.
@@ -430,7 +443,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
         let peer = PeerAddr::Unix(Some(path.to_path_buf()));
-        Ok(ConnId(self.shared.open_later(stream, peer, handler, true).0))
+        Ok(ConnId(self.shared.open_later(stream, peer, handler, Origin::Connecting).0))
     }
 
     /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking here)
@@ -445,6 +458,6 @@ impl<'a, H: Handler> Cx<'a, H> {
         stream.set_nonblocking()?;
         let peer = stream.peer_addr()?;
         self.shared.stats.adopted += 1;
-        Ok(ConnId(self.shared.open_later(stream, peer, handler, false).0))
+        Ok(ConnId(self.shared.open_later(stream, peer, handler, Origin::Adopted).0))
     }
 }

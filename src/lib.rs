@@ -67,7 +67,7 @@ pub mod timer;
 pub mod token;
 pub mod workers;
 
-pub use config::Config;
+pub use config::{Config, Linger};
 pub use handler::{ConnId, Cx, Handler, Input};
 pub use offload::{Cancel, JobError, OffloadError};
 pub use reactor::{Handle, Reactor, Ready, SendError, Sender, SourceId, Turn};

@@ -99,6 +99,17 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
     Ok(mio::net::UnixListener::from_std(socket.into()))
 }
 
+/// Sets `TCP_NODELAY` on a listening socket, once, so accepted connections start with it;
+/// returns whether they do. Linux copies the option from the listener to every socket it
+/// accepts (the accepted socket is cloned from the listener), so there the reactor makes no
+/// `setsockopt` per connection; elsewhere it says `false` and each accepted socket is set
+/// on its own. (`accepted_sockets_have_nodelay_from_their_listener` in `reactor/tests.rs`
+/// checks the inheritance with `getsockopt`.)
+pub(crate) fn set_listener_nodelay(listener: &mio::net::TcpListener) -> io::Result<bool> {
+    socket2::SockRef::from(listener).set_tcp_nodelay(true)?;
+    Ok(cfg!(target_os = "linux"))
+}
+
 /// Makes a socket non-blocking (for adopted streams, which may come from blocking code).
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     socket2::SockRef::from(&fd).set_nonblocking(true)

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Token, Waker};
 
-use crate::config::Config;
+use crate::config::{Config, Linger};
 use crate::conn::{Core, Phase};
 use crate::flags::Flags;
 use crate::offload::{Cancel, Job, OffloadError, OffloadPool};
@@ -61,8 +61,24 @@ pub(crate) enum TimerOwner {
     Loop(usize),
 }
 
-/// A connection a callback opened (connect or adopt): its slot is reserved, and the
-/// reactor registers it and puts it in the table when the callback returns.
+/// How a connection came to the reactor: what `install` still has to do to its socket, and
+/// whether the reactor owns its descriptor alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Accepted from a listener. `nodelay_inherited`: the listener has `TCP_NODELAY` and the
+    /// kernel passes it on to accepted sockets (Linux), so there is no `setsockopt` to make.
+    Accepted { nodelay_inherited: bool },
+    /// An outbound connect in progress: `on_open` waits for its end.
+    Connecting,
+    /// Handed over by the embedder, already connected. Its descriptor may have copies the
+    /// reactor does not own (a `try_clone`, a `dup`, a fork), so it is deregistered
+    /// explicitly when it closes (`Flags::ADOPTED`).
+    Adopted,
+}
+
+/// A connection waiting for its slot in the table: accepted (installed at once), or opened
+/// by a callback (connect or adopt: its slot is reserved, and the reactor registers it and
+/// puts it in the table when the callback returns).
 #[derive(Debug)]
 pub(crate) struct Opening<H> {
     pub(crate) slot: usize,
@@ -70,8 +86,7 @@ pub(crate) struct Opening<H> {
     pub(crate) stream: Stream,
     pub(crate) peer: PeerAddr,
     pub(crate) handler: H,
-    /// A connect in progress (`on_open` waits for it), rather than a stream already connected.
-    pub(crate) connecting: bool,
+    pub(crate) origin: Origin,
 }
 
 /// Work that could not finish in the turn it started (fairness budgets, resumed reads).
@@ -183,15 +198,9 @@ impl<H, M: Send + 'static> Shared<H, M> {
     }
 
     /// Reserves a slot for a connection a callback opens and queues it; returns its token.
-    pub(crate) fn open_later(
-        &mut self,
-        stream: Stream,
-        peer: PeerAddr,
-        handler: H,
-        connecting: bool,
-    ) -> Token {
+    pub(crate) fn open_later(&mut self, stream: Stream, peer: PeerAddr, handler: H, origin: Origin) -> Token {
         let (slot, generation) = self.slots.reserve();
-        self.opening.push(Opening { slot, generation, stream, peer, handler, connecting });
+        self.opening.push(Opening { slot, generation, stream, peer, handler, origin });
         token::conn(slot, generation)
     }
 
@@ -379,12 +388,12 @@ impl<H, M: Send + 'static> Shared<H, M> {
         // Everything is sent. If the peer may still be sending, linger: send FIN and
         // read-and-discard until its EOF or a deadline, so unread input does not turn our
         // close into an RST that could destroy the reply in flight (nginx's lingering
-        // close). A finished peer, or shutdown, closes at once.
-        let linger = !core.flags.has(Flags::PEER_EOF) && matches!(reason, Reason::Local | Reason::InputLimit);
-        if !linger {
+        // close). Otherwise close at once: `close` sends the FIN itself.
+        if !self.should_linger(core, reason) {
             return Some(reason);
         }
         core.phase = Phase::Lingering { reason };
+        self.stats.lingered += 1;
         shut_write(core, slot);
         let token = token::conn(slot, core.generation);
         let deadline = deadline_after(self.now, self.config.linger_timeout);
@@ -393,6 +402,29 @@ impl<H, M: Send + 'static> Shared<H, M> {
             self.defer_read(core, slot);
         }
         None
+    }
+
+    /// Does a connection closing for `reason`, with all its output sent, linger first? By
+    /// `Config::linger` (the policies and their risks are documented on `Linger`).
+    fn should_linger(&self, core: &Core, reason: Reason) -> bool {
+        // A peer that has sent EOF cannot provoke a reset any more; a close the handler did
+        // not ask for (an error, a timeout, shutdown) has no reply to protect.
+        if core.flags.has(Flags::PEER_EOF) {
+            return false;
+        }
+        match (self.config.linger, reason) {
+            (Linger::Off, _) => false,
+            (Linger::Always, Reason::Local | Reason::InputLimit) => true,
+            // The peer sent more than the handler would keep: it is flooding, still sending.
+            (Linger::WhenNeeded, Reason::InputLimit) => true,
+            // Input left unconsumed, a socket that may hold more (the last read filled the
+            // buffer, or readiness came while reading was paused), input after the close
+            // was asked for, or the handler's word for it (`Cx::linger_on_close`).
+            (Linger::WhenNeeded, Reason::Local) => {
+                core.flags.any(Flags::READ_READY | Flags::INPUT_HELD | Flags::PEER_MAY_SEND)
+            }
+            _ => false,
+        }
     }
 
     /// Submits a job tagged with the connection's token, cancelled by `cancel`; starts the

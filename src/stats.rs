@@ -145,6 +145,10 @@ pub struct Stats {
     /// Times a connection's reads were cut off by [`Config::read_budget`](crate::Config::read_budget)
     /// and left for the next turn, so that others could be served.
     pub read_budget_yields: u64,
+    /// Connections that lingered before closing: sent FIN, then read until the peer's EOF
+    /// or [`Config::linger_timeout`](crate::Config::linger_timeout) (see
+    /// [`Linger`](crate::Linger)). The rest of the handler's closes closed at once.
+    pub lingered: u64,
     /// Times reading from a peer paused because its pending output passed the high watermark.
     pub backpressure_pauses: u64,
     /// Output bytes buffered in the reactor for all connections now (current value).
@@ -194,6 +198,7 @@ impl Stats {
             bytes_out: self.bytes_out + other.bytes_out,
             stale_events: self.stale_events + other.stale_events,
             read_budget_yields: self.read_budget_yields + other.read_budget_yields,
+            lingered: self.lingered + other.lingered,
             backpressure_pauses: self.backpressure_pauses + other.backpressure_pauses,
             out_buffered: self.out_buffered + other.out_buffered,
             out_buffered_peak: self.out_buffered_peak.max(other.out_buffered_peak),

@@ -205,6 +205,11 @@ impl HttpConn {
                 let head_only = head.method == Method::Head;
                 self.answer(status, message.as_bytes(), persistence, extra, head_only, cx);
                 if !keep {
+                    if head.content_length > 0 {
+                        // The body is on its way and will not be read: linger, so its
+                        // arrival after our close cannot reset the answer (see `Linger`).
+                        cx.linger_on_close();
+                    }
                     self.close(cx);
                 }
                 return;
@@ -379,6 +384,8 @@ impl HttpConn {
         log::debug!("conn {}: refused: {} {reason}", cx.id(), status.0);
         let body = format!("{reason}\n");
         self.answer(status, body.as_bytes(), Persistence::Close, &[], false, cx);
+        // Whatever the client sends next is unreadable to us, and it may well be sending.
+        cx.linger_on_close();
         self.close(cx);
     }
 
@@ -460,6 +467,8 @@ impl Handler for HttpConn {
             log::debug!("conn {}: request head too slow", cx.id());
             let body = b"request head too slow\n";
             self.answer(response::REQUEST_TIMEOUT, body, Persistence::Close, &[], false, cx);
+            // The rest of the head may still be trickling in.
+            cx.linger_on_close();
             self.close(cx);
         } else if self.body_timer == Some(id) {
             self.body_timer = None;

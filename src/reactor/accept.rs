@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 use super::{Lifecycle, Reactor};
 use crate::flags::Flags;
 use crate::handler::Handler;
-use crate::shared::{Deferred, Opening, TimerOwner};
+use crate::shared::{Deferred, Opening, Origin, TimerOwner};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::deadline_after;
@@ -74,6 +74,9 @@ pub(super) struct Listener<H> {
     paused: Option<Pause>,
     /// When descriptor exhaustion was last logged (the warning is rate-limited).
     last_warning: Option<Instant>,
+    /// The sockets it accepts start with `TCP_NODELAY` (set once on the listener, passed on
+    /// by the kernel), so `install` sets nothing on them.
+    nodelay_inherited: bool,
 }
 
 /// What a full reactor can do for a waiting client.
@@ -104,8 +107,25 @@ impl<H: Handler> Reactor<H> {
         factory: Box<dyn FnMut(PeerAddr) -> H>,
     ) -> io::Result<usize> {
         let index = self.listeners.len();
+        let nodelay_inherited = match &socket {
+            // One `setsockopt` here instead of one per accepted connection, where the kernel
+            // passes the option on; if it fails, each connection is set on its own.
+            ListenSocket::Tcp(listener) if self.shared.config.nodelay => {
+                crate::net::set_listener_nodelay(listener).unwrap_or_else(|e| {
+                    log::debug!("listener {index}: TCP_NODELAY failed ({e}); setting it per connection");
+                    false
+                })
+            }
+            _ => false,
+        };
         socket.register(self.poll.registry(), token::listener(index))?;
-        self.listeners.push(Some(Listener { socket, factory, paused: None, last_warning: None }));
+        self.listeners.push(Some(Listener {
+            socket,
+            factory,
+            paused: None,
+            last_warning: None,
+            nodelay_inherited,
+        }));
         Ok(index)
     }
 
@@ -253,8 +273,9 @@ impl<H: Handler> Reactor<H> {
             log::error!("peer={peer}: the handler factory panicked; dropping the connection");
             return;
         };
+        let origin = Origin::Accepted { nodelay_inherited: listener.nodelay_inherited };
         let (slot, generation) = self.shared.slots.reserve();
-        let opening = Opening { slot, generation, stream, peer, handler, connecting: false };
+        let opening = Opening { slot, generation, stream, peer, handler, origin };
         self.shared.stats.accepted += 1;
         if let Err(e) = self.install(opening) {
             log::warn!("conn slot={slot}: could not register an accepted connection: {e}");

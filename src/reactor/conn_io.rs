@@ -315,13 +315,21 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Closes a connection now: deregister, drop the socket, free the slot, tell the handler.
+    /// Closes a connection now: drop the socket, free the slot, tell the handler.
     pub(super) fn close_now(&mut self, slot: usize, reason: Reason) {
         let mut conn = self.conns.take(slot);
         self.shared.slots.release(slot);
         let core = &mut conn.core;
-        if let Err(e) = self.poll.registry().deregister(&mut core.stream) {
-            log::debug!("conn slot={slot} deregister failed: {e}");
+        // Closing a descriptor removes its epoll registration when it is the last copy,
+        // which it is for every socket the reactor accepted or connected itself: an
+        // `EPOLL_CTL_DEL` first would be a wasted system call per connection. An adopted
+        // stream's descriptor may have copies (whoever handed it over may have cloned it),
+        // and a registration outliving our close would keep reporting events: deregister
+        // those. (Events already fetched for this token fail the generation check.)
+        if core.flags.has(Flags::ADOPTED) {
+            if let Err(e) = self.poll.registry().deregister(&mut core.stream) {
+                log::debug!("conn slot={slot} deregister failed: {e}");
+            }
         }
         self.shared.stats.out_buffered -= core.pending_out() as u64;
         self.shared.stats.closed.count(reason);
@@ -388,6 +396,7 @@ fn read_input<H: Handler>(
                 // Close gracefully: flush what is pending, then linger, so the peer sees
                 // our last bytes and a FIN rather than a reset.
                 conn.input = Vec::new();
+                conn.core.flags.remove(Flags::INPUT_HELD);
                 conn.core.phase = Phase::Closing { reason: Reason::InputLimit };
                 return Some(ReadEnd::Settle);
             }
@@ -407,6 +416,15 @@ fn read_input<H: Handler>(
             }
             Ok(n) => {
                 shared.stats.bytes_in += n as u64;
+                // A short read drained the socket: the kernel reports the next arrival
+                // as a new edge, so the read that would only say `WouldBlock` is skipped
+                // (unless a hang-up was signalled: then the EOF is read now). Noted before
+                // the handler runs, so a close it asks for knows whether the socket may
+                // still hold input (`READ_READY`: evidence for a lingering close).
+                let drained = n < room && !conn.core.flags.has(Flags::READ_HANGUP);
+                if drained {
+                    conn.core.flags.remove(Flags::READ_READY);
+                }
                 if open {
                     // Only input the handler sees counts as activity: a closing
                     // connection's discarded input must not keep it (and its pending
@@ -415,12 +433,11 @@ fn read_input<H: Handler>(
                     if let Some(reason) = deliver(conn, shared, &scratch[..n], slot) {
                         return Some(ReadEnd::Close(reason));
                     }
+                } else {
+                    // Input after the close was asked for: the peer is still sending.
+                    conn.core.flags.insert(Flags::PEER_MAY_SEND);
                 }
-                // A short read drained the socket: the kernel reports the next arrival
-                // as a new edge, so the read that would only say `WouldBlock` is skipped
-                // (unless a hang-up was signalled: then the EOF is read now).
-                if n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
-                    conn.core.flags.remove(Flags::READ_READY);
+                if drained {
                     return None;
                 }
                 budget = budget.saturating_sub(n);
@@ -476,15 +493,20 @@ fn deliver<H: Handler>(
     conn.handler.on_data(&mut input, &mut Cx::new(&mut conn.core, shared, slot));
     shared.in_handler = None;
     let consumed = input.consumed();
-    // Keep what the handler did not consume, and only that.
+    // Keep what the handler did not consume, and only that. `INPUT_HELD` follows it, for
+    // `settle` (which sees only the `Core`) to decide on a lingering close.
     if !held {
         if consumed < fresh.len() {
             conn.input.extend_from_slice(&fresh[consumed..]);
+            conn.core.flags.insert(Flags::INPUT_HELD);
         }
     } else {
         conn.input.drain(..consumed);
-        if conn.input.is_empty() && conn.input.capacity() > KEEP_BUFFER_BYTES {
-            conn.input = Vec::new();
+        if conn.input.is_empty() {
+            conn.core.flags.remove(Flags::INPUT_HELD);
+            if conn.input.capacity() > KEEP_BUFFER_BYTES {
+                conn.input = Vec::new();
+            }
         }
     }
     shared.settle(&mut conn.core, slot)

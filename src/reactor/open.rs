@@ -29,7 +29,7 @@ use super::Reactor;
 use crate::conn::{Conn, Core};
 use crate::flags::Flags;
 use crate::handler::{ConnId, Handler};
-use crate::shared::{Opening, TimerOwner};
+use crate::shared::{Opening, Origin, TimerOwner};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::deadline_after;
@@ -44,7 +44,7 @@ impl<H: Handler> Reactor<H> {
     /// Creating the socket or starting the connect failed at once; registering it failed.
     pub fn connect(&mut self, addr: std::net::SocketAddr, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
-        self.open_now(stream, PeerAddr::Tcp(addr), handler, true)
+        self.open_now(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting)
     }
 
     /// Opens an outbound Unix-domain connection to `path` served by `handler`.
@@ -55,7 +55,7 @@ impl<H: Handler> Reactor<H> {
     /// registering failed.
     pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
-        self.open_now(stream, PeerAddr::Unix(Some(path.to_path_buf())), handler, true)
+        self.open_now(stream, PeerAddr::Unix(Some(path.to_path_buf())), handler, Origin::Connecting)
     }
 
     /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking
@@ -69,20 +69,14 @@ impl<H: Handler> Reactor<H> {
         let stream = stream.into();
         stream.set_nonblocking()?;
         let peer = stream.peer_addr()?;
-        let id = self.open_now(stream, peer, handler, false)?;
+        let id = self.open_now(stream, peer, handler, Origin::Adopted)?;
         self.shared.stats.adopted += 1;
         Ok(id)
     }
 
-    fn open_now(
-        &mut self,
-        stream: Stream,
-        peer: PeerAddr,
-        handler: H,
-        connecting: bool,
-    ) -> io::Result<ConnId> {
+    fn open_now(&mut self, stream: Stream, peer: PeerAddr, handler: H, origin: Origin) -> io::Result<ConnId> {
         let (slot, generation) = self.shared.slots.reserve();
-        let opening = Opening { slot, generation, stream, peer, handler, connecting };
+        let opening = Opening { slot, generation, stream, peer, handler, origin };
         self.install(opening).map(|()| ConnId(token::conn(slot, generation).0))
     }
 
@@ -101,8 +95,11 @@ impl<H: Handler> Reactor<H> {
     /// Puts a connection in its reserved slot: registers the socket, starts its timers, and
     /// calls `on_open` (at once, or once a connect completes). On failure the slot is freed
     /// and the handler dropped.
+    ///
+    /// An accepted connection costs `accept4` and the `epoll_ctl` here, nothing more where
+    /// its listener passed `TCP_NODELAY` on (as nginx's accept path: no per-socket option).
     pub(super) fn install(&mut self, opening: Opening<H>) -> io::Result<()> {
-        let Opening { slot, generation, mut stream, peer, handler, connecting } = opening;
+        let Opening { slot, generation, mut stream, peer, handler, origin } = opening;
         let token = token::conn(slot, generation);
         let registered =
             self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
@@ -110,7 +107,8 @@ impl<H: Handler> Reactor<H> {
             self.shared.slots.release(slot);
             return Err(e);
         }
-        if self.shared.config.nodelay {
+        let inherited = matches!(origin, Origin::Accepted { nodelay_inherited: true });
+        if self.shared.config.nodelay && !inherited {
             if let Err(e) = stream.set_nodelay() {
                 log::debug!("peer={peer}: TCP_NODELAY failed: {e}");
             }
@@ -118,7 +116,10 @@ impl<H: Handler> Reactor<H> {
         let now = self.shared.now;
         let mut core = Core::new(stream, peer, generation, now);
         self.shared.stats.active += 1;
-        if connecting {
+        if origin == Origin::Adopted {
+            core.flags.insert(Flags::ADOPTED);
+        }
+        if origin == Origin::Connecting {
             // Nothing is read and everything written queues until the kernel reports the
             // connect's end with a writable (or error) event: `on_writable` → `connect_ready`.
             core.flags.insert(Flags::CONNECTING | Flags::WRITE_BLOCKED);

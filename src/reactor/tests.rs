@@ -162,3 +162,22 @@ fn a_failed_flush_in_a_callback_closes_the_connection() {
     assert_eq!(reactor.stats().closed.error, 1);
     assert_eq!(reactor.stats().bytes_out, 0);
 }
+
+/// `TCP_NODELAY` is set once, on the listener, and Linux passes it to every socket it
+/// accepts: an accepted connection has it (read back with `getsockopt`) although the
+/// reactor made no `setsockopt` for it; elsewhere `install` sets it per connection. With
+/// `nodelay: false` accepted sockets keep the kernel's default (off).
+#[test]
+fn accepted_sockets_have_nodelay_from_their_listener() {
+    for nodelay in [true, false] {
+        let mut reactor = Reactor::new(Config { nodelay, ..Config::default() }).unwrap();
+        let log = Log::default();
+        let addr = reactor
+            .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder { name: "N", log: Rc::clone(&log) });
+        let _client = std::net::TcpStream::connect(addr.unwrap()).unwrap();
+        turn_until(&mut reactor, |r| r.conn_count() == 1);
+        let (_, conn) = reactor.conns.iter().next().unwrap();
+        let crate::Stream::Tcp(accepted) = &conn.core.stream else { panic!("a TCP connection") };
+        assert_eq!(accepted.nodelay().unwrap(), nodelay, "TCP_NODELAY on the accepted socket");
+    }
+}

@@ -129,7 +129,7 @@ fn input_that_is_never_consumed_hits_the_input_limit() {
 /// A handler that answers an error and closes while the client is still sending (4 MiB,
 /// far more than it reads before closing): the client reads the whole reply and then EOF,
 /// not a reset. Without the lingering close, the unread input would turn the close into an
-/// RST that destroys the reply.
+/// RST that destroys the reply (`linger.rs` covers each policy).
 #[test]
 fn close_while_peer_still_sends_delivers_the_reply() {
     struct Refuser;
@@ -138,6 +138,9 @@ fn close_while_peer_still_sends_delivers_the_reply() {
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
             input.consume_all();
             cx.write(b"ERR go away\n");
+            // It answers without reading the rest: say so, or (under the default
+            // `Linger::WhenNeeded`) a close with nothing unread in hand would not linger.
+            cx.linger_on_close();
             cx.close();
         }
     }

@@ -12,6 +12,7 @@ mod http_hardening;
 mod kv;
 mod lab;
 mod limits;
+mod linger;
 mod offload;
 mod props;
 mod proxy_chat;

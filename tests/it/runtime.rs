@@ -186,6 +186,36 @@ fn streams_are_adopted_on_the_loop_and_from_another_thread() {
     assert_eq!(reactor.stats().adopted, 2);
 }
 
+/// An adopted stream's descriptor may have copies the reactor does not own (here a
+/// `try_clone` the embedder keeps). Closing one copy does not remove an epoll registration,
+/// so the reactor deregisters adopted streams before closing them (its own sockets it just
+/// closes, saving the `EPOLL_CTL_DEL`): readiness of the surviving copy must not reach the
+/// loop afterwards, not even as a stale event.
+#[test]
+fn an_adopted_stream_with_a_copy_elsewhere_leaves_no_registration_behind() {
+    struct CloseOnData;
+    impl Handler for CloseOnData {
+        type Msg = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            input.consume_all();
+            cx.close();
+        }
+    }
+    let mut reactor = Reactor::new(Config::default()).unwrap();
+    let (ours, mut theirs) = UnixStream::pair().unwrap();
+    let copy = ours.try_clone().unwrap();
+    reactor.adopt(ours, CloseOnData).unwrap();
+    theirs.write_all(b"bye").unwrap();
+    turn_until(&mut reactor, "the adopted stream's close", |r| r.stats().closed.local == 1);
+    // The socket lives on through the copy; new input makes it readable again.
+    theirs.write_all(b"more").unwrap();
+    for _ in 0..10 {
+        reactor.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert_eq!(reactor.stats().stale_events, 0, "an event for the closed connection arrived");
+    drop(copy);
+}
+
 /// Listening and connecting on Unix-domain sockets; a stale socket file is replaced, a
 /// path where a server listens and a path too long are refused with the path named.
 #[test]
