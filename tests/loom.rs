@@ -46,10 +46,12 @@ fn the_models_mirror_the_source() {
     assert_in_order(
         mail,
         &[
-            // close
+            // close: under the queue's lock, set closed, clear
+            "let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);",
             "self.closed.store(true, Ordering::SeqCst);",
-            "self.queue.lock().unwrap_or_else(PoisonError::into_inner).clear();",
-            // push: closed?, then bounded push under the lock, then wake unless pending
+            "queue.clear();",
+            // push: under the lock, closed?, then a bounded push; then wake unless pending
+            "let mut queue = self.inbox.queue.lock().unwrap_or_else(PoisonError::into_inner);",
             "if self.inbox.closed.load(Ordering::SeqCst) {",
             "if queue.len() >= self.inbox.capacity {",
             "queue.push_back(item);",
@@ -190,11 +192,11 @@ mod models {
 
         /// `Sender::push`.
         fn push(&self, item: u64) -> Result<(), Refused> {
-            if self.closed.load(Ordering::SeqCst) {
-                return Err(Refused::Closed);
-            }
             {
                 let mut queue = self.queue.lock().unwrap();
+                if self.closed.load(Ordering::SeqCst) {
+                    return Err(Refused::Closed);
+                }
                 if queue.len() >= self.capacity {
                     return Err(Refused::Full);
                 }
@@ -214,8 +216,9 @@ mod models {
 
         /// `Inbox::close`, when the reactor stops.
         fn close(&self) {
+            let mut queue = self.queue.lock().unwrap();
             self.closed.store(true, Ordering::SeqCst);
-            self.queue.lock().unwrap().clear();
+            queue.clear();
         }
     }
 
@@ -328,14 +331,11 @@ mod models {
         });
     }
 
-    /// A send racing the reactor's stop: the sender is told `Closed`, or its message is in
-    /// the queue the loop will never take again. This model shows the second can happen to
-    /// a send that was answered `Ok(())` *after* `close` cleared the queue (the `closed`
-    /// check comes before the lock): the message, or the stream given to `Sender::adopt`,
-    /// then stays in the queue until the last `Sender` is dropped. Ignored because it
-    /// fails on purpose; run it with `-- --ignored` to see the interleaving.
+    /// A send racing the reactor's stop: the sender is told `Closed`, or its message was
+    /// queued before the close cleared it — never `Ok(())` with the message stranded after
+    /// the close. (This model found the race when `closed` was checked before taking the
+    /// lock; `push` and `close` now decide under the same lock.)
     #[test]
-    #[ignore = "demonstrates a known race: a send accepted after close is stranded (reported)"]
     fn a_send_accepted_during_close_is_not_stranded() {
         model(|| {
             let lp = Loop::new(4);
