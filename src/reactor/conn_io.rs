@@ -50,7 +50,7 @@ impl<H: Handler> Reactor<H> {
     /// if the socket took some, then reads. The connection is looked up once, and the
     /// common event (readable, perhaps writable, no output pending) goes straight to the
     /// read; errors and hang-ups take the general path, `conn_trouble`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn conn_ready(&mut self, slot: usize, generation: u32, ready: Ready<'_>) {
         if ready.is_trouble() {
             self.conn_trouble(slot, generation, ready);
