@@ -421,8 +421,7 @@ fn read_input<H: Handler>(
                 // (unless a hang-up was signalled: then the EOF is read now). Noted before
                 // the handler runs, so a close it asks for knows whether the socket may
                 // still hold input (`READ_READY`: evidence for a lingering close).
-                let drained = n < room && !conn.core.flags.has(Flags::READ_HANGUP);
-                if drained {
+                if n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
                     conn.core.flags.remove(Flags::READ_READY);
                 }
                 if open {
@@ -437,7 +436,9 @@ fn read_input<H: Handler>(
                     // Input after the close was asked for: the peer is still sending.
                     conn.core.flags.insert(Flags::PEER_MAY_SEND);
                 }
-                if drained {
+                // Drained (just above): nothing more to read until the next edge. (Only an
+                // event sets `READ_READY`, so the handler cannot have set it again.)
+                if !conn.core.flags.has(Flags::READ_READY) {
                     return None;
                 }
                 budget = budget.saturating_sub(n);

@@ -38,11 +38,15 @@ impl<H: Handler> Reactor<H> {
         for _ in 0..*next_event {
             events.next();
         }
-        for event in events {
-            *next_event += 1;
-            if self.shared.config.slow_callback.is_none() {
+        // The stall detector's setting is asked once per turn, not per event.
+        if self.shared.config.slow_callback.is_none() {
+            for event in events {
+                *next_event += 1;
                 self.dispatch(event.token(), Ready::of(event));
-            } else {
+            }
+        } else {
+            for event in events {
+                *next_event += 1;
                 self.dispatch_timed(event.token(), Ready::of(event));
             }
         }
