@@ -29,7 +29,7 @@ mod pubsub;
 mod reply;
 #[allow(dead_code)]
 #[path = "../../examples/kv/resp.rs"]
-mod resp;
+pub(crate) mod resp;
 #[allow(dead_code)]
 #[path = "../../examples/kv/server.rs"]
 mod server;

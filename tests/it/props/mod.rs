@@ -11,7 +11,10 @@
 
 mod fib_request;
 mod http_head;
+mod resp_request;
 mod select_ops;
+
+use crate::kv::resp;
 
 #[path = "../../../examples/fib/line.rs"]
 mod fib_line;
@@ -185,4 +188,43 @@ fn select_op_sequences_match_the_model() {
     }
     eprintln!("{reports} readiness reports checked");
     assert!(reports >= 500, "only {reports} readiness reports: the sequences selected too little");
+}
+
+/// A RESP2 request: a multibulk or an inline command from the grammar, perhaps damaged.
+fn resp_input(rng: &mut Rng) -> Vec<u8> {
+    let words = ["GET", "SET", "k", "value with space", "", "\r\n", "x", "12345"];
+    let count = rng.range(0, 4);
+    let args: Vec<Vec<u8>> = (0..count).map(|_| pick(rng, &words).as_bytes().to_vec()).collect();
+    let mut buf = if rng.range(0, 3) == 0 {
+        let line: Vec<&str> =
+            (0..count.max(1)).map(|_| pick(rng, &["PING", "GET", "k", "\"quoted x\"", "'a b'"])).collect();
+        format!("{}\r\n", line.join(" ")).into_bytes()
+    } else {
+        resp_request::encode(&args)
+    };
+    match rng.range(0, 9) {
+        0 if !buf.is_empty() => {
+            let at = rng.range(0, buf.len() - 1);
+            buf[at] = pick(rng, &["*", "$", "-", "\r", "\n", "9", "x"]).as_bytes()[0];
+        }
+        1 => buf.truncate(rng.range(0, buf.len())),
+        2 => buf = format!("*{}\r\n", pick(rng, &["-5", "99999999999", "3", "abc"])).into_bytes(),
+        _ => {}
+    }
+    if rng.range(0, 4) == 0 {
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    }
+    buf
+}
+
+/// The RESP2 parser's invariants over generated requests (`props/resp_request.rs`).
+#[test]
+fn resp_requests_keep_their_invariants() {
+    let mut rng = Rng::seeded("resp_requests_keep_their_invariants");
+    let limits = resp::Limits { max_bulk: 64, max_args: 8, max_inline: 256 };
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..CASES {
+        seen.insert(resp_request::check(&resp_input(&mut rng), limits));
+    }
+    assert_eq!(seen.len(), 3, "not every outcome reached: {seen:?}");
 }
