@@ -21,12 +21,13 @@ use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
 const USAGE: &str = "\
 proxy: forwards every client to its own upstream connection, both directions.
 
-usage: proxy --upstream ADDR [--listen ADDR] [--max-conns N] [--connect-timeout SECS]
+usage: proxy --upstream ADDR [--listen ADDR] [--max-conns N] [--connect-timeout SECS] [--idle-timeout SECS]
 
   --listen ADDR           where clients connect: HOST:PORT or unix:PATH (default 127.0.0.1:7100)
   --upstream ADDR         where to forward: HOST:PORT or unix:PATH (required)
   --max-conns N           most connections at once, clients and upstreams (default 2048)
   --connect-timeout SECS  give up on an upstream that does not answer (default 10)
+  --idle-timeout SECS     close a side silent this long (its partner follows), 0 = never (default 300)
   -h, --help              this help
 
 Logs go to stderr; RUST_LOG=debug shows every connection.
@@ -170,6 +171,7 @@ fn main() {
     };
     let max_conns: usize = flags.value("--max-conns", 2048);
     let connect_secs: u64 = flags.value("--connect-timeout", 10);
+    let idle_secs: u64 = flags.value("--idle-timeout", 300);
     if max_conns == 0 || connect_secs == 0 {
         flags.fail("--max-conns and --connect-timeout must be at least 1");
     }
@@ -177,6 +179,7 @@ fn main() {
     let config = Config {
         max_conns,
         connect_timeout: std::time::Duration::from_secs(connect_secs),
+        idle_timeout: (idle_secs > 0).then(|| std::time::Duration::from_secs(idle_secs)),
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };

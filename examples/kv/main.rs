@@ -76,6 +76,11 @@ struct Args {
     /// client-output-buffer-limit pubsub, soft 8mb)
     #[arg(long, value_name = "BYTES", default_value = "8m", value_parser = parse_size)]
     pubsub_limit: usize,
+
+    /// Close a client silent this long, 0 = never (Redis: timeout, 0 by default; a server
+    /// facing the open network wants one: idle clients otherwise hold their slots)
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    idle_timeout: u64,
 }
 
 /// `1048576`, `512k`, `1m`, `1mb`, `2g` (powers of 1024, as in redis.conf).
@@ -118,6 +123,7 @@ fn main() {
         // The reactor keeps at most this much unconsumed input per connection: the
         // largest incomplete request (conn.rs answers before the reactor would close).
         max_input: max_query,
+        idle_timeout: (args.idle_timeout > 0).then(|| std::time::Duration::from_secs(args.idle_timeout)),
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
