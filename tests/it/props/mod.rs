@@ -12,7 +12,6 @@
 mod fib_request;
 mod http_head;
 mod resp_request;
-mod select_ops;
 
 use crate::kv::resp;
 
@@ -175,19 +174,6 @@ fn fib_lines_keep_their_invariants() {
     for (outcome, count) in [("fib", fib), ("sleep", sleep), ("refused", refused)] {
         assert!(count >= CASES / 50, "only {count} of {CASES} lines {outcome}: the generator drifted");
     }
-}
-
-#[test]
-fn select_op_sequences_match_the_model() {
-    let mut rng = Rng::seeded("select_op_sequences_match_the_model");
-    let mut reports = 0;
-    for _ in 0..200 {
-        let len = 3 * rng.range(1, 60);
-        let ops = rng.bytes(len);
-        reports += select_ops::run(&ops);
-    }
-    eprintln!("{reports} readiness reports checked");
-    assert!(reports >= 500, "only {reports} readiness reports: the sequences selected too little");
 }
 
 /// A RESP2 request: a multibulk or an inline command from the grammar, perhaps damaged.
