@@ -21,7 +21,11 @@ pub fn check(buf: &[u8], limits: Limits) -> Outcome {
             assert!(len > 0 && len <= buf.len(), "consumed {len} of {} bytes: {buf:?}", buf.len());
             assert!(argv.len() <= limits.max_args, "{} arguments over {}", argv.len(), limits.max_args);
             let args: Vec<Vec<u8>> = (0..argv.len()).map(|i| argv.get(i).to_vec()).collect();
-            assert!(args.iter().all(|a| a.len() <= limits.max_bulk), "an argument over max_bulk: {buf:?}");
+            // A multibulk's arguments are bounded by `max_bulk`; an inline command's by its
+            // line, `max_inline` (as in Redis). (The fuzz target's first finding: the check
+            // had applied `max_bulk` to both.)
+            let bound = if buf.first() == Some(&b'*') { limits.max_bulk } else { limits.max_inline };
+            assert!(args.iter().all(|a| a.len() <= bound), "an argument over {bound} bytes: {buf:?}");
             // The canonical form parses to the same arguments, consuming exactly itself.
             if !args.is_empty() {
                 let canonical = encode(&args);
