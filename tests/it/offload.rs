@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -11,8 +12,42 @@ use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, TimerId};
 use crate::util::{set_linger_zero, small_config, Server};
 
 /// A line protocol over the pool: `panic`, `sleep MS` (a job that sleeps on a worker),
-/// `echo WORD` (a job returning the word), `later WORD` (a timer whose callback offloads).
+/// `gate` (a job that holds its worker until a test calls [`open_gate`]), `echo WORD` (a job
+/// returning the word), `later WORD` (a timer whose callback offloads).
 struct Jobs;
+
+/// The `gate` job's gate: (the job has started, the test has opened it). A sleep would make
+/// the test depend on how fast a loaded machine runs it; a gate holds the job exactly as long
+/// as the test needs (at most 20 s).
+static GATE: (Mutex<(bool, bool)>, Condvar) = (Mutex::new((false, false)), Condvar::new());
+
+fn wait_at_gate() -> String {
+    let (state, changed) = &GATE;
+    let mut guard = state.lock().unwrap();
+    guard.0 = true;
+    changed.notify_all();
+    let (guard, _) = changed.wait_timeout_while(guard, Duration::from_secs(20), |(_, open)| !*open).unwrap();
+    if guard.1 {
+        "through the gate".into()
+    } else {
+        "gate never opened".into()
+    }
+}
+
+/// Waits (at most 10 s) until a `gate` job is running on a worker.
+fn gate_reached() {
+    let (state, changed) = &GATE;
+    let guard = state.lock().unwrap();
+    let (guard, _) =
+        changed.wait_timeout_while(guard, Duration::from_secs(10), |(reached, _)| !*reached).unwrap();
+    assert!(guard.0, "the gate job never started");
+}
+
+fn open_gate() {
+    let (state, changed) = &GATE;
+    state.lock().unwrap().1 = true;
+    changed.notify_all();
+}
 
 impl Jobs {
     fn submit(&mut self, cx: &mut Cx<'_, Self>, job: impl FnOnce() -> String + Send + 'static) {
@@ -41,6 +76,7 @@ impl Handler for Jobs {
                         format!("slept {ms}")
                     })
                 }
+                "gate" => self.submit(cx, wait_at_gate),
                 "echo" => self.submit(cx, move || arg),
                 "later" => {
                     cx.set_timer(Duration::from_millis(10));
@@ -96,18 +132,26 @@ fn results_for_closed_connections_are_dropped() {
     let server = jobs_server(1, 16);
     let doomed = server.connect();
     let mut writer = doomed.try_clone().unwrap();
-    writer.write_all(b"sleep 200\n").unwrap();
-    server.wait_for(Duration::from_secs(5), "job submitted", |s| s.offload_submitted == 1);
+    writer.write_all(b"gate\n").unwrap();
+    // Running, not just queued: a queued job of a closed connection is dropped without
+    // running (counted as cancelled), which is another test's subject.
+    gate_reached();
     set_linger_zero(&doomed);
     drop((doomed, writer));
     server.wait_for(Duration::from_secs(5), "reset seen", |s| s.active == 0);
+    // Only now may the job finish: its connection is certainly gone.
+    open_gate();
 
     let mut fresh = server.connect();
     let mut replies = lines(&fresh);
     fresh.write_all(b"echo mine\n").unwrap();
-    assert_eq!(replies.next().unwrap().unwrap(), "mine");
-    let stats = server.wait_for(Duration::from_secs(5), "stale result dropped", |s| s.stale_events >= 1);
+    assert_eq!(replies.next().unwrap().unwrap(), "mine", "only the fresh connection's result reaches it");
+    // The stats are published at the end of the turn that wrote "mine": wait for them.
+    let stats = server.wait_for(Duration::from_secs(5), "stale result dropped", |s| {
+        s.stale_events >= 1 && s.offload_completed >= 1
+    });
     assert_eq!(stats.offload_completed, 1, "only the fresh connection's result was delivered");
+    assert_eq!(stats.offload_cancelled, 0, "the job was running, not waiting, when its connection closed");
 }
 
 /// A timer callback can offload too: the pool is not tied to input handling.
