@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use evloop::{Cancel, Config, Cx, Handler, Input};
 
 use crate::examples::{example, Running};
-use crate::util::{round_trip, set_linger_zero, Server};
+use crate::util::{round_trip, set_linger_zero, ReadSome, Server};
 
 /// Echo that marks itself reusable while quiet, as the echo example does.
 struct QuietEcho;
@@ -43,7 +43,7 @@ fn idle_connections_are_reclaimed_for_new_clients() {
     // The reclaimed one was the oldest: the first silent client sees its connection closed.
     let mut first = &silent[0];
     first.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    assert_eq!(first.read(&mut [0; 4]).unwrap_or(0), 0);
+    assert_eq!(first.read_some(&mut [0; 4]).unwrap_or(0), 0);
 }
 
 /// The idle-fill attack on the echo example: twice its slots in silent connections, then

@@ -5,7 +5,7 @@
 //! is the bookkeeping: every connection ends, no timer or buffered byte outlives its
 //! connection, and the counters add up.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input, JobError, TimerId};
 
-use crate::util::{set_linger_zero, small_config, Rng, Server};
+use crate::util::{set_linger_zero, small_config, ReadSome, Rng, Server};
 
 /// A handler whose every decision is a die roll.
 struct Chaotic {
@@ -153,7 +153,7 @@ fn random_handler_and_clients_leave_nothing_behind() {
                         break;
                     }
                     if reads {
-                        let _ = stream.read(&mut buf);
+                        let _ = stream.read_some(&mut buf);
                     }
                 }
                 match rng.range(0, 3) {
@@ -161,7 +161,7 @@ fn random_handler_and_clients_leave_nothing_behind() {
                     1 => {
                         let _ = stream.shutdown(Shutdown::Write);
                         let deadline = Instant::now() + Duration::from_secs(3);
-                        while Instant::now() < deadline && !matches!(stream.read(&mut buf), Ok(0)) {}
+                        while Instant::now() < deadline && !matches!(stream.read_some(&mut buf), Ok(0)) {}
                     }
                     _ => {} // plain close
                 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{cpu_from_stat, round_trip};
+use crate::util::{cpu_from_stat, round_trip, ReadSome};
 
 /// Path of a built example, e.g. `target/debug/examples/echo`.
 pub fn example(name: &str) -> PathBuf {
@@ -139,7 +139,7 @@ fn echo_stops_on_sigterm() {
     round_trip(&mut client, b"hello");
     let status = server.signal_and_wait("TERM");
     assert!(status.success(), "{status}");
-    assert_eq!(client.read(&mut [0; 8]).unwrap(), 0);
+    assert_eq!(client.read_some(&mut [0; 8]).unwrap(), 0);
     let log = server.log();
     assert!(
         log.contains("shutting down") && log.contains("shutdown: 1 }"),
@@ -166,7 +166,7 @@ fn echo_survives_descriptor_exhaustion_without_spinning() {
     for mut client in clients {
         client.set_nonblocking(true).unwrap();
         let mut buf = [0; 4];
-        match client.read(&mut buf) {
+        match client.read_some(&mut buf) {
             Ok(4) => served.push(client),
             Err(e) if e.kind() == ErrorKind::WouldBlock => waiting.push(client),
             other => panic!("client failed: {other:?}"),

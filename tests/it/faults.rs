@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input};
 
-use crate::util::{round_trip, set_linger_zero, small_config, Echo, Rng, Server};
+use crate::util::{round_trip, set_linger_zero, small_config, Echo, ReadSome, Rng, Server, WriteSome};
 
 /// A client that floods and never reads: the server's buffered output for it stays under
 /// the high watermark (reading pauses instead), and another client is served meanwhile.
@@ -26,7 +26,7 @@ fn flooder_that_never_reads_is_throttled_not_buffered() {
     let deadline = Instant::now() + Duration::from_secs(20);
     // Write until the kernel's buffers and the server's are all full and writes block.
     loop {
-        match flooder.write(&chunk) {
+        match flooder.write_some(&chunk) {
             Ok(n) => sent += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
             Err(e) => panic!("flood write failed: {e}"),
@@ -48,7 +48,7 @@ fn flooder_that_never_reads_is_throttled_not_buffered() {
     let mut echoed = 0usize;
     let mut buf = vec![0; 64 * 1024];
     loop {
-        match flooder.read(&mut buf) {
+        match flooder.read_some(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 assert!(buf[..n].iter().all(|&b| b == 0x5a));
@@ -204,7 +204,7 @@ fn a_flooder_is_cut_off_by_the_read_budget_and_others_are_served() {
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0;
         loop {
-            let n = flooder.read(&mut buf).unwrap();
+            let n = flooder.read_some(&mut buf).unwrap();
             if n == 0 {
                 return total;
             }

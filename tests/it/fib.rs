@@ -6,6 +6,7 @@ use std::process::Command;
 use std::thread;
 
 use crate::examples::{example, Running};
+use crate::util::{ReadSome, WriteSome};
 
 fn fib_server(args: &[&str]) -> Running {
     let mut command = Command::new(example("fib"));
@@ -23,7 +24,7 @@ fn read_line(stream: &mut TcpStream) -> String {
     let mut line = Vec::new();
     let mut byte = [0];
     while byte[0] != b'\n' {
-        assert_eq!(stream.read(&mut byte).expect("reply"), 1, "closed before a full line: {line:?}");
+        assert_eq!(stream.read_some(&mut byte).expect("reply"), 1, "closed before a full line: {line:?}");
         line.push(byte[0]);
     }
     String::from_utf8(line).unwrap()
@@ -191,7 +192,7 @@ fn pipelining_without_reading_keeps_memory_bounded() {
     // Until the server stops reading (writes block) or 32 MiB: each newline is worth an
     // 18-byte reply, so an unbounded server would buffer hundreds of MiB.
     while sent < 32 << 20 {
-        match flooder.write(&newlines) {
+        match flooder.write_some(&newlines) {
             Ok(n) => sent += n,
             // The server stopped reading (the point of the test); anything else is a failure.
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
-use crate::util::Rng;
+use crate::util::{ReadSome, Rng};
 
 // The example's pure parts, compiled into this test crate so their unit tests run with
 // `cargo test` (an example's own `#[cfg(test)]` code only runs if it is built as a test,
@@ -61,7 +61,7 @@ pub fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request
             break at + 4;
         }
         let mut buf = [0; 4096];
-        let n = stream.read(&mut buf).expect("response head");
+        let n = stream.read_some(&mut buf).expect("response head");
         assert!(n > 0, "closed before a full response head: {:?}", String::from_utf8_lossy(pending));
         pending.extend_from_slice(&buf[..n]);
     };
@@ -74,7 +74,7 @@ pub fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request
     }
     while pending.len() < length {
         let mut buf = vec![0; 64 * 1024];
-        let n = stream.read(&mut buf).expect("response body");
+        let n = stream.read_some(&mut buf).expect("response body");
         assert!(n > 0, "closed after {} of {length} body bytes", pending.len());
         pending.extend_from_slice(&buf[..n]);
     }

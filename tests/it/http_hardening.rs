@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use crate::examples::example;
 use crate::http::{assert_closed, get, http_server, read_response};
+use crate::util::ReadSome;
 
 /// Nothing arrives on `stream` for `quiet` (the server is not answering).
 fn assert_silent(stream: &mut TcpStream, quiet: Duration) {
     stream.set_read_timeout(Some(quiet)).unwrap();
     let mut byte = [0u8; 1];
-    match stream.read(&mut byte) {
+    match stream.read_some(&mut byte) {
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
         other => panic!("expected silence, got {other:?} ({byte:?})"),
     }

@@ -4,13 +4,14 @@
 //! and a close while a polite client goes on being served, a client that pipelines without
 //! end taking turns with the others, and one that never reads its replies being paused.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
+use crate::util::{ReadSome, WriteSome};
 
 // The example's pure parts, compiled into this test crate so their unit tests run with
 // `cargo test` (see tests/it/http.rs). conn.rs and main.rs need a reactor and are
@@ -107,7 +108,7 @@ impl Client {
                 return String::from_utf8_lossy(&reply).into_owned();
             }
             let mut buf = [0; 16384];
-            let n = self.stream.read(&mut buf).expect("reply");
+            let n = self.stream.read_some(&mut buf).expect("reply");
             assert!(n > 0, "closed before a whole reply: {:?}", String::from_utf8_lossy(&self.pending));
             self.pending.extend_from_slice(&buf[..n]);
         }
@@ -122,7 +123,7 @@ impl Client {
     /// Reads until the server closes; nothing may arrive before the close.
     fn expect_closed(&mut self) {
         let mut buf = [0; 4096];
-        match self.stream.read(&mut buf) {
+        match self.stream.read_some(&mut buf) {
             Ok(0) => {}
             Ok(n) => panic!("more after the last reply: {:?}", String::from_utf8_lossy(&buf[..n])),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
@@ -385,7 +386,7 @@ fn a_client_that_never_reads_is_paused() {
     let gets = cmd("GET big").repeat(1_000_000);
     let mut sent = 0;
     while sent < gets.len() {
-        match greedy.stream.write(&gets[sent..]) {
+        match greedy.stream.write_some(&gets[sent..]) {
             Ok(n) => sent += n,
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => break,
             Err(e) => panic!("write: {e}"),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input, TimerId};
 
-use crate::util::{round_trip, small_config, Echo, Server};
+use crate::util::{round_trip, small_config, Echo, ReadSome, Server};
 
 /// The idle timeout closes a silent connection, and leaves an active one alone.
 #[test]
@@ -24,7 +24,7 @@ fn idle_timeout_closes_silent_connections_only() {
     // By now (three timeouts later) the silent one has been closed: EOF is already there.
     silent.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut buf = [0; 8];
-    assert_eq!(silent.read(&mut buf).unwrap(), 0, "silent connection should be closed");
+    assert_eq!(silent.read_some(&mut buf).unwrap(), 0, "silent connection should be closed");
     round_trip(&mut active, b"still open");
     let stats = server.wait_for(Duration::from_secs(5), "idle close counted", |s| s.closed.idle_timeout == 1);
     assert_eq!(stats.active, 1);
@@ -56,7 +56,7 @@ fn a_server_that_only_pushes_is_not_idle() {
     let started = Instant::now();
     let mut buf = [0; 64];
     while started.elapsed() < Duration::from_millis(900) {
-        let n = client.read(&mut buf).expect("ticks keep coming");
+        let n = client.read_some(&mut buf).expect("ticks keep coming");
         assert!(n > 0, "closed after {:?} although the server kept sending", started.elapsed());
         received.extend_from_slice(&buf[..n]);
     }

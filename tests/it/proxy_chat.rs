@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
-use crate::util::{round_trip, set_linger_zero, Rng};
+use crate::util::{round_trip, set_linger_zero, ReadSome, Rng, WriteSome};
 
 fn echo_server() -> Running {
     let mut command = Command::new(example("echo"));
@@ -115,7 +115,7 @@ fn proxy_stops_reading_a_client_that_does_not_read() {
     let mut sent = 0usize;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && sent < 64 << 20 {
-        match (&flooder).write(&block) {
+        match (&flooder).write_some(&block) {
             Ok(n) => sent += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
             Err(e) => panic!("{e}"),
@@ -135,7 +135,7 @@ fn proxy_closes_the_client_when_the_upstream_refuses() {
     let proxy = proxy_to(&format!("127.0.0.1:{port}"));
     let mut client = proxy.connect();
     let mut buf = [0; 8];
-    let n = client.read(&mut buf).unwrap_or(0);
+    let n = client.read_some(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the client is closed");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !proxy.log().contains("refused") {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input, Reactor, TimerId, Turn};
 
-use crate::util::{round_trip, small_config, Echo, Server};
+use crate::util::{round_trip, small_config, Echo, ReadSome, Server};
 
 /// `Handle::shutdown()` from another thread makes `run()` return, with every connection
 /// closed by the shutdown (counted as such): the clients read EOF.
@@ -30,7 +30,7 @@ fn shutdown_from_another_thread_closes_everything() {
     assert_eq!(stats.timers, 0, "the shutdown left a timer behind");
     for client in &mut clients {
         let mut buf = [0; 4];
-        assert_eq!(client.read(&mut buf).unwrap(), 0, "client should see EOF after shutdown");
+        assert_eq!(client.read_some(&mut buf).unwrap(), 0, "client should see EOF after shutdown");
     }
 }
 
@@ -234,7 +234,7 @@ fn on_drained_paces_a_streaming_handler() {
     let mut total = 0;
     let mut buf = vec![0; 1 << 16];
     loop {
-        let n = client.read(&mut buf).unwrap();
+        let n = client.read_some(&mut buf).unwrap();
         if n == 0 {
             break;
         }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::util::ReadSome;
 use evloop::{Config, ConnId, Cx, Handler, Input, PeerAddr, Reactor, Reason, SendError, Turn};
 
 /// What the handlers of these tests observed, in order.
@@ -176,7 +177,7 @@ fn streams_are_adopted_on_the_loop_and_from_another_thread() {
     while got < 4 {
         assert!(Instant::now() < deadline, "the handed-over stream was not served");
         reactor.run_once(Some(Duration::from_millis(10))).unwrap();
-        match client.read(&mut echoed[got..]) {
+        match client.read_some(&mut echoed[got..]) {
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => panic!("{e}"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use evloop::select::{select, Events, Selector, Trigger};
 
 use crate::examples::{example, Running};
-use crate::util::{stream_and_verify, Rng};
+use crate::util::{stream_and_verify, ReadSome, Rng};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(5));
 const NOW: Option<Duration> = Some(Duration::ZERO);
@@ -38,7 +38,7 @@ fn level_scenario(mut is_readable: impl FnMut(Option<Duration>, RawFd) -> bool) 
     client.write_all(&[7; 100]).expect("write");
     assert!(is_readable(WAIT, fd), "data sent: must be readable");
     let mut buf = [0u8; 100];
-    assert_eq!(server.read(&mut buf[..16]).expect("read"), 16);
+    assert_eq!(server.read_some(&mut buf[..16]).expect("read"), 16);
     assert!(is_readable(NOW, fd), "84 bytes unread: must still be readable");
     assert!(is_readable(NOW, fd), "and again, while nothing changed");
     server.read_exact(&mut buf[16..]).expect("drain");
@@ -166,13 +166,13 @@ fn edge_mode_misses_unread_data() {
     client.write_all(&[1; 100]).expect("write");
     assert_eq!(sel.select(WAIT).expect("select"), [(fd, Events::READ)]);
     let mut buf = [0u8; 100];
-    assert_eq!(server.read(&mut buf[..16]).expect("read"), 16);
+    assert_eq!(server.read_some(&mut buf[..16]).expect("read"), 16);
     assert!(
         sel.select(NOW).expect("select").is_empty(),
         "edge mode: the 84 unread bytes are not reported (the bug)"
     );
     server.set_nonblocking(true).expect("nonblocking");
-    assert_eq!(server.read(&mut buf).expect("read"), 84, "yet they are there");
+    assert_eq!(server.read_some(&mut buf).expect("read"), 84, "yet they are there");
     client.write_all(b"x").expect("write");
     assert_eq!(sel.select(WAIT).expect("select"), [(fd, Events::READ)]);
 
@@ -313,7 +313,7 @@ fn example_survives_descriptor_exhaustion() {
     for client in clients.iter_mut() {
         client.set_nonblocking(true).unwrap();
         let mut buf = [0; 2];
-        match client.read(&mut buf) {
+        match client.read_some(&mut buf) {
             Ok(2) => served += 1,
             Err(e) if e.kind() == ErrorKind::WouldBlock => waiting.push(client.try_clone().unwrap()),
             other => panic!("client failed: {other:?}"),

@@ -172,6 +172,36 @@ impl Rng {
     }
 }
 
+/// `read` that retries `Interrupted`, as `read_exact` and `read_line` do. A blocking read on
+/// a socket with a timeout fails with `EINTR` when the process is stopped and resumed, even
+/// with no signal handler installed (signal(7)); a loaded CI machine did that to this suite.
+pub trait ReadSome: Read {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+        }
+    }
+}
+
+impl<R: Read + ?Sized> ReadSome for R {}
+
+/// `write` that retries `Interrupted`, as `write_all` does (see [`ReadSome`]).
+pub trait WriteSome: Write {
+    fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+        }
+    }
+}
+
+impl<W: Write + ?Sized> WriteSome for W {}
+
 /// Sends RST instead of FIN when `stream` is dropped.
 pub fn set_linger_zero(stream: &TcpStream) {
     socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)).unwrap();

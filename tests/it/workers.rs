@@ -10,7 +10,7 @@ use std::time::Duration;
 use evloop::workers::Workers;
 
 use crate::examples::{example, Running};
-use crate::util::{init, round_trip, small_config, Echo, Rng};
+use crate::util::{init, round_trip, small_config, Echo, ReadSome, Rng};
 
 /// 200 clients against 4 workers: each gets its own bytes back, the connections land on
 /// several workers (the kernel hashes each 4-tuple to a listener), and `join` after
@@ -71,7 +71,7 @@ fn echo_example_with_workers() {
     assert!(log.contains("shutdown: 12 }"), "not a graceful shutdown of every worker:\n{log}");
     for client in &mut clients {
         let mut buf = [0; 8];
-        assert_eq!(client.read(&mut buf).unwrap(), 0, "EOF after shutdown");
+        assert_eq!(client.read_some(&mut buf).unwrap(), 0, "EOF after shutdown");
     }
 }
 
