@@ -32,6 +32,7 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use crate::flags::Flags;
+use crate::platform::SHORT_WRITE_FILLS;
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
@@ -187,8 +188,9 @@ impl Core {
                     written += n;
                     // A short write means the send buffer is full. The kernel has noted that
                     // (SOCK_NOSPACE) and will report the next writable edge, so skip the
-                    // extra `write` that would only return `WouldBlock`.
-                    if written < data.len() {
+                    // extra `write` that would only return `WouldBlock` (where the kernel
+                    // promises it: `platform::SHORT_WRITE_FILLS`; elsewhere write on).
+                    if SHORT_WRITE_FILLS && written < data.len() {
                         self.flags.insert(Flags::WRITE_BLOCKED);
                         break;
                     }

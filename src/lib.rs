@@ -50,12 +50,18 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+// Descriptors (`RawFd`, `AsFd`), Unix-domain sockets and the select layer are Unix; mio's
+// Windows backend (IOCP) is not served. Say so at once rather than with a hundred errors.
+#[cfg(not(unix))]
+compile_error!("evloop runs on Unix only: epoll (Linux, Android) and kqueue (macOS, the BSDs)");
+
 mod config;
 mod conn;
 mod flags;
 mod handler;
 pub mod net;
 pub mod offload;
+mod platform;
 mod reactor;
 pub mod select;
 mod shared;

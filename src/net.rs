@@ -17,6 +17,8 @@ use std::path::Path;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::platform::ACCEPT_INHERITS_NODELAY;
+
 /// How to open a listening socket.
 #[derive(Debug, Clone, Copy)]
 pub struct ListenOptions {
@@ -107,7 +109,7 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
 /// checks the inheritance with `getsockopt`.)
 pub(crate) fn set_listener_nodelay(listener: &mio::net::TcpListener) -> io::Result<bool> {
     socket2::SockRef::from(listener).set_tcp_nodelay(true)?;
-    Ok(cfg!(target_os = "linux"))
+    Ok(ACCEPT_INHERITS_NODELAY)
 }
 
 /// Makes a socket non-blocking (for adopted streams, which may come from blocking code).

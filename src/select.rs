@@ -60,6 +60,20 @@
 //! epoll cannot watch (regular files, `/dev/null`: `epoll_ctl` fails with
 //! `EPERM`) are reported always readable and writable, as `select(2)` does.
 //!
+//! # On kqueue (macOS, the BSDs)
+//!
+//! mio drives kqueue there, and the module compiles for it (`.ci/run` checks the library
+//! for macOS and FreeBSD), but these machines run only Linux, so what follows is what the
+//! kernels document, not what was tested:
+//!
+//! * The level-triggered emulation rests on re-registration re-checking readiness. kqueue's
+//!   `EV_ADD` on a filter that is already there (what mio's `reregister` does) re-evaluates
+//!   it and queues an event if the condition holds, as `EPOLL_CTL_MOD` does.
+//! * The except list: kqueue has no urgent-data filter in mio, so it reports errors and
+//!   hang-ups only (watched through the read filter), never TCP urgent data.
+//! * Regular files: kqueue watches them (readable until the offset reaches the end), so they
+//!   are not the "always ready" case that epoll's `EPERM` makes them on Linux.
+//!
 //! # Errors
 //!
 //! Never panics. A negative fd or empty [`Events`] is `InvalidInput`;
@@ -172,9 +186,7 @@ pub fn select(
     // per fd; the first-seen order keeps the syscalls deterministic.
     let mut order = Vec::new();
     let mut wanted: HashMap<RawFd, Interest> = HashMap::new();
-    for (list, interest) in
-        [(read, Interest::READABLE), (write, Interest::WRITABLE), (except, Interest::PRIORITY)]
-    {
+    for (list, interest) in [(read, Interest::READABLE), (write, Interest::WRITABLE), (except, EXCEPT)] {
         for &fd in list {
             check_fd(fd)?;
             wanted.entry(fd).and_modify(|have| *have = have.add(interest)).or_insert_with(|| {
@@ -318,6 +330,14 @@ impl<S: AsRawFd + ?Sized> Selectable for &S {
         (**self).as_raw_fd()
     }
 }
+
+/// What the except list asks the kernel for. epoll has urgent data (`EPOLLPRI`, mio's
+/// `PRIORITY`, which exists only there); on kqueue the read filter carries errors and
+/// hang-ups, so elsewhere the except list watches through it, and reports only those.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const EXCEPT: Interest = Interest::PRIORITY;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const EXCEPT: Interest = Interest::READABLE;
 
 /// Readiness of one fd as the three `select` lists see it.
 #[derive(Debug, Clone, Copy)]

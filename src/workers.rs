@@ -7,6 +7,12 @@
 //!   (hash of 4-tuple)   └─► thread N: Reactor ◄── listener (SO_REUSEPORT) ─┘
 //! ```
 //!
+//! That is Linux (and Android). Where the kernel does not spread connections over sockets
+//! sharing a port (macOS gives them all to one; FreeBSD needs `SO_REUSEPORT_LB`), the workers
+//! share one listening socket instead, each polling its own copy of the descriptor: all wake
+//! on a new connection, and whichever accepts first serves it (see
+//! `platform::REUSEPORT_BALANCES`; both ways are tested on Linux).
+//!
 //! Nothing is shared between the workers: no locks, no queues, no connection ever moves
 //! between threads (nginx's worker processes, as threads). The price is balance: the kernel
 //! assigns each new connection to a worker by a hash, whatever that worker's load, so a few
@@ -19,7 +25,22 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
 use crate::net::{listen, ListenOptions};
+use crate::platform::REUSEPORT_BALANCES;
 use crate::{Config, Handle, Handler, Reactor, Stats};
+
+/// How the workers' listening sockets share the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spread {
+    /// A socket per worker with `SO_REUSEPORT`: the kernel picks the worker.
+    ReusePort,
+    /// One socket, a duplicate of its descriptor per worker: the first to accept serves.
+    SharedListener,
+}
+
+impl Spread {
+    /// The way this platform's kernel supports.
+    const NATIVE: Spread = if REUSEPORT_BALANCES { Spread::ReusePort } else { Spread::SharedListener };
+}
 
 /// N reactors on N threads serving one address. Dropping it shuts them all down and joins.
 ///
@@ -106,38 +127,60 @@ impl Workers {
         F: FnMut(SocketAddr) -> H + 'static,
         S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
     {
+        Workers::start_spread(count, addr, config, setup, Spread::NATIVE)
+    }
+
+    /// `start_with`, with the way of sharing the address chosen (tests run both on Linux).
+    fn start_spread<H, F, S>(
+        count: usize,
+        addr: SocketAddr,
+        config: Config,
+        setup: S,
+        spread: Spread,
+    ) -> io::Result<Workers>
+    where
+        H: Handler,
+        F: FnMut(SocketAddr) -> H + 'static,
+        S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
+    {
         config.validate()?;
         let mut workers = Workers { addr, handles: Vec::new(), threads: Vec::new() };
+        // Bound here, once, when the workers share it; each takes a duplicate descriptor.
+        let shared = match spread {
+            Spread::SharedListener => {
+                let options = ListenOptions { backlog: config.backlog, reuse_port: false };
+                let listener = std::net::TcpListener::from(listen(addr, options)?);
+                workers.addr = listener.local_addr()?;
+                Some(listener)
+            }
+            Spread::ReusePort => None,
+        };
         for index in 0..count.max(1) {
             // Worker 0 may bind port 0; the others must join the port it got.
             let bind_to = workers.addr;
             let (ready_tx, ready_rx) = mpsc::channel();
             let (config, setup) = (config.clone(), setup.clone());
-            let spawned = thread::Builder::new().name(format!("evloop-worker-{index}")).spawn(move || {
-                let started = (|| -> io::Result<(Reactor<H>, SocketAddr)> {
-                    let mut reactor = Reactor::new(config.clone())?;
-                    let options = ListenOptions { backlog: config.backlog, reuse_port: true };
-                    let factory = setup(index, &mut reactor);
-                    let bound = reactor.add_listener(listen(bind_to, options)?, factory)?;
-                    Ok((reactor, bound))
-                })();
-                match started {
-                    Ok((mut reactor, bound)) => {
-                        // The receiver waits for this message; it cannot have gone away.
-                        let _ = ready_tx.send(Ok((bound, reactor.handle())));
-                        reactor.run()
-                    }
-                    Err(e) => {
-                        let message = io::Error::new(e.kind(), format!("worker {index}: {e}"));
-                        let _ = ready_tx.send(Err(message));
-                        Err(e)
-                    }
-                }
-            });
-            let result = spawned.and_then(|thread| {
-                workers.threads.push(thread);
-                ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
-            });
+            let result = shared
+                .as_ref()
+                .map(std::net::TcpListener::try_clone)
+                .transpose()
+                .and_then(|duplicate| {
+                    thread::Builder::new().name(format!("evloop-worker-{index}")).spawn(move || {
+                        let listener = match duplicate {
+                            Some(listener) => Ok(mio::net::TcpListener::from_std(listener)),
+                            None => {
+                                listen(bind_to, ListenOptions { backlog: config.backlog, reuse_port: true })
+                            }
+                        };
+                        run_worker(index, config, setup, listener, ready_tx)
+                    })
+                })
+                .and_then(|thread| {
+                    workers.threads.push(thread);
+                    ready_rx
+                        .recv()
+                        .unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
+                });
             match result {
                 Ok((bound, handle)) => {
                     workers.addr = bound;
@@ -198,11 +241,93 @@ impl Workers {
     }
 }
 
+/// One worker's thread: builds its reactor, lets `setup` see it, adds `listener`, reports
+/// the bound address and the reactor's handle (or the error) on `ready`, then runs.
+fn run_worker<H, F, S>(
+    index: usize,
+    config: Config,
+    setup: S,
+    listener: io::Result<mio::net::TcpListener>,
+    ready: mpsc::Sender<io::Result<(SocketAddr, Handle)>>,
+) -> io::Result<()>
+where
+    H: Handler,
+    F: FnMut(SocketAddr) -> H + 'static,
+    S: Fn(usize, &mut Reactor<H>) -> F,
+{
+    let started = (|| -> io::Result<(Reactor<H>, SocketAddr)> {
+        let mut reactor = Reactor::new(config)?;
+        let factory = setup(index, &mut reactor);
+        let bound = reactor.add_listener(listener?, factory)?;
+        Ok((reactor, bound))
+    })();
+    match started {
+        Ok((mut reactor, bound)) => {
+            // The receiver waits for this message; it cannot have gone away.
+            let _ = ready.send(Ok((bound, reactor.handle())));
+            reactor.run()
+        }
+        Err(e) => {
+            let message = io::Error::new(e.kind(), format!("worker {index}: {e}"));
+            let _ = ready.send(Err(message));
+            Err(e)
+        }
+    }
+}
+
 impl Drop for Workers {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
             self.shutdown();
             let _ = self.join_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::{Spread, Workers};
+    use crate::{Config, Cx, Handler, Input, Reactor};
+
+    struct Echo;
+
+    impl Handler for Echo {
+        type Msg = ();
+        fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+            cx.write(input.bytes());
+            input.consume_all();
+        }
+    }
+
+    /// Both ways of sharing the address serve every client (the shared listener is what
+    /// platforms without a balancing `SO_REUSEPORT` get; Linux runs it only here).
+    #[test]
+    fn both_ways_of_sharing_the_address_serve_every_client() {
+        for spread in [Spread::ReusePort, Spread::SharedListener] {
+            let setup = |_worker, _reactor: &mut Reactor<Echo>| |_peer| Echo;
+            let workers =
+                Workers::start_spread(3, "127.0.0.1:0".parse().unwrap(), Config::default(), setup, spread)
+                    .unwrap();
+            assert_eq!(workers.handles().len(), 3);
+            let clients: Vec<_> = (0..30u8)
+                .map(|i| {
+                    let mut stream = std::net::TcpStream::connect(workers.addr()).unwrap();
+                    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    stream.write_all(&[i; 100]).unwrap();
+                    (i, stream)
+                })
+                .collect();
+            for (i, mut stream) in clients {
+                let mut back = [0; 100];
+                stream.read_exact(&mut back).unwrap();
+                assert_eq!(back, [i; 100], "{spread:?}");
+            }
+            workers.shutdown();
+            let stats = workers.join().unwrap();
+            assert_eq!(stats.accepted, 30, "{spread:?}");
         }
     }
 }

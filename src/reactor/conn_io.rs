@@ -31,6 +31,7 @@ use crate::conn::{Conn, Flushed, Phase, KEEP_BUFFER_BYTES};
 use crate::flags::Flags;
 use crate::handler::{Cx, Handler, Input};
 use crate::offload::JobError;
+use crate::platform::SHORT_READ_DRAINS;
 use crate::shared::{Shared, TimerOwner};
 use crate::stats::Reason;
 use crate::timer::{deadline_after, TimerId};
@@ -420,8 +421,10 @@ fn read_input<H: Handler>(
                 // as a new edge, so the read that would only say `WouldBlock` is skipped
                 // (unless a hang-up was signalled: then the EOF is read now). Noted before
                 // the handler runs, so a close it asks for knows whether the socket may
-                // still hold input (`READ_READY`: evidence for a lingering close).
-                if n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
+                // still hold input (`READ_READY`: evidence for a lingering close). Only
+                // where the kernel promises it (`platform::SHORT_READ_DRAINS`); elsewhere
+                // the loop reads on until `WouldBlock`.
+                if SHORT_READ_DRAINS && n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
                     conn.core.flags.remove(Flags::READ_READY);
                 }
                 if open {

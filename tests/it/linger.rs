@@ -164,7 +164,12 @@ fn a_client_that_half_closes_late_gets_the_whole_reply() {
 #[test]
 fn the_default_closes_at_once_when_nothing_says_the_peer_may_send() {
     const CONNS: u64 = 20;
-    for (linger, lingered) in [(Linger::WhenNeeded, 0), (Linger::Always, CONNS), (Linger::Off, 0)] {
+    // Where a short read does not prove the socket empty (evloop's portable path: not
+    // Linux, or built with `--cfg evloop_portable`), the socket may still hold input after
+    // the request, so the default takes the safe side and lingers.
+    let short_read_drains = cfg!(any(target_os = "linux", target_os = "android")) && !cfg!(evloop_portable);
+    let by_default = if short_read_drains { 0 } else { CONNS };
+    for (linger, lingered) in [(Linger::WhenNeeded, by_default), (Linger::Always, CONNS), (Linger::Off, 0)] {
         let config = Config { linger, ..small_config() };
         let server = Server::start(config, |_| Answerer { reply_len: 6, consume_all: false, ask: false });
         for _ in 0..CONNS {
