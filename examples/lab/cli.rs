@@ -14,7 +14,8 @@ use crate::Model;
 
 const MODELS: &str = "\
 Models: serial, thread-per-conn, thread-pool, select, event-loop, event-loop+offload,
-        fork-per-conn, prefork, fd-passing, procs-x-threads, event-loops (K reactors)
+        fork-per-conn, prefork, fd-passing, procs-x-threads, event-loops (K reactors),
+        fd-passing-loops (the parent passes connections to P children, a reactor each)
 
 The protocol: a line `N` asks for fib(N), a line `sleep MS` for a sleep; with --protocol http,
 GET /fib/N and GET /sleep/MS. LAB.md explains the experiments and their results.";
@@ -49,8 +50,8 @@ pub struct Pools {
     /// K pool threads, offload workers, threads per process, or event loops.
     #[arg(long, value_name = "K", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
     pub threads: usize,
-    /// P worker processes of the prefork, fd-passing and procs-x-threads models
-    /// (procs-x-threads uses P x K threads).
+    /// P worker processes of the prefork, fd-passing, fd-passing-loops and procs-x-threads
+    /// models (procs-x-threads uses P x K threads).
     #[arg(long, value_name = "P", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     pub processes: usize,
 }

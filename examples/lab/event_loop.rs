@@ -9,13 +9,17 @@
 //! A `sleep MS` request arms a reactor timer (`Cx::set_timer`) in every variant: waiting
 //! costs the loop nothing, so all the sleeping clients are answered together when their
 //! timers fire.
+//!
+//! [`LabConn`] is also the handler of model 12's children (`fdpass.rs`), which serve the
+//! connections their parent passes them on a reactor of their own (`Reactor::adopt`) and
+//! count each one's end with [`LabConn::on_close`].
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use evloop::workers::Workers;
-use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
+use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, Reason, TimerId};
 
 use crate::protocol::{self, Answer, Frame, Rejection, Request, Wire};
 
@@ -26,12 +30,16 @@ const INLINE_MAX_N: u32 = 20;
 /// Requests answered per `on_data` before yielding to the other connections.
 const MAX_LINES_PER_TURN: usize = 64;
 
-struct LabConn {
+/// One connection's state machine: frames requests, answers them in order, parks the
+/// connection while a sleep's timer or an offloaded job runs.
+pub struct LabConn {
     wire: Wire,
     offload: bool,
     /// A job is on the pool or a sleep's timer is armed: reading is paused so replies stay
     /// in request order. Holds what the reply needs when it comes.
     waiting: Option<Waiting>,
+    /// Called once when the connection closes, however it ends (see [`LabConn::on_close`]).
+    closed: Option<Box<dyn FnOnce()>>,
 }
 
 struct Waiting {
@@ -42,8 +50,16 @@ struct Waiting {
 }
 
 impl LabConn {
-    fn new(wire: Wire, offload: bool) -> LabConn {
-        LabConn { wire, offload, waiting: None }
+    /// A connection speaking `wire`; with `offload`, fib(N > 20) goes to the reactor's pool.
+    pub fn new(wire: Wire, offload: bool) -> LabConn {
+        LabConn { wire, offload, waiting: None, closed: None }
+    }
+
+    /// Calls `closed` when the connection has closed (the peer left, an error, the reactor
+    /// shut down): how a descriptor-passing child knows a passed connection is finished.
+    pub fn on_close(mut self, closed: impl FnOnce() + 'static) -> LabConn {
+        self.closed = Some(Box::new(closed));
+        self
     }
 
     fn respond(&self, result: Result<Answer, Rejection>, close: bool, cx: &mut Cx<'_, Self>) {
@@ -121,6 +137,12 @@ impl Handler for LabConn {
     fn on_done(&mut self, result: Result<u64, JobError>, cx: &mut Cx<'_, Self>) {
         let answer = result.map(Answer::Fib).map_err(|_| Rejection { status: 500, reason: "internal" });
         self.finish(answer, cx);
+    }
+
+    fn on_close(&mut self, _reason: Reason, _cx: &mut Cx<'_, Self>) {
+        if let Some(closed) = self.closed.take() {
+            closed();
+        }
     }
 }
 

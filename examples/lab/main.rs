@@ -26,6 +26,7 @@
 //! | fd-passing | `fdpass.rs` | the connections the parent passes it while idle, P processes | takes one of P processes |
 //! | procs-x-threads | `prefork.rs` | one connection at a time, P processes x K threads | takes one of P x K threads |
 //! | event-loops | `event_loop.rs` | its share of connections, K loops with offload | takes one loop's worker |
+//! | fd-passing-loops | `fdpass.rs` | the connections the parent passes it, P processes with a loop each | takes one process's worker |
 //!
 //! The process models need `fork`, `_exit`, `waitpid` and `SCM_RIGHTS`; that `unsafe` code
 //! is all in `sys.rs`, each block with its safety argument.
@@ -74,10 +75,11 @@ pub enum Model {
     FdPassing,
     ProcsThreads,
     EventLoops,
+    FdPassingLoops,
 }
 
 impl Model {
-    pub const ALL: [Model; 11] = [
+    pub const ALL: [Model; 12] = [
         Model::Serial,
         Model::ThreadPerConn,
         Model::ThreadPool,
@@ -89,6 +91,7 @@ impl Model {
         Model::FdPassing,
         Model::ProcsThreads,
         Model::EventLoops,
+        Model::FdPassingLoops,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +107,7 @@ impl Model {
             Model::FdPassing => "fd-passing",
             Model::ProcsThreads => "procs-x-threads",
             Model::EventLoops => "event-loops",
+            Model::FdPassingLoops => "fd-passing-loops",
         }
     }
 }
@@ -175,8 +179,9 @@ fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize, wire:
         Model::EventLoopOffload => event_loop::run(listener, true, threads, wire),
         Model::ForkPerConn => fork::run(listener, wire),
         Model::Prefork => prefork::run(listener, processes, 1, wire),
-        Model::FdPassing => fdpass::run(listener, processes, wire),
+        Model::FdPassing => fdpass::run(listener, processes, fdpass::Children::Blocking, wire),
         Model::ProcsThreads => prefork::run(listener, processes, threads, wire),
+        Model::FdPassingLoops => fdpass::run(listener, processes, fdpass::Children::Loops, wire),
         Model::EventLoops => unreachable!("started above"),
     }
 }

@@ -59,7 +59,7 @@ pub fn python_script(model: Model) -> Option<&'static str> {
         Model::ForkPerConn => Some("fork_per_conn.py"),
         Model::Prefork => Some("prefork.py"),
         Model::ProcsThreads => Some("procs_x_threads.py"),
-        Model::FdPassing | Model::EventLoops => None,
+        Model::FdPassing | Model::EventLoops | Model::FdPassingLoops => None,
     }
 }
 

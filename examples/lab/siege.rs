@@ -129,6 +129,7 @@ fn describe(lang: Lang, model: Model, sizes: Sizes) -> String {
         (_, Model::EventLoopOffload) => format!("1 loop + {} workers", sizes.threads),
         (_, Model::ThreadPool) => format!("{} threads", sizes.threads),
         (_, Model::Prefork | Model::FdPassing) => format!("{} processes", sizes.processes),
+        (_, Model::FdPassingLoops) => format!("1 acceptor + {} loops", sizes.processes),
         _ => model.name().into(),
     }
 }

@@ -5,8 +5,7 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
 
 /// Which side of a `fork` this is.
@@ -106,7 +105,8 @@ fn descriptor_message(
 
 /// Sends a duplicate of `fd` to the process at the other end of `channel` (one data byte
 /// carries the `SCM_RIGHTS` control message). The caller may close its own copy afterwards.
-pub fn send_fd(channel: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
+/// `channel` is a connected UNIX stream socket (std's or mio's).
+pub fn send_fd(channel: &impl AsFd, fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
     // SAFETY: all-zero bytes are a valid `cmsghdr` and byte array.
@@ -124,7 +124,7 @@ pub fn send_fd(channel: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
         (*header).cmsg_type = libc::SCM_RIGHTS;
         (*header).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::c_int>() as u32) as usize;
         ptr::write_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>(), fd.as_raw_fd());
-        libc::sendmsg(channel.as_raw_fd(), &message, libc::MSG_NOSIGNAL)
+        libc::sendmsg(channel.as_fd().as_raw_fd(), &message, libc::MSG_NOSIGNAL)
     };
     match sent {
         1 => Ok(()),
@@ -134,8 +134,10 @@ pub fn send_fd(channel: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Receives a descriptor sent with [`send_fd`]; `Ok(None)` when the sender has closed the
-/// channel.
-pub fn recv_fd(channel: &UnixStream) -> io::Result<Option<OwnedFd>> {
+/// channel. On a non-blocking channel with nothing to receive, the error is `WouldBlock`;
+/// a message that arrived without its descriptor (the kernel drops it when this process has
+/// no descriptor left, `MSG_CTRUNC`) is an error of kind [`io::ErrorKind::InvalidData`].
+pub fn recv_fd(channel: &impl AsFd) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
     // SAFETY: as in `send_fd`.
@@ -145,7 +147,8 @@ pub fn recv_fd(channel: &UnixStream) -> io::Result<Option<OwnedFd>> {
         // SAFETY: `recvmsg` writes at most `iov_len` bytes into `byte` and at most
         // `msg_controllen` bytes into `control`, both alive and owned here.
         // `MSG_CMSG_CLOEXEC` marks the received descriptor close-on-exec.
-        let received = unsafe { libc::recvmsg(channel.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC) };
+        let received =
+            unsafe { libc::recvmsg(channel.as_fd().as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC) };
         match received {
             0 => return Ok(None),
             -1 => {
@@ -168,7 +171,7 @@ pub fn recv_fd(channel: &UnixStream) -> io::Result<Option<OwnedFd>> {
             || (*header).cmsg_level != libc::SOL_SOCKET
             || (*header).cmsg_type != libc::SCM_RIGHTS
         {
-            return Err(io::Error::other("a message without a descriptor"));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a message without a descriptor"));
         }
         let fd = ptr::read_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>());
         Ok(Some(OwnedFd::from_raw_fd(fd)))

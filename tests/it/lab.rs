@@ -17,7 +17,7 @@ use crate::examples::{example, Running};
 #[path = "../../examples/lab/protocol.rs"]
 mod protocol;
 
-const MODELS: [&str; 11] = [
+const MODELS: [&str; 12] = [
     "serial",
     "thread-per-conn",
     "thread-pool",
@@ -29,6 +29,7 @@ const MODELS: [&str; 11] = [
     "fd-passing",
     "procs-x-threads",
     "event-loops",
+    "fd-passing-loops",
 ];
 
 /// Sends `request` (a line) and reads the reply line.
@@ -136,7 +137,7 @@ fn lab_command_line() {
 /// test or the measuring driver does) leaves no process behind.
 #[test]
 fn killing_a_process_model_leaves_no_workers() {
-    for model in ["prefork", "fd-passing", "procs-x-threads"] {
+    for model in ["prefork", "fd-passing", "procs-x-threads", "fd-passing-loops"] {
         let mut command = Command::new(example("lab"));
         command.args([
             "serve",
@@ -168,6 +169,81 @@ fn killing_a_process_model_leaves_no_workers() {
             assert!(Instant::now() < deadline, "{model}: workers {workers:?} outlived their parent");
             thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// Starts `lab serve --model MODEL --processes P` on a free port.
+fn serve_with_processes(model: &str, processes: usize) -> Running {
+    let mut command = Command::new(example("lab"));
+    let processes = processes.to_string();
+    command.args(["serve", "--model", model, "--addr", "127.0.0.1:0", "--processes", &processes]);
+    Running::start(command)
+}
+
+/// Descriptor passing to event-loop children: 40 clients at once, 3 children. Every client
+/// sleeps 300 ms, then asks for fib(N) and sends a bad line: all are answered correctly, and
+/// the sleeps together (blocking children would take ⌈40/3⌉ rounds, over 4 s).
+#[test]
+fn fd_passing_loops_serve_many_concurrent_clients() {
+    let server = serve_with_processes("fd-passing-loops", 3);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..40u32)
+        .map(|client| {
+            let mut stream = server.connect();
+            thread::spawn(move || {
+                stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                assert_eq!(ask(&mut stream, &mut reader, "sleep 300\n"), "slept 300\n");
+                let n = 15 + client % 10;
+                assert_eq!(
+                    ask(&mut stream, &mut reader, &format!("{n}\n")),
+                    format!("{}\n", protocol::fib(n))
+                );
+                assert_eq!(ask(&mut stream, &mut reader, "nope\n"), "ERR not a number\n");
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client failed");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "40 clients on 3 loop children took {took:?}");
+    // The children are still there and serve on.
+    let mut stream = server.connect();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    assert_eq!(ask(&mut stream, &mut reader, "10\n"), "55\n");
+    assert_eq!(children_of(server.child.id()).len(), 3);
+}
+
+/// What the blocking children cannot do. With one child, a client that connects while
+/// another's request is being served is answered at once by `fd-passing-loops` (its child
+/// serves both together), and only after the first by `fd-passing` (its child is busy).
+#[test]
+fn fd_passing_loops_serve_a_client_beside_a_busy_one() {
+    for (model, together) in [("fd-passing-loops", true), ("fd-passing", false)] {
+        let server = serve_with_processes(model, 1);
+        let mut first = server.connect();
+        first.write_all(b"sleep 1000\n").unwrap();
+        // The first client reads its reply and hangs up: a blocking child is busy until then.
+        let first_done = thread::spawn(move || {
+            let mut reply = String::new();
+            BufReader::new(first).read_line(&mut reply).unwrap();
+            reply
+        });
+        // Long enough for the parent to have passed it to the only child.
+        thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let mut second = server.connect();
+        second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut second_reader = BufReader::new(second.try_clone().unwrap());
+        assert_eq!(ask(&mut second, &mut second_reader, "12\n"), "144\n", "{model}");
+        let took = started.elapsed();
+        if together {
+            assert!(took < Duration::from_millis(600), "{model}: the second client waited {took:?}");
+        } else {
+            assert!(took >= Duration::from_millis(600), "{model}: the second client waited only {took:?}");
+        }
+        assert_eq!(first_done.join().unwrap(), "slept 1000\n", "{model}");
     }
 }
 
@@ -384,7 +460,7 @@ fn interrupted_burst_leaves_no_process() {
     let python = python3();
     // Rust's prefork comes first; its 1.5 s sleeps end, then Python's prefork starts.
     let sleep = if python { "1500" } else { "20000" };
-    let mut lab = Command::new(example("lab"))
+    let lab = Command::new(example("lab"))
         .args(["burst", "--clients", "2", "--n", "10", "--sleep", sleep])
         .args(["--python", if python { "yes" } else { "no" }])
         .args(["--models", "prefork", "--processes", "2"])
@@ -408,6 +484,41 @@ fn interrupted_burst_leaves_no_process() {
         thread::sleep(Duration::from_millis(20));
     }
     assert!(seen.len() >= 3, "no server with workers under the lab: {seen:?}");
+    interrupt_and_check(lab, &seen);
+}
+
+/// SIGINT to the lab in the middle of a burst of `fd-passing-loops`: the server and its loop
+/// children are stopped, and the lab exits.
+#[test]
+fn interrupted_burst_of_fd_passing_loops_leaves_no_process() {
+    let lab = Command::new(example("lab"))
+        .args(["burst", "--clients", "2", "--n", "10", "--sleep", "20000", "--python", "no"])
+        .args(["--models", "fd-passing-loops", "--processes", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The server and its two children, once the burst is under way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        seen = descendants_of(lab.id());
+        let loops = seen.iter().filter(|&&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("fd-passing-loops"))
+        });
+        if loops.count() >= 3 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen.len() >= 3, "no server with children under the lab: {seen:?}");
+    interrupt_and_check(lab, &seen);
+}
+
+/// Sends SIGINT to `lab`, waits for it to exit (130, or 1 if it was reporting a failure the
+/// signal caused), and checks that none of `seen` (its descendants) outlives it.
+fn interrupt_and_check(mut lab: std::process::Child, seen: &[u32]) {
     let status = Command::new("bash").arg("-c").arg(format!("kill -INT {}", lab.id())).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
