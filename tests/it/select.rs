@@ -285,7 +285,7 @@ fn example_stops_on_stdin_eof() {
 #[test]
 fn example_command_line() {
     let bad: [(&[&str], &str); 2] = [(&["--bogus"], "--bogus"), (&["--addr"], "--addr")];
-    check_command_line("echo_select", &[("--addr", "[default: 127.0.0.1:10000]")], &bad);
+    check_command_line("echo_select", "--addr=127.0.0.1:10000", &bad);
     let unknown = Command::new(example("echo_select")).arg("--bogus").output().expect("run");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("Usage: echo_select"));
 }
