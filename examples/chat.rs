@@ -18,23 +18,33 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
+use clap::Parser;
+use common::cli::{count, IdleTimeout, LOGS};
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
 
-const USAGE: &str = "\
-chat: every line a client sends is delivered to every other client.
+/// chat: every line a client sends is delivered to every other client.
+#[derive(Debug, Parser)]
+#[command(name = "chat", version, allow_negative_numbers = true, after_help = LOGS)]
+struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7001")]
+    addr: SocketAddr,
 
-usage: chat [--addr HOST:PORT] [--max-backlog BYTES] [--max-line BYTES] [--idle-timeout SECS]
+    /// Output a client may leave unread before it is disconnected
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = count(1..))]
+    max_backlog: usize,
 
-  --addr HOST:PORT     address to listen on (default 127.0.0.1:7001)
-  --max-backlog BYTES  output a client may leave unread before it is disconnected (default 1048576)
-  --max-line BYTES     longest line accepted; a longer one closes its sender (default 4096)
-  --idle-timeout SECS  close a client silent this long, 0 = never (default 600)
-  -h, --help           this help
-";
+    /// Longest line accepted; a longer one closes its sender
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = count(1..))]
+    max_line: usize,
+
+    #[command(flatten)]
+    idle: IdleTimeout<600>,
+}
 
 type Members = Rc<RefCell<BTreeSet<ConnId>>>;
 
@@ -100,19 +110,12 @@ impl Handler for Member {
 }
 
 fn main() {
+    let Args { addr, max_backlog, max_line, idle } = Args::parse();
     common::init_logging();
-    let mut flags = common::Flags::parse(USAGE);
-    let addr: std::net::SocketAddr = flags.value("--addr", "127.0.0.1:7001".parse().unwrap());
-    let max_backlog: usize = flags.value("--max-backlog", 1 << 20);
-    let max_line: usize = flags.value("--max-line", 4096);
-    let idle_secs: u64 = flags.value("--idle-timeout", 600);
-    if max_backlog == 0 || max_line == 0 {
-        flags.fail("--max-backlog and --max-line must be at least 1");
-    }
-    flags.finish();
     let config = Config {
-        idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
-        max_input: max_line + 1,
+        idle_timeout: idle.get(),
+        // The line being assembled, plus the byte that proves it too long.
+        max_input: max_line.saturating_add(1),
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };

@@ -7,28 +7,45 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Parser;
+use common::cli::{count, IdleTimeout, LOGS};
 use evloop::workers::Workers;
 use evloop::{Config, Cx, Handler, Input, Reactor};
 
-const USAGE: &str = "\
-echo: an evloop echo server; every byte sent comes back, in order.
+/// echo: an evloop echo server; every byte sent comes back, in order.
+#[derive(Debug, Parser)]
+#[command(name = "echo", version, allow_negative_numbers = true, after_help = LOGS)]
+struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7000")]
+    addr: SocketAddr,
 
-usage: echo [--addr HOST:PORT | --unix PATH] [--workers N] [--max-conns N] [--idle-timeout SECS]
+    /// Listen on a Unix-domain socket at PATH instead (a stale socket file from a server
+    /// that is gone is replaced); served by one reactor
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["addr", "workers"])]
+    unix: Option<PathBuf>,
 
-  --addr HOST:PORT     address to listen on (default 127.0.0.1:7000)
-  --unix PATH          listen on a Unix-domain socket at PATH instead (a stale socket
-                       file from a server that is gone is replaced)
-  --workers N          reactor threads sharing the address with SO_REUSEPORT (default 1)
-  --max-conns N        most clients served at once, per worker; others wait (default 1024)
-  --idle-timeout SECS  close a connection silent this long, 0 = never (default 300)
-  --slow-callback-ms MS  warn when a callback holds the loop longer, 0 = off (default 0;
-                       on, it costs two clock reads per message)
-  -h, --help           this help
+    /// Reactor threads sharing the address with SO_REUSEPORT
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = count(1..=256))]
+    workers: usize,
 
-Logs go to stderr; set RUST_LOG=debug to see every connection.
-";
+    /// Most clients served at once, per worker; past it, the one quiet longest makes room
+    /// (else new ones wait in the listen backlog)
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = count(1..))]
+    max_conns: usize,
+
+    #[command(flatten)]
+    idle: IdleTimeout<300>,
+
+    /// Warn when a callback holds the loop longer (0: off; on, it costs two clock reads per
+    /// message)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    slow_callback_ms: u64,
+}
 
 /// One client's protocol: echo is stateless, so the state machine has a single state.
 struct Echo;
@@ -51,37 +68,20 @@ impl Handler for Echo {
 }
 
 fn main() {
+    let args = Args::parse();
     common::init_logging();
-    let mut flags = common::Flags::parse(USAGE);
-    let addr: std::net::SocketAddr = flags.value("--addr", "127.0.0.1:7000".parse().unwrap());
-    let max_conns: usize = flags.value("--max-conns", 1024);
-    let idle_secs: u64 = flags.value("--idle-timeout", 300);
-    let slow_ms: u64 = flags.value("--slow-callback-ms", 0);
-    let workers: usize = flags.value("--workers", 1);
-    let unix: Option<std::path::PathBuf> = flags.optional("--unix");
-    if unix.is_some() && workers != 1 {
-        flags.fail("--unix serves from one reactor: drop --workers");
-    }
-    if !(1..=256).contains(&workers) {
-        flags.fail("--workers must be from 1 to 256");
-    }
-    if max_conns == 0 {
-        flags.fail("--max-conns must be at least 1");
-    }
-    flags.finish();
-
     let config = Config {
-        max_conns,
-        idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        max_conns: args.max_conns,
+        idle_timeout: args.idle.get(),
         // Off unless asked: echo is the hot-path benchmark, and two clock reads per
         // callback double its user-space instructions per message (BENCHMARKS.md).
-        slow_callback: (slow_ms > 0).then(|| Duration::from_millis(slow_ms)),
+        slow_callback: (args.slow_callback_ms > 0).then(|| Duration::from_millis(args.slow_callback_ms)),
         ..Config::default()
     };
-    let served = match unix {
+    let served = match args.unix {
         Some(path) => serve(common::Endpoint::Unix(path), config),
-        None if workers == 1 => serve(common::Endpoint::Tcp(addr), config),
-        None => serve_on_workers(workers, addr, config),
+        None if args.workers == 1 => serve(common::Endpoint::Tcp(args.addr), config),
+        None => serve_on_workers(args.workers, args.addr, config),
     };
     if let Err(e) = served {
         eprintln!("error: {e}");
@@ -97,6 +97,6 @@ fn serve(endpoint: common::Endpoint, config: Config) -> std::io::Result<()> {
 }
 
 /// `count` share-nothing reactors on their own threads; the main thread only waits.
-fn serve_on_workers(count: usize, addr: std::net::SocketAddr, config: Config) -> std::io::Result<()> {
+fn serve_on_workers(count: usize, addr: SocketAddr, config: Config) -> std::io::Result<()> {
     common::run_workers(Workers::start(count, addr, config, |_worker| |_peer| Echo)?)
 }

@@ -19,12 +19,17 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::ExitCode;
 
+use clap::Parser;
 use evloop::select::select;
 
-const USAGE: &str = "usage: echo_select [--addr HOST:PORT] [--help]
-  --addr HOST:PORT  address to listen on (default 127.0.0.1:10000)
-  --help            show this help
-Any line (or EOF) on stdin stops the server.";
+/// echo_select: the classic select() echo server, on evloop::select.
+#[derive(Debug, Parser)]
+#[command(name = "echo_select", version, after_help = "Any line (or EOF) on stdin stops the server.")]
+struct Args {
+    /// Address to listen on (a name is resolved, as Python's bind does)
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10000")]
+    addr: String,
+}
 
 /// Stop reading from a client while this many bytes wait to be echoed.
 const MAX_QUEUED: usize = 64 * 1024;
@@ -54,35 +59,10 @@ struct Client {
     read_closed: bool,        // the client sent EOF (maybe only half-closed)
 }
 
-fn parse_args() -> Result<String, String> {
-    let mut addr = String::from("127.0.0.1:10000");
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--addr" => addr = args.next().ok_or("--addr needs a value (HOST:PORT)")?,
-            _ => match arg.strip_prefix("--addr=") {
-                Some(value) => addr = value.to_string(),
-                None => return Err(format!("unknown argument '{arg}'")),
-            },
-        }
-    }
-    Ok(addr)
-}
-
 fn main() -> ExitCode {
+    let args = Args::parse();
     env_logger::init();
-    let addr = match parse_args() {
-        Ok(addr) => addr,
-        Err(msg) => {
-            eprintln!("error: {msg}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&addr) {
+    match run(&args.addr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

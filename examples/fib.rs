@@ -20,29 +20,48 @@ mod line;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::{CommandFactory, Parser, ValueEnum};
+use common::cli::{count, IdleTimeout};
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
 use line::{parse, Request};
 
-const USAGE: &str = "\
-fib: an evloop server computing fib(N) the slow way, without stalling the loop.
-
-usage: fib [--addr HOST:PORT] [--mode offload|inline] [--threads K] [--queue N]
-           [--max-n N] [--on-connect N] [--idle-timeout SECS]
-
-  --addr HOST:PORT   address to listen on (default 127.0.0.1:40404)
-  --mode MODE        offload: compute on worker threads (default);
-                     inline: compute on the loop thread, stalling every client (the demo)
-  --threads K        offload worker threads, at most 1024 (default 0: one per CPU)
-  --queue N          jobs that may wait for a worker before clients get ERR busy (default 1024)
-  --max-n N          largest N accepted (default 45; at most 92, the largest fib in 64 bits)
-  --on-connect N     compute fib(N) as soon as a client connects, send the decimal
-                     digits, close (the classic demo server whose clients only recv)
-  --idle-timeout SECS  close a client silent this long, 0 = never (default 300); when the
-                     server is full, the client idle longest makes room for a new one
-  -h, --help         this help
-
+const REQUESTS: &str = "\
 Requests, one per line:  N  |  sleep MS
-";
+
+When the server is full, a client waiting for its next request makes room for a new one.";
+
+/// fib: an evloop server computing fib(N) the slow way, without stalling the loop.
+#[derive(Debug, Parser)]
+#[command(name = "fib", version, allow_negative_numbers = true, after_help = REQUESTS)]
+struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:40404")]
+    addr: SocketAddr,
+
+    /// Where fib(N) is computed
+    #[arg(long, value_enum, default_value_t = Mode::Offload)]
+    mode: Mode,
+
+    /// Offload worker threads (0: one per CPU)
+    #[arg(long, value_name = "K", default_value_t = 0, value_parser = count(0..=1024))]
+    threads: usize,
+
+    /// Jobs that may wait for a worker before clients get `ERR busy`
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = count(1..))]
+    queue: usize,
+
+    /// Largest N accepted (fib(93) overflows 64 bits)
+    #[arg(long, value_name = "N", default_value_t = 45, value_parser = clap::value_parser!(u32).range(0..=92))]
+    max_n: u32,
+
+    /// Compute fib(N) as soon as a client connects, send the decimal digits, close (the
+    /// classic demo server whose clients only recv); N at most --max-n
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=92))]
+    on_connect: Option<u32>,
+
+    #[command(flatten)]
+    idle: IdleTimeout<300>,
+}
 
 /// Longest request line accepted, delimiter included.
 const MAX_LINE: usize = 64;
@@ -60,9 +79,11 @@ const MAX_PENDING_REPLIES: usize = 16 * 1024;
 
 use common::{fib, fib_cancellable};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 enum Mode {
+    /// On the offload pool's worker threads
     Offload,
+    /// On the loop thread, stalling every client (the demo)
     Inline,
 }
 
@@ -247,43 +268,22 @@ impl Handler for FibConn {
 }
 
 fn main() {
+    let args = Args::parse();
     common::init_logging();
-    let mut flags = common::Flags::parse(USAGE);
-    let addr: SocketAddr = flags.value("--addr", "127.0.0.1:40404".parse().unwrap());
-    let mode = match flags.value("--mode", "offload".to_string()).as_str() {
-        "offload" => Mode::Offload,
-        "inline" => Mode::Inline,
-        other => flags.fail(&format!("--mode must be offload or inline, not {other:?}")),
-    };
-    let threads: usize = flags.value("--threads", 0);
-    let queue: usize = flags.value("--queue", 1024);
-    if threads > 1024 {
-        flags.fail("--threads must be at most 1024");
+    if args.on_connect.is_some_and(|n| n > args.max_n) {
+        let message = "--on-connect N must not exceed --max-n";
+        Args::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit();
     }
-    if queue == 0 {
-        flags.fail("--queue must be at least 1");
-    }
-    let max_n: u32 = flags.value("--max-n", 45);
-    let idle_secs: u64 = flags.value("--idle-timeout", 300);
-    let on_connect: Option<u32> = flags.optional("--on-connect");
-    if max_n > 92 {
-        flags.fail("--max-n must be at most 92 (fib(93) overflows 64 bits)");
-    }
-    if on_connect.is_some_and(|n| n > max_n) {
-        flags.fail("--on-connect N must not exceed --max-n");
-    }
-    flags.finish();
-
-    let settings = Settings { mode, max_n, on_connect };
+    let settings = Settings { mode: args.mode, max_n: args.max_n, on_connect: args.on_connect };
     let config = Config {
-        offload_threads: threads,
-        offload_queue: queue,
-        idle_timeout: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        offload_threads: args.threads,
+        offload_queue: args.queue,
+        idle_timeout: args.idle.get(),
         // The stall detector: `--mode inline` shows what it reports.
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
-    if let Err(e) = serve(addr, config, settings) {
+    if let Err(e) = serve(args.addr, config, settings) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

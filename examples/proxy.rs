@@ -15,23 +15,37 @@
 
 mod common;
 
+use std::time::Duration;
+
+use clap::Parser;
+use common::cli::{count, IdleTimeout, LOGS};
 use common::Endpoint;
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
 
-const USAGE: &str = "\
-proxy: forwards every client to its own upstream connection, both directions.
+/// proxy: forwards every client to its own upstream connection, both directions.
+#[derive(Debug, Parser)]
+#[command(name = "proxy", version, allow_negative_numbers = true, after_help = LOGS)]
+struct Args {
+    /// Where clients connect: HOST:PORT or unix:PATH
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7100")]
+    listen: Endpoint,
 
-usage: proxy --upstream ADDR [--listen ADDR] [--max-conns N] [--connect-timeout SECS] [--idle-timeout SECS]
+    /// Where to forward: HOST:PORT or unix:PATH
+    #[arg(long, value_name = "ADDR")]
+    upstream: Endpoint,
 
-  --listen ADDR           where clients connect: HOST:PORT or unix:PATH (default 127.0.0.1:7100)
-  --upstream ADDR         where to forward: HOST:PORT or unix:PATH (required)
-  --max-conns N           most connections at once, clients and upstreams (default 2048)
-  --connect-timeout SECS  give up on an upstream that does not answer (default 10)
-  --idle-timeout SECS     close a side silent this long (its partner follows), 0 = never (default 300)
-  -h, --help              this help
+    /// Most connections at once, clients and upstreams together
+    #[arg(long, value_name = "N", default_value_t = 2048, value_parser = count(1..))]
+    max_conns: usize,
 
-Logs go to stderr; RUST_LOG=debug shows every connection.
-";
+    /// Time an upstream has to accept the connection; past it, its client is closed
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    connect_timeout: u64,
+
+    #[command(flatten)]
+    idle: IdleTimeout<300>,
+}
 
 /// Output a side may hold for its peer before the partner is told to stop reading.
 const HIGH: usize = 256 * 1024;
@@ -163,23 +177,13 @@ impl Handler for Side {
 }
 
 fn main() {
+    let Args { listen, upstream, max_conns, connect_timeout, idle } = Args::parse();
     common::init_logging();
-    let mut flags = common::Flags::parse(USAGE);
-    let listen: Endpoint = flags.value("--listen", "127.0.0.1:7100".parse().unwrap());
-    let Some(upstream) = flags.optional::<Endpoint>("--upstream") else {
-        flags.fail("--upstream is required")
-    };
-    let max_conns: usize = flags.value("--max-conns", 2048);
-    let connect_secs: u64 = flags.value("--connect-timeout", 10);
-    let idle_secs: u64 = flags.value("--idle-timeout", 300);
-    if max_conns == 0 || connect_secs == 0 {
-        flags.fail("--max-conns and --connect-timeout must be at least 1");
-    }
-    flags.finish();
     let config = Config {
         max_conns,
-        connect_timeout: std::time::Duration::from_secs(connect_secs),
-        idle_timeout: (idle_secs > 0).then(|| std::time::Duration::from_secs(idle_secs)),
+        connect_timeout: Duration::from_secs(connect_timeout),
+        // A side closed for silence takes its partner along (`Gone`).
+        idle_timeout: idle.get(),
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };

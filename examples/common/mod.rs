@@ -1,8 +1,11 @@
-//! Small helpers shared by the examples: flag parsing, logging, and stopping on signals.
-//! Each example includes this with `mod common;`; it uses only evloop's public API.
+//! Small helpers shared by the examples: logging, stopping on signals, where to listen,
+//! and the shared command-line flags (`cli`). Each example includes this with
+//! `mod common;`; it uses only evloop's public API.
 
 // Each example uses a different subset of these helpers.
 #![allow(dead_code)]
+
+pub mod cli;
 
 use std::io;
 use std::process::exit;
@@ -20,66 +23,6 @@ pub const SLOW_CALLBACK: std::time::Duration = std::time::Duration::from_millis(
 /// Logs to stderr, filtered by `RUST_LOG` (default: `info`).
 pub fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-}
-
-/// The command line as `--flag value` pairs, with `--help` handled and every error a clear
-/// message plus the usage, exit status 2.
-pub struct Flags {
-    usage: &'static str,
-    args: Vec<String>,
-}
-
-impl Flags {
-    /// Reads `std::env::args`; prints `usage` and exits 0 on `--help` / `-h`.
-    pub fn parse(usage: &'static str) -> Flags {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if args.iter().any(|a| a == "--help" || a == "-h") {
-            print!("{usage}");
-            exit(0);
-        }
-        Flags { usage, args }
-    }
-
-    /// The value after `--name`, parsed, or `default` when the flag is absent.
-    pub fn value<T: FromStr>(&mut self, name: &str, default: T) -> T
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.optional(name).unwrap_or(default)
-    }
-
-    /// The value after `--name`, parsed, or `None` when the flag is absent.
-    pub fn optional<T: FromStr>(&mut self, name: &str) -> Option<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        let at = self.args.iter().position(|a| a == name)?;
-        if at + 1 >= self.args.len() {
-            self.fail(&format!("{name} needs a value"));
-        }
-        let raw = self.args.remove(at + 1);
-        self.args.remove(at);
-        Some(raw.parse().unwrap_or_else(|e| self.fail(&format!("{name} {raw:?}: {e}"))))
-    }
-
-    /// The first argument if it is a word rather than a flag (a subcommand), taken out.
-    pub fn command(&mut self) -> Option<String> {
-        let is_word = self.args.first().is_some_and(|arg| !arg.starts_with('-'));
-        is_word.then(|| self.args.remove(0))
-    }
-
-    /// Fails on anything left over (unknown flags, stray words).
-    pub fn finish(self) {
-        if let Some(extra) = self.args.first() {
-            self.fail(&format!("unexpected argument {extra:?}"));
-        }
-    }
-
-    /// Prints `message` and the usage to stderr, exits with status 2.
-    pub fn fail(&self, message: &str) -> ! {
-        eprint!("error: {message}\n\n{}", self.usage);
-        exit(2);
-    }
 }
 
 /// Makes SIGINT and SIGTERM shut the reactor down gracefully: the signals arrive through a

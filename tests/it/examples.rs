@@ -19,10 +19,43 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// The command line every example has (clap's derive): `-h` and `--help` exit 0, and the
+/// short help lists every flag of `flags` (`--name`, or `--name=DEFAULT` for one whose line
+/// must show `[default: DEFAULT]`); `--version` exits 0 and names the example; every command
+/// line in `bad` exits with status 2 and an error that names the flag given with it.
+#[track_caller]
+pub fn check_command_line(name: &str, flags: &str, bad: &[(&[&str], &str)]) {
+    let long = Command::new(example(name)).arg("--help").output().unwrap();
+    assert!(long.status.success(), "{name} --help: {}", long.status);
+    let short = Command::new(example(name)).arg("-h").output().unwrap();
+    assert!(short.status.success(), "{name} -h: {}", short.status);
+    let short = String::from_utf8_lossy(&short.stdout);
+    assert!(short.contains(&format!("Usage: {name}")), "{name} -h:\n{short}");
+    for expected in flags.split_whitespace() {
+        let (flag, default) = expected.split_once('=').unwrap_or((expected, ""));
+        let line = short.lines().map(str::trim).find(|l| l.starts_with(&format!("{flag} <")));
+        let line = line.unwrap_or_else(|| panic!("{name} -h does not list {flag}:\n{short}"));
+        let shown = format!("[default: {default}]");
+        assert!(default.is_empty() || line.contains(&shown), "{name} -h: {flag} without {shown}: {line}");
+    }
+    let version = Command::new(example(name)).arg("--version").output().unwrap();
+    assert!(version.status.success(), "{name} --version: {}", version.status);
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with(&format!("{name} ")));
+    for (args, flag) in bad {
+        let out = Command::new(example(name)).args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error:") && stderr.contains(flag), "{name} {args:?}: {stderr}");
+    }
+}
+
 /// A child process that is killed (by its PID) and reaped when dropped.
 pub struct Running {
     pub child: Child,
     pub addr: SocketAddr,
+    /// What followed `listening on `: the address, `unix:PATH` for a Unix-domain socket
+    /// (then `addr` is unspecified).
+    pub announced: String,
     /// Where its stderr goes, if kept (see [`Running::start_logged`]); removed on drop.
     log: Option<PathBuf>,
 }
@@ -54,7 +87,8 @@ impl Running {
             None => Stdio::null(),
         };
         let child = command.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn example");
-        let mut running = Running { child, addr: "0.0.0.0:0".parse().unwrap(), log };
+        let mut running =
+            Running { child, addr: "0.0.0.0:0".parse().unwrap(), announced: String::new(), log };
         let stdout = running.child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
@@ -67,7 +101,10 @@ impl Running {
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        running.addr = addr.parse().unwrap();
+        if !addr.starts_with("unix:") {
+            running.addr = addr.parse().unwrap();
+        }
+        running.announced = addr.to_string();
         running
     }
 
@@ -115,17 +152,49 @@ impl Drop for Running {
     }
 }
 
-/// `--help` prints usage and exits 0; a bad flag or value is a clear error with status 2.
+/// `--help` lists the flags with their defaults and exits 0; a bad flag or value, or
+/// `--unix` with what it cannot go with, is an error naming the flag, status 2.
 #[test]
 fn echo_command_line() {
-    let help = Command::new(example("echo")).arg("--help").output().unwrap();
-    assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--idle-timeout"));
-    for bad in [&["--bogus"][..], &["--max-conns", "many"], &["--addr"], &["--max-conns", "0"]] {
-        let out = Command::new(example("echo")).args(bad).output().unwrap();
-        assert!(!out.status.success(), "{bad:?} accepted");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error"), "{bad:?}: no error message");
-    }
+    let flags = "--addr=127.0.0.1:7000 --unix --workers=1 --max-conns=1024 --idle-timeout=300 \
+                 --slow-callback-ms=0";
+    let bad: [(&[&str], &str); 8] = [
+        (&["--bogus"], "--bogus"),
+        (&["--max-conns", "many"], "--max-conns"),
+        (&["--addr"], "--addr"),
+        (&["--max-conns", "0"], "--max-conns"),
+        (&["--workers", "257"], "--workers"),
+        (&["--idle-timeout", "-1"], "--idle-timeout"),
+        (&["--unix", "/tmp/evloop-never.sock", "--workers", "2"], "--workers"),
+        (&["--unix", "/tmp/evloop-never.sock", "--addr", "127.0.0.1:0"], "--addr"),
+    ];
+    check_command_line("echo", flags, &bad);
+}
+
+/// `echo --unix PATH` serves on a Unix-domain socket and announces `listening on unix:PATH`;
+/// `proxy --upstream unix:PATH` forwards TCP clients to it.
+#[test]
+fn echo_and_proxy_over_a_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("evloop-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let mut command = Command::new(example("echo"));
+    command.arg("--unix").arg(&path);
+    let echo = Running::start(command);
+    assert_eq!(echo.announced, format!("unix:{}", path.display()));
+    let mut direct = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    direct.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    direct.write_all(b"over unix").unwrap();
+    let mut back = [0; 9];
+    direct.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"over unix");
+
+    let mut command = Command::new(example("proxy"));
+    command.args(["--listen", "127.0.0.1:0", "--upstream", &echo.announced]);
+    let proxy = Running::start(command);
+    round_trip(&mut proxy.connect(), b"through the proxy");
+    drop((proxy, echo));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// SIGTERM stops the echo server gracefully, through the reactor's shutdown: exit status 0,

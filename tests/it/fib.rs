@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 
-use crate::examples::{example, Running};
+use crate::examples::{check_command_line, example, Running};
 use crate::util::{ReadSome, WriteSome};
 
 fn fib_server(args: &[&str]) -> Running {
@@ -150,15 +150,22 @@ fn inline_mode_answers_too() {
     assert_eq!(ask(&mut stream, "sleep 1\n"), "slept 1\n");
 }
 
-/// Flags: help, bad mode, out-of-range --max-n.
+/// Flags: help with the defaults, version; a bad mode, out-of-range numbers and an
+/// `--on-connect` above `--max-n` are errors naming the flag, status 2.
 #[test]
 fn fib_command_line() {
-    let help = Command::new(example("fib")).arg("--help").output().unwrap();
-    assert!(help.status.success());
-    for bad in [&["--mode", "fast"][..], &["--max-n", "93"], &["--threads", "-1"]] {
-        let out = Command::new(example("fib")).args(bad).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{bad:?}");
-    }
+    let flags = "--addr=127.0.0.1:40404 --mode=offload --threads=0 --queue=1024 --max-n=45 --on-connect \
+                 --idle-timeout=300";
+    let bad: [(&[&str], &str); 7] = [
+        (&["--mode", "fast"], "--mode"),
+        (&["--max-n", "93"], "--max-n"),
+        (&["--threads", "-1"], "--threads"),
+        (&["--threads", "1025"], "--threads"),
+        (&["--queue", "0"], "--queue"),
+        (&["--on-connect", "46"], "--on-connect"),
+        (&["--bogus"], "--bogus"),
+    ];
+    check_command_line("fib", flags, &bad);
 }
 
 /// `--on-connect` with a client that half-closes at once (it has nothing to say) still

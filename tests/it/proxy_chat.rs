@@ -7,7 +7,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::examples::{example, Running};
+use crate::examples::{check_command_line, example, Running};
 use crate::util::{round_trip, set_linger_zero, ReadSome, Rng, WriteSome};
 
 fn echo_server() -> Running {
@@ -213,4 +213,34 @@ fn chat_drops_a_member_that_never_reads() {
         thread::sleep(Duration::from_millis(20));
     }
     drop(silent);
+}
+
+/// proxy's flags: help with the defaults, version; `--upstream` is required, and a bad
+/// endpoint or a zero limit is an error naming the flag, status 2.
+#[test]
+fn proxy_command_line() {
+    let flags = "--listen=127.0.0.1:7100 --upstream --max-conns=2048 --connect-timeout=10 --idle-timeout=300";
+    let bad: [(&[&str], &str); 6] = [
+        (&[], "--upstream"),
+        (&["--upstream", "nowhere"], "--upstream"),
+        (&["--upstream", "127.0.0.1:7000", "--listen", "unix:"], "--listen"),
+        (&["--upstream", "127.0.0.1:7000", "--max-conns", "0"], "--max-conns"),
+        (&["--upstream", "127.0.0.1:7000", "--connect-timeout", "0"], "--connect-timeout"),
+        (&["--upstream", "127.0.0.1:7000", "--bogus"], "--bogus"),
+    ];
+    check_command_line("proxy", flags, &bad);
+}
+
+/// chat's flags: help with the defaults (a longer idle timeout than the other examples'),
+/// version; a zero or non-numeric limit is an error naming the flag, status 2.
+#[test]
+fn chat_command_line() {
+    let flags = "--addr=127.0.0.1:7001 --max-backlog=1048576 --max-line=4096 --idle-timeout=600";
+    let bad: [(&[&str], &str); 4] = [
+        (&["--max-backlog", "0"], "--max-backlog"),
+        (&["--max-line", "long"], "--max-line"),
+        (&["--idle-timeout", "-5"], "--idle-timeout"),
+        (&["--bogus"], "--bogus"),
+    ];
+    check_command_line("chat", flags, &bad);
 }

@@ -173,8 +173,10 @@ impl Rng {
 }
 
 /// `read` that retries `Interrupted`, as `read_exact` and `read_line` do. A blocking read on
-/// a socket with a timeout fails with `EINTR` when the process is stopped and resumed, even
-/// with no signal handler installed (signal(7)); a loaded CI machine did that to this suite.
+/// a socket with a timeout can fail with `EINTR` here although the suite installs no signal
+/// handler: a child that exits while a test thread is spawning another (signals blocked)
+/// leaves its `SIGCHLD` pending, and the kernel then wakes another thread's timed `recv`
+/// with it (seen with `perf record -e signal:signal_generate`; it failed two http tests).
 pub trait ReadSome: Read {
     fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
