@@ -19,18 +19,31 @@ pub fn check(buf: &[u8], limits: Limits) -> Outcome {
     match verdict {
         Ok(Some(len)) => {
             assert!(len > 0 && len <= buf.len(), "consumed {len} of {} bytes: {buf:?}", buf.len());
-            assert!(argv.len() <= limits.max_args, "{} arguments over {}", argv.len(), limits.max_args);
             let args: Vec<Vec<u8>> = (0..argv.len()).map(|i| argv.get(i).to_vec()).collect();
-            // A multibulk's arguments are bounded by `max_bulk`; an inline command's by its
-            // line, `max_inline` (as in Redis). (The fuzz target's first finding: the check
-            // had applied `max_bulk` to both.)
-            let bound = if buf.first() == Some(&b'*') { limits.max_bulk } else { limits.max_inline };
+            // A multibulk's arguments are bounded by `max_bulk` and their count by
+            // `max_args`; an inline command's only by its line, `max_inline` (as in Redis:
+            // each argument is at least a byte and a separator). (The fuzz target's first
+            // findings: the check had applied the multibulk bounds to both.)
+            let (bound, most) = if buf.first() == Some(&b'*') {
+                (limits.max_bulk, limits.max_args)
+            } else {
+                (limits.max_inline, limits.max_inline.div_ceil(2))
+            };
+            assert!(args.len() <= most, "{} arguments over {most}: {buf:?}", args.len());
             assert!(args.iter().all(|a| a.len() <= bound), "an argument over {bound} bytes: {buf:?}");
-            // The canonical form parses to the same arguments, consuming exactly itself.
+            // The canonical form parses to the same arguments, consuming exactly itself. It is
+            // a multibulk, so an inline command's longer or more numerous arguments need
+            // multibulk limits that admit them.
             if !args.is_empty() {
                 let canonical = encode(&args);
+                let longest = args.iter().map(Vec::len).max().unwrap_or(0);
+                let multibulk = Limits {
+                    max_bulk: limits.max_bulk.max(longest),
+                    max_args: limits.max_args.max(args.len()),
+                    ..limits
+                };
                 let mut again = Argv::default();
-                let len2 = Parser::new(limits).parse(&canonical, &mut again);
+                let len2 = Parser::new(multibulk).parse(&canonical, &mut again);
                 assert_eq!(len2, Ok(Some(canonical.len())), "canonical form of {buf:?}");
                 let args2: Vec<Vec<u8>> = (0..again.len()).map(|i| again.get(i).to_vec()).collect();
                 assert_eq!(args2, args, "re-parse of {buf:?}");
