@@ -90,6 +90,9 @@ const RO_FAST: &[&str] = &["readonly", "fast"];
 const FAST: &[&str] = &["fast"];
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 const CONN: &[&str] = &["noscript", "loading", "stale", "fast"];
+/// Entering and leaving subscriber mode; `publish` differs (`fast`, and scripts may call it).
+const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const PUBSUB_FAST: &[&str] = &["pubsub", "loading", "stale", "fast"];
 
 /// Every command, the busiest first (the lookup is a scan: with two dozen names that
 /// differ in length or first letters it costs less than hashing the name would).
@@ -112,27 +115,9 @@ pub static TABLE: &[Command] = &[
     Command { name: "dbsize", arity: 1, flags: RO_FAST, keys: (0, 0, 0), run: keys::dbsize },
     Command { name: "flushall", arity: -1, flags: &["write"], keys: (0, 0, 0), run: keys::flushall },
     Command { name: "echo", arity: 2, flags: FAST, keys: (0, 0, 0), run: server::echo },
-    Command {
-        name: "publish",
-        arity: 3,
-        flags: &["pubsub", "loading", "stale", "fast"],
-        keys: (0, 0, 0),
-        run: pubsub::publish,
-    },
-    Command {
-        name: "subscribe",
-        arity: -2,
-        flags: &["pubsub", "noscript", "loading", "stale"],
-        keys: (0, 0, 0),
-        run: pubsub::subscribe,
-    },
-    Command {
-        name: "unsubscribe",
-        arity: -1,
-        flags: &["pubsub", "noscript", "loading", "stale"],
-        keys: (0, 0, 0),
-        run: pubsub::unsubscribe,
-    },
+    Command { name: "publish", arity: 3, flags: PUBSUB_FAST, keys: (0, 0, 0), run: pubsub::publish },
+    Command { name: "subscribe", arity: -2, flags: PUBSUB, keys: (0, 0, 0), run: pubsub::subscribe },
+    Command { name: "unsubscribe", arity: -1, flags: PUBSUB, keys: (0, 0, 0), run: pubsub::unsubscribe },
     Command { name: "quit", arity: -1, flags: CONN, keys: (0, 0, 0), run: server::quit },
     Command { name: "select", arity: 2, flags: CONN, keys: (0, 0, 0), run: server::select },
     Command { name: "client", arity: -2, flags: CONN, keys: (0, 0, 0), run: server::client },
