@@ -286,44 +286,49 @@ impl Drop for Workers {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
+    use std::io::{BufRead, BufReader, Write};
     use std::time::Duration;
 
     use super::{Spread, Workers};
     use crate::{Config, Cx, Handler, Input, Reactor};
 
-    struct Echo;
+    /// Answers each line with the index of the worker that serves the connection.
+    struct WhoServes(usize);
 
-    impl Handler for Echo {
+    impl Handler for WhoServes {
         type Msg = ();
         fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
-            cx.write(input.bytes());
-            input.consume_all();
+            while input.take_line(b'\n').is_some() {
+                cx.write(format!("{}\n", self.0).as_bytes());
+            }
         }
     }
 
-    /// Both ways of sharing the address serve every client (the shared listener is what
-    /// platforms without a balancing `SO_REUSEPORT` get; Linux runs it only here).
+    /// Both ways of sharing the address serve every client, each on one of the workers (the
+    /// shared listener is what platforms without a balancing `SO_REUSEPORT` get; Linux runs
+    /// it only here and under `--cfg evloop_portable`).
     #[test]
     fn both_ways_of_sharing_the_address_serve_every_client() {
         for spread in [Spread::ReusePort, Spread::SharedListener] {
-            let setup = |_worker, _reactor: &mut Reactor<Echo>| |_peer| Echo;
+            let setup = |worker, _reactor: &mut Reactor<WhoServes>| move |_peer| WhoServes(worker);
             let workers =
                 Workers::start_spread(3, "127.0.0.1:0".parse().unwrap(), Config::default(), setup, spread)
                     .unwrap();
             assert_eq!(workers.handles().len(), 3);
-            let clients: Vec<_> = (0..30u8)
-                .map(|i| {
+            let clients: Vec<_> = (0..30)
+                .map(|_| {
                     let mut stream = std::net::TcpStream::connect(workers.addr()).unwrap();
                     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    stream.write_all(&[i; 100]).unwrap();
-                    (i, stream)
+                    stream.write_all(b"who?\nwho?\n").unwrap();
+                    stream
                 })
                 .collect();
-            for (i, mut stream) in clients {
-                let mut back = [0; 100];
-                stream.read_exact(&mut back).unwrap();
-                assert_eq!(back, [i; 100], "{spread:?}");
+            for stream in clients {
+                let mut lines = BufReader::new(stream).lines();
+                let first: usize = lines.next().unwrap().unwrap().parse().unwrap();
+                let second: usize = lines.next().unwrap().unwrap().parse().unwrap();
+                assert!(first < 3, "{spread:?}: worker {first}");
+                assert_eq!(first, second, "{spread:?}: a connection stays on its worker");
             }
             workers.shutdown();
             let stats = workers.join().unwrap();
