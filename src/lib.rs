@@ -36,6 +36,16 @@
 //! }
 //! ```
 //!
+//! # Platforms and features
+//!
+//! Built and tested on Linux (epoll), where the reactor takes the kernel's shortcuts: it
+//! stops reading at a short read and writing at a short write, lets `SO_REUSEPORT` spread
+//! [`workers`]' connections, and sets `TCP_NODELAY` once on a listener. On macOS and the BSDs
+//! (kqueue) it compiles and takes the portable paths instead (read and write until
+//! `WouldBlock`, one listener shared by the workers, `TCP_NODELAY` per socket), which CI runs
+//! on Linux but no test runs on those systems. Windows is not supported. The crate has no
+//! cargo features; its minimum Rust is 1.74.
+//!
 //! # Where to read next
 //!
 //! - [`Reactor`]: the loop, its turn order, embedding with [`Reactor::run_once`].
