@@ -19,18 +19,13 @@
 #        apt-get install -y apache2-utils nginx siege strace.
 # Servers run pinned to CPU $SERVER_CPU (0), clients to CPU $CLIENT_CPU (1). Only the
 # processes this script starts are signalled (lib.sh).
-set -uo pipefail
-set +m
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(dirname "$HERE")
-BENCH=${BENCH:-$REPO/../shared/bench}
-. "$BENCH/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/shared_bench.sh"
 
 ROUNDS=3; SECS=5; WHAT=syscalls,cpu,echo
 while [ $# -gt 0 ]; do
   case $1 in
     -r) ROUNDS=$2; shift 2;; -t) SECS=$2; shift 2;; --what) WHAT=$2; shift 2;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0;;
+    -h|--help) usage; exit 0;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2;;
   esac
 done

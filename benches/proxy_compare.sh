@@ -14,18 +14,13 @@
 # The proxies run on CPU $SERVER_CPU (0); the load generator and the echo server share CPU
 # $CLIENT_CPU (1), so every proxy has a core of its own and the rest is the same for each,
 # and the direct runs (no proxy) keep that same CPU 1 for both ends.
-set -uo pipefail
-set +m
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(dirname "$HERE")
-BENCH=${BENCH:-$REPO/../shared/bench}
-. "$BENCH/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/shared_bench.sh"
 
 ROUNDS=3; SECS=3; SIZES=64,16384; OUT=""
 while [ $# -gt 0 ]; do
   case $1 in
     -r) ROUNDS=$2; shift 2;; -t) SECS=$2; shift 2;; -s) SIZES=$2; shift 2;; -o) OUT=$2; shift 2;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0;;
+    -h|--help) usage; exit 0;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2;;
   esac
 done

@@ -160,11 +160,10 @@ impl Workers {
             let bind_to = workers.addr;
             let (ready_tx, ready_rx) = mpsc::channel();
             let (config, setup) = (config.clone(), setup.clone());
-            let result = shared
-                .as_ref()
-                .map(std::net::TcpListener::try_clone)
-                .transpose()
-                .and_then(|duplicate| {
+            let result = (|| {
+                // A duplicate of the shared listener, or (in the thread) a socket of its own.
+                let duplicate = shared.as_ref().map(std::net::TcpListener::try_clone).transpose()?;
+                let thread =
                     thread::Builder::new().name(format!("evloop-worker-{index}")).spawn(move || {
                         let listener = match duplicate {
                             Some(listener) => Ok(mio::net::TcpListener::from_std(listener)),
@@ -173,14 +172,10 @@ impl Workers {
                             }
                         };
                         run_worker(index, config, setup, listener, ready_tx)
-                    })
-                })
-                .and_then(|thread| {
-                    workers.threads.push(thread);
-                    ready_rx
-                        .recv()
-                        .unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
-                });
+                    })?;
+                workers.threads.push(thread);
+                ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
+            })();
             match result {
                 Ok((bound, handle)) => {
                     workers.addr = bound;
