@@ -4,12 +4,14 @@
 //! Run:  cargo run --release --example proxy -- --listen 127.0.0.1:7100 --upstream 127.0.0.1:7000
 //! Try:  cargo run --release --example echo  &  nc 127.0.0.1 7100
 //!
-//! Each client is a pair of connections on one reactor, linked by messages:
+//! Each client is a pair of connections on one reactor. Bytes go from one to the other by
+//! forwarding (`Cx::forward_to`): read into the reactor's buffer and written from it to the
+//! partner's socket, with no handler call and no copy; everything else is messages.
 //!
 //! ```text
-//!   client ──on_data──► Data(bytes) ──► upstream ──write──► server      (and the same the other way)
-//!   a side whose output backs up past HIGH ──Pause──► its partner stops reading;
-//!   on_drained ──Resume──► it reads again          (memory: HIGH + one read per side)
+//!   client ──forward_to──► upstream ──► server          (and the same the other way)
+//!   a side whose output backs up past the high watermark: its partner stops reading,
+//!   until it drains to the low one                     (memory: watermark + one read a side)
 //!   EOF on one side ──Eof──► shutdown(Write) on the other;  close ──Gone──► the other closes
 //! ```
 
@@ -47,18 +49,10 @@ struct Args {
     idle: IdleTimeout<300>,
 }
 
-/// Output a side may hold for its peer before the partner is told to stop reading.
-const HIGH: usize = 256 * 1024;
-
-/// What the two sides of a pair tell each other.
+/// What the two sides of a pair tell each other (the bytes go by forwarding).
 enum Msg {
-    /// The upstream is connected: here is its id (the client may start reading).
-    Linked(ConnId),
-    Data(Vec<u8>),
     /// The partner's peer finished sending: finish ours.
     Eof,
-    Pause,
-    Resume,
     /// The partner closed, and why.
     Gone(Reason),
 }
@@ -66,10 +60,8 @@ enum Msg {
 /// One side of a pair: a client, or the upstream connection made for it.
 struct Side {
     upstream: Endpoint,
-    /// The other side; a client learns its upstream's id from `Linked`.
+    /// The other side: a client learns its upstream's id when it starts the connect.
     partner: Option<ConnId>,
-    /// We told the partner to pause, waiting for our output to drain.
-    holding_partner: bool,
     /// Our peer has finished sending, and the partner's peer has (we shut down writing).
     eof_in: bool,
     eof_out: bool,
@@ -77,7 +69,7 @@ struct Side {
 
 impl Side {
     fn new(upstream: Endpoint, partner: Option<ConnId>) -> Side {
-        Side { upstream, partner, holding_partner: false, eof_in: false, eof_out: false }
+        Side { upstream, partner, eof_in: false, eof_out: false }
     }
 
     fn tell(&self, cx: &mut Cx<'_, Self>, message: Msg) {
@@ -86,41 +78,43 @@ impl Side {
             let _ = cx.send(partner, message);
         }
     }
+
+    /// Sends everything our peer sends to the partner, from now on.
+    fn forward(&self, cx: &mut Cx<'_, Self>) {
+        if let Some(partner) = self.partner {
+            if cx.forward_to(partner).is_err() {
+                cx.close(); // the partner is gone already
+            }
+        }
+    }
 }
 
 impl Handler for Side {
     type Msg = Msg;
 
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
-        match self.partner {
-            // An upstream connection is up: tell the client who we are.
-            Some(client) => {
-                let _ = cx.send(client, Msg::Linked(cx.id()));
-            }
-            // A new client: read nothing until its upstream is connected.
-            None => {
-                cx.pause_read();
-                let side = Side::new(self.upstream.clone(), Some(cx.id()));
-                let opened = match &self.upstream {
-                    Endpoint::Tcp(addr) => cx.connect(*addr, side),
-                    Endpoint::Unix(path) => cx.connect_unix(path, side),
-                };
-                match opened {
-                    // Known as the partner at once, not only when `Linked` arrives: a client
-                    // that goes before then must still tell its upstream (Gone), or the
-                    // upstream connection would be left open with no one to serve.
-                    Ok(upstream) => self.partner = Some(upstream),
-                    Err(e) => {
-                        log::warn!("client {}: upstream {}: {e}", cx.peer_addr(), self.upstream);
-                        cx.close();
-                    }
+        if self.partner.is_none() {
+            // A new client: connect its upstream. Its bytes may flow at once; they wait in
+            // the upstream's output until the connect completes.
+            let side = Side::new(self.upstream.clone(), Some(cx.id()));
+            let opened = match &self.upstream {
+                Endpoint::Tcp(addr) => cx.connect(*addr, side),
+                Endpoint::Unix(path) => cx.connect_unix(path, side),
+            };
+            match opened {
+                Ok(upstream) => self.partner = Some(upstream),
+                Err(e) => {
+                    log::warn!("client {}: upstream {}: {e}", cx.peer_addr(), self.upstream);
+                    cx.close();
+                    return;
                 }
             }
         }
+        self.forward(cx);
     }
 
-    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
-        self.tell(cx, Msg::Data(input.bytes().to_vec()));
+    /// Reached only once forwarding has ended, the partner being gone: its `Gone` closes us.
+    fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
         input.consume_all();
     }
 
@@ -132,26 +126,8 @@ impl Handler for Side {
         }
     }
 
-    fn on_drained(&mut self, cx: &mut Cx<'_, Self>) {
-        if self.holding_partner {
-            self.holding_partner = false;
-            self.tell(cx, Msg::Resume);
-        }
-    }
-
     fn on_message(&mut self, message: Msg, cx: &mut Cx<'_, Self>) {
         match message {
-            Msg::Linked(upstream) => {
-                self.partner = Some(upstream);
-                cx.resume_read();
-            }
-            Msg::Data(bytes) => {
-                cx.write(&bytes);
-                if cx.pending_output() > HIGH && !self.holding_partner {
-                    self.holding_partner = true;
-                    self.tell(cx, Msg::Pause);
-                }
-            }
             Msg::Eof => {
                 self.eof_out = true;
                 cx.shutdown_write();
@@ -159,8 +135,6 @@ impl Handler for Side {
                     cx.close();
                 }
             }
-            Msg::Pause => cx.pause_read(),
-            Msg::Resume => cx.resume_read(),
             Msg::Gone(reason) => {
                 if matches!(reason, Reason::ConnectFailed(_) | Reason::ConnectTimeout) {
                     log::warn!("client {}: upstream {}: {reason}", cx.peer_addr(), self.upstream);

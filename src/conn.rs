@@ -31,6 +31,8 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
+use mio::Token;
+
 use crate::flags::Flags;
 use crate::platform::SHORT_WRITE_FILLS;
 use crate::stats::Reason;
@@ -98,6 +100,8 @@ pub(crate) struct Core {
     /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
     /// (Set together with `Flags::WRITE_FAILED`, which the hot path tests.)
     pub(crate) failed: Option<io::ErrorKind>,
+    /// Where input goes while `Flags::FORWARDING` is set: the partner's token.
+    pub(crate) forward: Option<Token>,
 }
 
 /// What a flush achieved.
@@ -125,6 +129,7 @@ impl Core {
             timers: Vec::new(),
             cancel: None,
             failed: None,
+            forward: None,
         }
     }
 
@@ -160,6 +165,16 @@ impl Core {
         // Closing connections read (and discard) regardless of pauses.
         self.flags.exactly(Flags::READ_READY | Flags::PEER_EOF, Flags::READ_READY)
             && (!self.flags.any(Flags::THROTTLED) || !self.is_open())
+    }
+
+    /// Should the reactor forward this connection's input now (`reactor/forward.rs`)? It
+    /// is open, forwarding, not paused, and has input: held from before forwarding began,
+    /// or perhaps in the socket.
+    pub(crate) fn wants_forward(&self, holds_input: bool) -> bool {
+        const GATES: Flags = Flags(Flags::FORWARDING.0 | Flags::PAUSED.0);
+        self.flags.exactly(GATES, Flags::FORWARDING)
+            && self.is_open()
+            && (holds_input || self.flags.exactly(Flags::READ_READY | Flags::PEER_EOF, Flags::READ_READY))
     }
 
     /// Can output written now go straight to the socket (through the reactor's staging

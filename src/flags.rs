@@ -65,11 +65,28 @@ impl Flags {
     /// `close_now` deregisters it before dropping it (closing a descriptor removes its epoll
     /// registration only when it was the last copy).
     pub(crate) const ADOPTED: Flags = Flags(1 << 17);
+    /// Input goes straight to another connection ([`Cx::forward_to`](crate::Cx::forward_to)),
+    /// not to the handler: set with `Core::forward`, cleared when forwarding stops or finds
+    /// its partner gone (`reactor/forward.rs`).
+    pub(crate) const FORWARDING: Flags = Flags(1 << 18);
+    /// Forwarding paused: the partner's pending output passed the high watermark. Cleared
+    /// when the partner drains below the low one, or closes.
+    pub(crate) const PAUSED_BY_PARTNER: Flags = Flags(1 << 19);
+    /// Some connection forwarding into this one is paused on its output (an entry in
+    /// `Shared::forward_waits`): release it when this output drains or this connection closes.
+    pub(crate) const HOLDS_FORWARDERS: Flags = Flags(1 << 20);
 
-    /// Anything that stops an open connection's handler from being given input.
-    pub(crate) const THROTTLED: Flags = Flags(
-        Flags::PAUSED_BY_HANDLER.0 | Flags::PAUSED_BY_BACKPRESSURE.0 | Flags::YIELDED.0 | Flags::CONNECTING.0,
+    /// Anything that stops an open connection's input from being read right now.
+    pub(crate) const PAUSED: Flags = Flags(
+        Flags::PAUSED_BY_HANDLER.0
+            | Flags::PAUSED_BY_BACKPRESSURE.0
+            | Flags::YIELDED.0
+            | Flags::CONNECTING.0
+            | Flags::PAUSED_BY_PARTNER.0,
     );
+    /// Anything that stops an open connection's handler from being given input: a pause,
+    /// or forwarding (the input goes elsewhere). One mask, so the hot path asks one question.
+    pub(crate) const THROTTLED: Flags = Flags(Flags::PAUSED.0 | Flags::FORWARDING.0);
 
     /// Are all of `these` set?
     #[inline]
@@ -111,7 +128,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 18] = [
+        const NAMES: [&str; 21] = [
             "READ_READY",
             "READ_HANGUP",
             "PEER_EOF",
@@ -130,6 +147,9 @@ impl fmt::Debug for Flags {
             "INPUT_HELD",
             "PEER_MAY_SEND",
             "ADOPTED",
+            "FORWARDING",
+            "PAUSED_BY_PARTNER",
+            "HOLDS_FORWARDERS",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

@@ -419,6 +419,83 @@ impl<'a, H: Handler> Cx<'a, H> {
         self.shared.post(mio::Token(to.0), message)
     }
 
+    /// From now on, input from this connection's peer is written to the connection `to`
+    /// (on this reactor) as it arrives, from the read buffer, with no copy and no
+    /// [`Handler::on_data`]: the data path of a proxy or a tunnel. Input this connection
+    /// holds unconsumed goes first. Backpressure crosses over: while `to` has more than
+    /// [`Config::out_high_watermark`](crate::Config::out_high_watermark) bytes pending, this
+    /// connection is not read, until `to` drains below the low watermark (or closes).
+    ///
+    /// Everything else stays with the handler: [`Handler::on_eof`] when the peer finishes
+    /// (carry the half-close over with a message, say), timers, messages, closing. Forwarding
+    /// ends by [`stop_forwarding`](Cx::stop_forwarding), or by itself when `to` closes or
+    /// stops taking output (closing, write side shut down): later input goes to `on_data`
+    /// again, and bytes read after `to` failed are lost with it. `to` may still be
+    /// connecting: bytes wait in its output buffer, within the watermarks.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `to` is closed (or never existed), `InvalidInput` if it is this
+    /// connection (an echo is `on_data` writing its input back).
+    ///
+    /// # Examples
+    ///
+    /// One side of a pair, forwarding to its partner and passing its peer's EOF on:
+    ///
+    /// ```
+    /// use evloop::{ConnId, Cx, Handler, Input};
+    ///
+    /// struct Side { partner: ConnId }
+    /// impl Handler for Side {
+    ///     type Msg = ();
+    ///     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+    ///         if cx.forward_to(self.partner).is_err() {
+    ///             cx.close(); // the partner is gone already
+    ///         }
+    ///     }
+    ///     // Reached only once forwarding has ended: the partner is gone.
+    ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+    ///         input.consume_all();
+    ///         cx.close();
+    ///     }
+    ///     fn on_eof(&mut self, cx: &mut Cx<'_, Self>) {
+    ///         let _ = cx.send(self.partner, ()); // the partner shuts its write side down
+    ///     }
+    ///     fn on_message(&mut self, _eof: (), cx: &mut Cx<'_, Self>) {
+    ///         cx.shutdown_write();
+    ///     }
+    /// }
+    /// ```
+    pub fn forward_to(&mut self, to: ConnId) -> io::Result<()> {
+        let token = mio::Token(to.0);
+        if token == self.token() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a connection cannot forward to itself"));
+        }
+        if !self.shared.is_live(token) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "the connection to forward to is closed"));
+        }
+        self.core.forward = Some(token);
+        self.core.flags.insert(Flags::FORWARDING);
+        // Input held from before, or left in the socket by this callback's caller, would
+        // wait for an event that may not come: go back for it.
+        self.shared.defer_read(self.core, self.slot);
+        Ok(())
+    }
+
+    /// Ends [`forward_to`](Cx::forward_to): input goes to [`Handler::on_data`] again.
+    pub fn stop_forwarding(&mut self) {
+        if self.core.forward.take().is_some() {
+            self.core.flags.remove(Flags::FORWARDING | Flags::PAUSED_BY_PARTNER);
+            self.shared.defer_read(self.core, self.slot);
+        }
+    }
+
+    /// Where this connection's input is being forwarded, if it is (see
+    /// [`forward_to`](Cx::forward_to); `None` also once forwarding ended by itself).
+    pub fn forwarding_to(&self) -> Option<ConnId> {
+        self.core.forward.map(|token| ConnId(token.0))
+    }
+
     /// Opens an outbound TCP connection served by `handler`: its [`Handler::on_open`] runs
     /// once the connect completes; a refused, unreachable or timed-out connect ends in its
     /// [`Handler::on_close`] with [`Reason::ConnectFailed`] or [`Reason::ConnectTimeout`].

@@ -161,6 +161,9 @@ pub(crate) struct Shared<H, M> {
     pub(crate) opening: Vec<Opening<H>>,
     /// Messages for connections on this loop, in the order sent: (recipient's token, message).
     pub(crate) mail: VecDeque<(Token, M)>,
+    /// Forwarders paused on a partner's full output: (partner, forwarder). Released when the
+    /// partner drains or closes (`reactor/forward.rs`); as short as the number of such pairs.
+    pub(crate) forward_waits: Vec<(Token, Token)>,
 }
 
 impl<H, M: Send + 'static> Shared<H, M> {
@@ -178,6 +181,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             slots: SlotIds::default(),
             opening: Vec::new(),
             mail: VecDeque::new(),
+            forward_waits: Vec::new(),
         }
     }
 

@@ -110,6 +110,16 @@ impl<T> Table<T> {
         self.entries.get_mut(slot)?.as_mut()
     }
 
+    /// Two different occupied entries at once (a connection and the one it forwards to).
+    pub(crate) fn pair_mut(&mut self, a: usize, b: usize) -> Option<(&mut T, &mut T)> {
+        if a == b || a.max(b) >= self.entries.len() {
+            return None;
+        }
+        let (low, high) = self.entries.split_at_mut(a.max(b));
+        let (first, second) = (low[a.min(b)].as_mut()?, high[0].as_mut()?);
+        Some(if a < b { (first, second) } else { (second, first) })
+    }
+
     pub(crate) fn contains(&self, slot: usize) -> bool {
         self.get(slot).is_some()
     }
@@ -164,6 +174,12 @@ mod tests {
         table.put(3, "x");
         assert!(table.contains(3) && !table.contains(0) && !table.contains(9));
         assert_eq!(table.slots(), vec![3]);
+        table.put(1, "y");
+        assert_eq!(table.pair_mut(3, 1), Some((&mut "x", &mut "y")), "in the order asked");
+        assert_eq!(table.pair_mut(1, 3), Some((&mut "y", &mut "x")));
+        assert_eq!(table.pair_mut(3, 3), None, "one entry is not a pair");
+        assert_eq!(table.pair_mut(3, 0), None, "an empty slot");
+        assert_eq!(table.pair_mut(3, 99), None, "past the end");
         assert_eq!(table.take(3), "x");
         assert!(table.get(3).is_none());
     }

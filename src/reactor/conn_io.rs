@@ -44,6 +44,8 @@ pub(super) enum ReadEnd {
     Settle,
     /// The connection must close.
     Close(Reason),
+    /// The connection forwards its input to another one (`forward.rs`).
+    Forward,
 }
 
 impl<H: Handler> Reactor<H> {
@@ -114,7 +116,7 @@ impl<H: Handler> Reactor<H> {
     #[cold]
     fn probe_failure(&mut self, slot: usize, hangup: bool) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
-        if conn.core.wants_read() {
+        if conn.core.wants_read() || conn.core.wants_forward(!conn.input.is_empty()) {
             return;
         }
         let reason = match conn.core.stream.take_error() {
@@ -143,7 +145,10 @@ impl<H: Handler> Reactor<H> {
     /// reactor already has), then the socket is read.
     pub(super) fn resume_read(&mut self, slot: usize) {
         let conn = &self.conns[slot];
-        let throttled = conn.core.flags.any(Flags::PAUSED_BY_HANDLER | Flags::PAUSED_BY_BACKPRESSURE);
+        // (A forwarding connection's held input goes to its partner, through the read.)
+        let throttled = conn.core.flags.any(
+            Flags::PAUSED_BY_HANDLER | Flags::PAUSED_BY_BACKPRESSURE | Flags::FORWARDING | Flags::PAUSED_BY_PARTNER,
+        );
         if !conn.input.is_empty() && conn.core.is_open() && !throttled {
             let Reactor { conns, shared, .. } = self;
             if let Some(reason) = deliver(&mut conns[slot], shared, &[], slot) {
@@ -156,13 +161,14 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Acts on how a read loop ended, when it did not simply drain the socket.
-    fn on_read_end(&mut self, slot: usize, end: ReadEnd) {
+    pub(super) fn on_read_end(&mut self, slot: usize, end: ReadEnd) {
         match end {
             ReadEnd::Close(reason) => self.close_now(slot, reason),
             ReadEnd::Settle => self.settle_or_close(slot),
             ReadEnd::Eof(Phase::Open) => self.callback(slot, "on_eof", |handler, cx| handler.on_eof(cx)),
             ReadEnd::Eof(Phase::Closing { .. }) => self.settle_or_close(slot),
             ReadEnd::Eof(Phase::Lingering { reason }) => self.close_now(slot, reason),
+            ReadEnd::Forward => self.forward_input(slot),
         }
     }
 
@@ -234,6 +240,11 @@ impl<H: Handler> Reactor<H> {
                     conn.core.last_active = self.shared.now;
                 }
                 let pending = before - written;
+                if conn.core.flags.has(Flags::HOLDS_FORWARDERS) && pending <= self.shared.config.out_low_watermark {
+                    let generation = conn.core.generation;
+                    self.release_forwarders(slot, generation);
+                }
+                let conn = &mut self.conns[slot];
                 if conn.core.flags.has(Flags::PAUSED_BY_BACKPRESSURE)
                     && pending <= self.shared.config.out_low_watermark
                 {
@@ -318,6 +329,10 @@ impl<H: Handler> Reactor<H> {
 
     /// Closes a connection now: drop the socket, free the slot, tell the handler.
     pub(super) fn close_now(&mut self, slot: usize, reason: Reason) {
+        if self.conns[slot].core.flags.has(Flags::HOLDS_FORWARDERS) {
+            let generation = self.conns[slot].core.generation;
+            self.release_forwarders(slot, generation);
+        }
         let mut conn = self.conns.take(slot);
         self.shared.slots.release(slot);
         let core = &mut conn.core;
@@ -382,7 +397,8 @@ fn read_input<H: Handler>(
     let mut budget = shared.config.read_budget;
     loop {
         if !conn.core.wants_read() {
-            return None;
+            // Off the hot path: a forwarding connection's input goes to its partner.
+            return conn.core.wants_forward(!conn.input.is_empty()).then_some(ReadEnd::Forward);
         }
         let open = conn.core.is_open();
         // The scratch buffer is never larger than one read may be (see `Reactor::new`), so

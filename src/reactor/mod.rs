@@ -25,6 +25,8 @@
 //!   descriptor exhaustion.
 //! - `open.rs`: every way a connection enters the table (accepted, connected, adopted) and
 //!   the end of an outbound connect.
+//! - `forward.rs`: a connection's input written straight to another one (`Cx::forward_to`):
+//!   the zero-copy data path of a proxy, with backpressure across the pair.
 //! - `mail.rs`: messages between connections, and `Sender`, the way in from other threads.
 //! - `timers.rs`: reactor-level timers, not tied to a connection.
 //! - `sources.rs`: the embedder's own mio sources.
@@ -68,6 +70,7 @@ use crate::token;
 
 mod accept;
 mod conn_io;
+mod forward;
 mod handle;
 mod mail;
 mod open;

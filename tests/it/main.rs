@@ -6,6 +6,7 @@ mod chaos;
 mod echo;
 mod examples;
 mod faults;
+mod forward;
 mod fib;
 mod http;
 mod http_hardening;
