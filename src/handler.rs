@@ -440,31 +440,50 @@ impl<'a, H: Handler> Cx<'a, H> {
     ///
     /// # Examples
     ///
-    /// One side of a pair, forwarding to its partner and passing its peer's EOF on:
+    /// Two streams joined: what one's peer writes, the other's peer reads.
     ///
     /// ```
-    /// use evloop::{ConnId, Cx, Handler, Input};
+    /// use evloop::{Config, ConnId, Cx, Handler, Input, Reactor};
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
     ///
-    /// struct Side { partner: ConnId }
+    /// /// One side of a pair; its message names the partner.
+    /// struct Side;
     /// impl Handler for Side {
-    ///     type Msg = ();
-    ///     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
-    ///         if cx.forward_to(self.partner).is_err() {
+    ///     type Msg = ConnId;
+    ///     fn on_message(&mut self, partner: ConnId, cx: &mut Cx<'_, Self>) {
+    ///         if cx.forward_to(partner).is_err() {
     ///             cx.close(); // the partner is gone already
     ///         }
     ///     }
-    ///     // Reached only once forwarding has ended: the partner is gone.
-    ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
-    ///         input.consume_all();
-    ///         cx.close();
-    ///     }
-    ///     fn on_eof(&mut self, cx: &mut Cx<'_, Self>) {
-    ///         let _ = cx.send(self.partner, ()); // the partner shuts its write side down
-    ///     }
-    ///     fn on_message(&mut self, _eof: (), cx: &mut Cx<'_, Self>) {
-    ///         cx.shutdown_write();
+    ///     // Input before the pairing is kept (forwarded first); none comes after it.
+    ///     fn on_data(&mut self, _input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {}
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let (a, mut a_peer) = UnixStream::pair()?;
+    /// let (b, mut b_peer) = UnixStream::pair()?;
+    /// let (a_id, b_id) = (reactor.adopt(a, Side)?, reactor.adopt(b, Side)?);
+    /// reactor.send(a_id, b_id).unwrap();
+    /// reactor.send(b_id, a_id).unwrap();
+    ///
+    /// a_peer.write_all(b"ping")?;
+    /// b_peer.set_nonblocking(true)?;
+    /// let mut got = Vec::new();
+    /// while got.len() < 4 {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
+    ///     let mut buf = [0; 4];
+    ///     match b_peer.read(&mut buf) {
+    ///         Ok(n) => got.extend_from_slice(&buf[..n]),
+    ///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+    ///         Err(e) => return Err(e),
     ///     }
     /// }
+    /// assert_eq!(got, b"ping");
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn forward_to(&mut self, to: ConnId) -> io::Result<()> {
         let token = mio::Token(to.0);
