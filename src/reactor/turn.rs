@@ -45,9 +45,12 @@ impl<H: Handler> Reactor<H> {
                 self.dispatch(event.token(), Ready::of(event));
             }
         } else {
+            // One clock read per event: each event's end is the next one's start.
+            let mut started = Instant::now();
             for event in events {
                 *next_event += 1;
-                self.dispatch_timed(event.token(), Ready::of(event));
+                self.dispatch(event.token(), Ready::of(event));
+                started = self.event_timed(event.token(), started);
             }
         }
         self.serve_deferred();
@@ -100,14 +103,22 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// `dispatch` under the loop-stall detector (`Config::slow_callback`): an event whose
-    /// handling — for a connection, its reads and `on_data` calls — held the loop too long
-    /// is reported with the connection and its peer. Out of line, so the hot path pays one
-    /// test of the setting per event when it is off.
+    /// The loop-stall detector (`Config::slow_callback`) after an event that began at
+    /// `started`: an event whose handling — for a connection, its reads and `on_data` calls
+    /// — held the loop too long is reported with the connection and its peer. Returns the
+    /// time it ended.
+    #[inline]
+    fn event_timed(&mut self, token: Token, started: Instant) -> Instant {
+        let ended = Instant::now();
+        if self.shared.config.slow_callback.is_some_and(|limit| ended.duration_since(started) > limit) {
+            self.report_slow_event(token, started);
+        }
+        ended
+    }
+
+    #[cold]
     #[inline(never)]
-    fn dispatch_timed(&mut self, token: Token, ready: Ready<'_>) {
-        let started = Instant::now();
-        self.dispatch(token, ready);
+    fn report_slow_event(&mut self, token: Token, started: Instant) {
         let Some((slot, _)) = token::as_conn(token) else { return };
         let peer = self.live_slot(token).map(|slot| self.conns[slot].core.peer.clone());
         self.shared.check_slow(started, "on_data", slot, peer.as_ref());
