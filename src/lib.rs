@@ -49,7 +49,8 @@
 //! # Where to read next
 //!
 //! - [`Reactor`]: the loop, its turn order, embedding with [`Reactor::run_once`].
-//! - [`Handler`] and [`Cx`]: the callbacks and what a handler may do.
+//! - [`Handler`] and [`Cx`]: the callbacks and what a handler may do, including talking to
+//!   other connections: [`Cx::connect`], [`Cx::adopt`], [`Cx::send`], [`Cx::forward_to`].
 //! - [`Config`]: every limit that keeps memory bounded and the loop fair.
 //! - [`offload`]: the worker pool.
 //! - [`workers`]: one reactor per core on a shared `SO_REUSEPORT` address.
