@@ -147,7 +147,10 @@ impl<H: Handler> Reactor<H> {
         let conn = &self.conns[slot];
         // (A forwarding connection's held input goes to its partner, through the read.)
         let throttled = conn.core.flags.any(
-            Flags::PAUSED_BY_HANDLER | Flags::PAUSED_BY_BACKPRESSURE | Flags::FORWARDING | Flags::PAUSED_BY_PARTNER,
+            Flags::PAUSED_BY_HANDLER
+                | Flags::PAUSED_BY_BACKPRESSURE
+                | Flags::FORWARDING
+                | Flags::PAUSED_BY_PARTNER,
         );
         if !conn.input.is_empty() && conn.core.is_open() && !throttled {
             let Reactor { conns, shared, .. } = self;
@@ -240,7 +243,9 @@ impl<H: Handler> Reactor<H> {
                     conn.core.last_active = self.shared.now;
                 }
                 let pending = before - written;
-                if conn.core.flags.has(Flags::HOLDS_FORWARDERS) && pending <= self.shared.config.out_low_watermark {
+                if conn.core.flags.has(Flags::HOLDS_FORWARDERS)
+                    && pending <= self.shared.config.out_low_watermark
+                {
                     let generation = conn.core.generation;
                     self.release_forwarders(slot, generation);
                 }

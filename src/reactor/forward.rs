@@ -84,8 +84,12 @@ impl<H: Handler> Reactor<H> {
             self.open_queued();
         }
         let partner = &self.conns.get(to)?.core;
-        const STOPPED: Flags =
-            Flags(Flags::SHUTDOWN_WRITE_REQUESTED.0 | Flags::WRITE_SHUT.0 | Flags::ABORT_REQUESTED.0 | Flags::WRITE_FAILED.0);
+        const STOPPED: Flags = Flags(
+            Flags::SHUTDOWN_WRITE_REQUESTED.0
+                | Flags::WRITE_SHUT.0
+                | Flags::ABORT_REQUESTED.0
+                | Flags::WRITE_FAILED.0,
+        );
         (partner.generation == generation && partner.is_open() && !partner.flags.any(STOPPED)).then_some(to)
     }
 
@@ -194,7 +198,13 @@ impl<H: Handler> Reactor<H> {
 
 /// Pauses the forwarder `from` on its partner `into`'s full output, and notes it for
 /// `release_forwarders`.
-fn hold<H, M: Send + 'static>(from: &mut Core, slot: usize, into: &mut Core, to: usize, shared: &mut Shared<H, M>) {
+fn hold<H, M: Send + 'static>(
+    from: &mut Core,
+    slot: usize,
+    into: &mut Core,
+    to: usize,
+    shared: &mut Shared<H, M>,
+) {
     from.flags.insert(Flags::PAUSED_BY_PARTNER);
     into.flags.insert(Flags::HOLDS_FORWARDERS);
     shared.stats.backpressure_pauses += 1;

@@ -1,6 +1,6 @@
 //! The reactor's state machine under a handler that does everything at random — writes,
 //! partial consumes, pauses and resumes, yields, timers, offloaded jobs, flushes, closes,
-//! aborts, write shutdowns, panics — against clients that send, stop reading, half-close
+//! aborts, write shutdowns, panics, forwarding to another connection and stopping — against clients that send, stop reading, half-close
 //! and reset at random. No byte-level oracle here (the echo tests have that); what must hold
 //! is the bookkeeping: every connection ends, no timer or buffered byte outlives its
 //! connection, and the counters add up.
@@ -12,9 +12,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use evloop::{Config, Cx, Handler, Input, JobError, TimerId};
+use std::cell::Cell;
+
+use evloop::{Config, ConnId, Cx, Handler, Input, JobError, TimerId};
 
 use crate::util::{set_linger_zero, small_config, ReadSome, Rng, Server};
+
+thread_local! {
+    /// The connection opened last on this reactor's thread: whom a chaotic handler forwards to.
+    static LAST_OPENED: Cell<Option<ConnId>> = const { Cell::new(None) };
+}
 
 /// A handler whose every decision is a die roll.
 struct Chaotic {
@@ -68,6 +75,14 @@ impl Chaotic {
                 cx.write(input.bytes());
                 input.consume_all();
             }
+            // Send the rest of this connection's input to another client (perhaps closed by
+            // now, perhaps this one: refused), until a timer stops it.
+            970..=994 => {
+                if let Some(other) = LAST_OPENED.with(Cell::get) {
+                    let _ = cx.forward_to(other);
+                    cx.set_timer(Duration::from_millis(self.rng.range(0, 100) as u64));
+                }
+            }
             _ => {} // keep everything: the input limit will have its say
         }
     }
@@ -77,6 +92,7 @@ impl Handler for Chaotic {
     type Msg = u64;
 
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+        LAST_OPENED.with(|last| last.set(Some(cx.id())));
         if self.rng.range(0, 9) == 0 {
             cx.write(b"hello\n");
         }
@@ -93,6 +109,9 @@ impl Handler for Chaotic {
         }
         if self.rng.range(0, 3) == 0 {
             cx.write(b"tick\n");
+        }
+        if self.rng.range(0, 2) == 0 {
+            cx.stop_forwarding();
         }
     }
 

@@ -104,7 +104,11 @@ fn joint_reactor(config: Config) -> (Reactor<Joint>, SocketAddr, Board) {
 
 /// Turns the loop until `done` holds (bounded).
 #[track_caller]
-fn turn_until<H: Handler>(reactor: &mut Reactor<H>, what: &str, mut done: impl FnMut(&mut Reactor<H>) -> bool) {
+fn turn_until<H: Handler>(
+    reactor: &mut Reactor<H>,
+    what: &str,
+    mut done: impl FnMut(&mut Reactor<H>) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done(reactor) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -198,7 +202,11 @@ fn a_partner_that_does_not_read_stops_the_forwarder_with_memory_bounded() {
     }
     let stats = reactor.stats();
     assert!(stats.backpressure_pauses >= 1, "the forwarder was paused: {stats:?}");
-    assert!(stats.out_buffered_peak <= (HIGH + 64 * 1024) as u64, "buffered {} bytes", stats.out_buffered_peak);
+    assert!(
+        stats.out_buffered_peak <= (HIGH + 64 * 1024) as u64,
+        "buffered {} bytes",
+        stats.out_buffered_peak
+    );
     assert!(stats.out_buffered <= HIGH as u64);
 
     // The reader drains it all; what it gets is exactly what was written.
