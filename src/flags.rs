@@ -75,6 +75,10 @@ impl Flags {
     /// Some connection forwarding into this one is paused on its output (an entry in
     /// `Shared::forward_waits`): release it when this output drains or this connection closes.
     pub(crate) const HOLDS_FORWARDERS: Flags = Flags(1 << 20);
+    /// The socket is registered for writable events as well as readable ones: from the
+    /// start for an outbound connect, else since its first short write
+    /// (`Shared::watch_writable`). Never cleared.
+    pub(crate) const WRITE_INTEREST: Flags = Flags(1 << 21);
 
     /// Anything that stops an open connection's input from being read right now.
     pub(crate) const PAUSED: Flags = Flags(
@@ -128,7 +132,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 21] = [
+        const NAMES: [&str; 22] = [
             "READ_READY",
             "READ_HANGUP",
             "PEER_EOF",
@@ -150,6 +154,7 @@ impl fmt::Debug for Flags {
             "FORWARDING",
             "PAUSED_BY_PARTNER",
             "HOLDS_FORWARDERS",
+            "WRITE_INTEREST",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

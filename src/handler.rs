@@ -274,7 +274,7 @@ impl<'a, H: Handler> Cx<'a, H> {
         if self.core.flags.has(Flags::WRITE_FAILED) {
             return;
         }
-        if let Err(e) = self.shared.write_staged(self.core) {
+        if let Err(e) = self.shared.write_staged(self.core, self.slot) {
             self.core.failed = Some(e.kind());
             self.core.flags.insert(Flags::WRITE_FAILED);
         }

@@ -29,7 +29,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Token, Waker};
+use mio::{Interest, Registry, Token, Waker};
 
 use crate::config::{Config, Linger};
 use crate::conn::{Core, Phase};
@@ -152,6 +152,9 @@ pub(crate) struct Shared<H, M> {
     pub(crate) deferred: VecDeque<Deferred>,
     pub(crate) config: Config,
     pub(crate) waker: Arc<Waker>,
+    /// The reactor's registry (a clone): to ask a socket for writable events once a write
+    /// comes up short (`watch_writable`).
+    pub(crate) registry: Registry,
     pub(crate) offload: Offload<M>,
     /// The slot whose `on_data` is running: if it panics, the turn's guard closes this one.
     pub(crate) in_handler: Option<usize>,
@@ -167,7 +170,7 @@ pub(crate) struct Shared<H, M> {
 }
 
 impl<H, M: Send + 'static> Shared<H, M> {
-    pub(crate) fn new(config: Config, waker: Arc<Waker>) -> Shared<H, M> {
+    pub(crate) fn new(config: Config, waker: Arc<Waker>, registry: Registry) -> Shared<H, M> {
         Shared {
             now: Instant::now(),
             staging: Vec::new(),
@@ -176,6 +179,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             deferred: VecDeque::new(),
             config,
             waker,
+            registry,
             offload: Offload::NotStarted,
             in_handler: None,
             slots: SlotIds::default(),
@@ -289,7 +293,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// The common case (the kernel takes everything in one `write`) is inlined into the hot
     /// path; anything else goes through [`Shared::write_staged_rest`].
     #[inline]
-    pub(crate) fn write_staged(&mut self, core: &mut Core) -> io::Result<()> {
+    pub(crate) fn write_staged(&mut self, core: &mut Core, slot: usize) -> io::Result<()> {
         if self.staging.is_empty() {
             return Ok(());
         }
@@ -301,7 +305,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
                 self.staging.clear();
                 Ok(())
             }
-            first => self.write_staged_rest(core, first),
+            first => self.write_staged_rest(core, slot, first),
         }
     }
 
@@ -309,7 +313,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// after `Interrupted`, keeps what the kernel refused.
     #[cold]
     #[inline(never)]
-    fn write_staged_rest(&mut self, core: &mut Core, first: io::Result<usize>) -> io::Result<()> {
+    fn write_staged_rest(&mut self, core: &mut Core, slot: usize, first: io::Result<usize>) -> io::Result<()> {
         let result = match first {
             Ok(n) => {
                 // A short (or zero-length) write means the send buffer is full: wait for
@@ -335,7 +339,29 @@ impl<H, M: Send + 'static> Shared<H, M> {
             }
         }
         self.staging.clear();
-        result.map(|_| ())
+        result?;
+        self.watch_writable(core, slot)
+    }
+
+    /// After a write: if it came up short and the socket does not report writability yet,
+    /// asks it to. Sockets are registered for reading only (see `reactor/mod.rs`), so a
+    /// connection that never fills its send buffer is never woken for the space each ACK
+    /// frees; one that does asks once and keeps it. No writable edge is missed: the kernel
+    /// checks readiness when the interest changes and reports a socket writable already.
+    #[inline]
+    pub(crate) fn watch_writable(&self, core: &mut Core, slot: usize) -> io::Result<()> {
+        if core.flags.exactly(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST, Flags::WRITE_BLOCKED) {
+            self.register_writable(core, slot)?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register_writable(&self, core: &mut Core, slot: usize) -> io::Result<()> {
+        core.flags.insert(Flags::WRITE_INTEREST);
+        let token = token::conn(slot, core.generation);
+        self.registry.reregister(&mut core.stream, token, Interest::READABLE | Interest::WRITABLE)
     }
 
     /// After a callback: sends what it wrote, applies the watermarks, and carries out the
@@ -348,7 +374,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
     pub(crate) fn settle(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
         // After `Cx::abort` nothing is staged (it cleared the staging buffer and refuses
         // later writes), so this writes nothing for an aborted connection.
-        if let Err(e) = self.write_staged(core) {
+        if let Err(e) = self.write_staged(core, slot) {
             log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
             return Some(Reason::Error(e.kind()));
         }

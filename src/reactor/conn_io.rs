@@ -235,7 +235,12 @@ impl<H: Handler> Reactor<H> {
         }
         let conn = &mut self.conns[slot];
         let before = conn.core.pending_out();
-        match conn.core.write_out() {
+        // (Called on an error or hang-up event too, which may come before any short write.)
+        let result = conn.core.write_out().and_then(|done| {
+            self.shared.watch_writable(&mut conn.core, slot)?;
+            Ok(done)
+        });
+        match result {
             Ok((flushed, written)) => {
                 self.shared.stats.out_buffered -= written as u64;
                 self.shared.stats.bytes_out += written as u64;

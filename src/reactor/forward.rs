@@ -109,7 +109,7 @@ impl<H: Handler> Reactor<H> {
         if !from.input.is_empty() {
             let held = std::mem::take(&mut from.input);
             from.core.flags.remove(Flags::INPUT_HELD);
-            if let Err(e) = pass(&mut into.core, shared, &held) {
+            if let Err(e) = pass(&mut into.core, to, shared, &held) {
                 return Step::PartnerFailed(to, e.kind());
             }
             return Step::More;
@@ -130,7 +130,7 @@ impl<H: Handler> Reactor<H> {
                 if SHORT_READ_DRAINS && n < room && !from.core.flags.has(Flags::READ_HANGUP) {
                     from.core.flags.remove(Flags::READ_READY);
                 }
-                if let Err(e) = pass(&mut into.core, shared, &scratch[..n]) {
+                if let Err(e) = pass(&mut into.core, to, shared, &scratch[..n]) {
                     return Step::PartnerFailed(to, e.kind());
                 }
                 *budget = budget.saturating_sub(n);
@@ -218,13 +218,14 @@ fn hold<H, M: Send + 'static>(
 /// Writes `data` to the connection `into` as its handler's `Cx::write` would, but at once:
 /// straight to the socket when nothing is queued ahead, and what the kernel refuses (or
 /// all of it, behind queued output or a connect in progress) into its output buffer.
-fn pass<H, M: Send + 'static>(into: &mut Core, shared: &mut Shared<H, M>, data: &[u8]) -> io::Result<()> {
+fn pass<H, M: Send + 'static>(into: &mut Core, to: usize, shared: &mut Shared<H, M>, data: &[u8]) -> io::Result<()> {
     let written = if into.can_write_through() { into.write_some(data)? } else { 0 };
     if written > 0 {
         shared.stats.bytes_out += written as u64;
         into.last_active = shared.now;
     }
     if written < data.len() {
+        shared.watch_writable(into, to)?;
         shared.queue_output(into, &data[written..]);
         let pending = into.pending_out() as u64;
         if pending > shared.stats.out_buffered_peak {

@@ -215,7 +215,7 @@ impl<H: Handler> Reactor<H> {
             remote: Arc::new(Remote::default()),
             completions: Vec::new(),
             lifecycle: Lifecycle::Running,
-            shared: Shared::new(config, waker),
+            shared: Shared::new(config, waker, poll.registry().try_clone()?),
             poll,
             _not_send: PhantomData,
         })

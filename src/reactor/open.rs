@@ -101,8 +101,13 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn install(&mut self, opening: Opening<H>) -> io::Result<()> {
         let Opening { slot, generation, mut stream, peer, handler, origin } = opening;
         let token = token::conn(slot, generation);
-        let registered =
-            self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
+        // Reading only, unless connecting (the connect's end is a writable event): writable
+        // events are asked for after the first short write (`Shared::watch_writable`).
+        let interest = match origin {
+            Origin::Connecting => Interest::READABLE | Interest::WRITABLE,
+            _ => Interest::READABLE,
+        };
+        let registered = self.poll.registry().register(&mut stream, token, interest);
         if let Err(e) = registered {
             self.shared.slots.release(slot);
             return Err(e);
@@ -122,7 +127,7 @@ impl<H: Handler> Reactor<H> {
         if origin == Origin::Connecting {
             // Nothing is read and everything written queues until the kernel reports the
             // connect's end with a writable (or error) event: `on_writable` → `connect_ready`.
-            core.flags.insert(Flags::CONNECTING | Flags::WRITE_BLOCKED);
+            core.flags.insert(Flags::CONNECTING | Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST);
             let deadline = deadline_after(now, self.shared.config.connect_timeout);
             core.phase_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Connect(token)));
             log::debug!("conn slot={slot} peer={} connecting", core.peer);
