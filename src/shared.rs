@@ -313,7 +313,12 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// after `Interrupted`, keeps what the kernel refused.
     #[cold]
     #[inline(never)]
-    fn write_staged_rest(&mut self, core: &mut Core, slot: usize, first: io::Result<usize>) -> io::Result<()> {
+    fn write_staged_rest(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        first: io::Result<usize>,
+    ) -> io::Result<()> {
         let result = match first {
             Ok(n) => {
                 // A short (or zero-length) write means the send buffer is full: wait for

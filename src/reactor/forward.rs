@@ -218,7 +218,12 @@ fn hold<H, M: Send + 'static>(
 /// Writes `data` to the connection `into` as its handler's `Cx::write` would, but at once:
 /// straight to the socket when nothing is queued ahead, and what the kernel refuses (or
 /// all of it, behind queued output or a connect in progress) into its output buffer.
-fn pass<H, M: Send + 'static>(into: &mut Core, to: usize, shared: &mut Shared<H, M>, data: &[u8]) -> io::Result<()> {
+fn pass<H, M: Send + 'static>(
+    into: &mut Core,
+    to: usize,
+    shared: &mut Shared<H, M>,
+    data: &[u8],
+) -> io::Result<()> {
     let written = if into.can_write_through() { into.write_some(data)? } else { 0 };
     if written > 0 {
         shared.stats.bytes_out += written as u64;

@@ -37,9 +37,11 @@
 //! `handler.rs` needs nothing from this folder. Sockets are tuned in `net.rs`, buffers live
 //! in `conn.rs`.
 //!
-//! Sockets are registered once, edge-triggered, for both directions, and never
-//! re-registered: the reactor remembers what each event said (`READ_READY` and
-//! `WRITE_BLOCKED` in the connection's `Flags`) and acts on it when the connection can.
+//! Sockets are registered edge-triggered, for reading (and for writing while an outbound
+//! connect is in progress); writable events are asked for once, after the first write the
+//! kernel does not take whole (`Shared::watch_writable`), and kept. The reactor remembers
+//! what each event said (`READ_READY` and `WRITE_BLOCKED` in the connection's `Flags`) and
+//! acts on it when the connection can.
 //! After every handler callback, `Shared::settle` writes what the callback produced, applies
 //! the watermarks, and carries out a requested close — the one place where a connection
 //! changes state.

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::flags::Flags;
 use crate::{Cx, Input, Reason};
 
 /// What each connection received, by connection name.
@@ -180,4 +181,50 @@ fn accepted_sockets_have_nodelay_from_their_listener() {
         let crate::Stream::Tcp(accepted) = &conn.core.stream else { panic!("a TCP connection") };
         assert_eq!(accepted.nodelay().unwrap(), nodelay, "TCP_NODELAY on the accepted socket");
     }
+}
+
+/// Writes `BULK` bytes when it reads anything.
+struct Bulk;
+
+const BULK: usize = 8 << 20;
+
+impl Handler for Bulk {
+    type Msg = ();
+    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+        input.consume_all();
+        cx.write(&vec![b'b'; BULK]);
+    }
+}
+
+/// An accepted socket is registered for reading only; the first write the kernel does not
+/// take whole asks for writable events (one `EPOLL_CTL_MOD`), and the rest of the output
+/// then goes out on them, to the last byte.
+#[test]
+fn writable_events_are_asked_for_after_the_first_short_write() {
+    let mut reactor = Reactor::new(Config::default()).unwrap();
+    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Bulk).unwrap();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    turn_until(&mut reactor, |r| r.conns.iter().count() == 1);
+    let interest = |r: &Reactor<Bulk>| r.conns.iter().next().unwrap().1.core.flags.has(Flags::WRITE_INTEREST);
+    assert!(!interest(&reactor), "registered for reading only");
+
+    client.write_all(b"go").unwrap();
+    turn_until(&mut reactor, |r| r.stats().bytes_out > 0);
+    assert!(interest(&reactor), "8 MiB do not fit the send buffer: the short write asked for writability");
+    client.set_nonblocking(true).unwrap();
+    let (mut got, mut buf) = (0, vec![0; 1 << 16]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got < BULK {
+        assert!(Instant::now() < deadline, "received {got} of {BULK} bytes");
+        match std::io::Read::read(&mut client, &mut buf) {
+            Ok(0) => panic!("closed early"),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                reactor.run_once(Some(Duration::from_millis(1))).unwrap();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+    assert_eq!(reactor.stats().out_buffered, 0);
 }
