@@ -5,7 +5,8 @@
 //!   Cx (handler.rs) ──stage / set_timer / defer_read / offload / send / open──► Shared ◄── reactor/
 //!                                                                                 │
 //!   clock · staging buffer · timers · deferred queue · stats · offload pool · config ·
-//!   slot ids · connections to open · mail for other connections
+//!   slot ids · connections to open · mail for other connections · forwarders waiting ·
+//!   the registry (writable interest after a short write)
 //!                                                                           │
 //!   after every callback the reactor calls ──────────────────────► Shared::settle(core)
 //!                         (write what was staged, apply watermarks, carry out a close)
