@@ -519,7 +519,7 @@ fn deliver<H: Handler>(
     let mut input = Input::new(data);
     shared.in_handler = Some(slot);
     // (The stall detector times `on_data` from the turn, around the whole event: see
-    // `Reactor::event_timed`. A clock read here would sit on the hot path.)
+    // `Reactor::turn`. A clock read here would sit on the hot path.)
     conn.handler.on_data(&mut input, &mut Cx::new(&mut conn.core, shared, slot));
     shared.in_handler = None;
     let consumed = input.consumed();
