@@ -162,7 +162,7 @@ impl<H: Handler> Reactor<H> {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         conn.core.forward = None;
         conn.core.flags.remove(Flags::FORWARDING | Flags::PAUSED_BY_PARTNER);
-        log::debug!("conn slot={slot} peer={}: forwarding ended, the partner is gone", conn.core.peer);
+        log::debug!("conn slot={slot} peer={}: forwarding ended, the partner takes no more", conn.core.peer);
         self.resume_read(slot);
     }
 
