@@ -247,17 +247,12 @@ impl<H: Handler> Reactor<H> {
                 if written > 0 {
                     conn.core.last_active = self.shared.now;
                 }
-                let pending = before - written;
-                if conn.core.flags.has(Flags::HOLDS_FORWARDERS)
-                    && pending <= self.shared.config.out_low_watermark
-                {
-                    let generation = conn.core.generation;
-                    self.release_forwarders(slot, generation);
+                let below_low = before - written <= self.shared.config.out_low_watermark;
+                if below_low && conn.core.flags.has(Flags::HOLDS_FORWARDERS) {
+                    self.release_forwarders(slot);
                 }
                 let conn = &mut self.conns[slot];
-                if conn.core.flags.has(Flags::PAUSED_BY_BACKPRESSURE)
-                    && pending <= self.shared.config.out_low_watermark
-                {
+                if below_low && conn.core.flags.has(Flags::PAUSED_BY_BACKPRESSURE) {
                     conn.core.flags.remove(Flags::PAUSED_BY_BACKPRESSURE);
                     // Readiness seen while paused was left unread, and input held from before
                     // the pause was never offered: no event will announce either, so go back
@@ -340,8 +335,7 @@ impl<H: Handler> Reactor<H> {
     /// Closes a connection now: drop the socket, free the slot, tell the handler.
     pub(super) fn close_now(&mut self, slot: usize, reason: Reason) {
         if self.conns[slot].core.flags.has(Flags::HOLDS_FORWARDERS) {
-            let generation = self.conns[slot].core.generation;
-            self.release_forwarders(slot, generation);
+            self.release_forwarders(slot);
         }
         let mut conn = self.conns.take(slot);
         self.shared.slots.release(slot);

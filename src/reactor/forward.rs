@@ -168,9 +168,11 @@ impl<H: Handler> Reactor<H> {
 
     /// The connection in `slot` drained to its low watermark or is closing: the forwarders
     /// it paused may read again.
-    pub(super) fn release_forwarders(&mut self, slot: usize, generation: u32) {
-        let full = token::conn(slot, generation);
+    pub(super) fn release_forwarders(&mut self, slot: usize) {
         let Reactor { conns, shared, .. } = self;
+        let Some(conn) = conns.get_mut(slot) else { return };
+        conn.core.flags.remove(Flags::HOLDS_FORWARDERS);
+        let full = token::conn(slot, conn.core.generation);
         // Taken out for the walk, which needs `shared` too (to queue the reads).
         let mut waits = std::mem::take(&mut shared.forward_waits);
         waits.retain(|&(partner, forwarder)| {
@@ -190,9 +192,6 @@ impl<H: Handler> Reactor<H> {
             false
         });
         shared.forward_waits = waits;
-        if let Some(conn) = conns.get_mut(slot) {
-            conn.core.flags.remove(Flags::HOLDS_FORWARDERS);
-        }
     }
 }
 

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{ReadSome, Rng, WriteSome};
-use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason, Turn};
+use crate::util::{turn_until, ReadSome, Rng, WriteSome};
+use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
 
 /// What the handlers saw.
 #[derive(Default)]
@@ -100,20 +100,6 @@ fn joint_reactor(config: Config) -> (Reactor<Joint>, SocketAddr, Board) {
         .listen("127.0.0.1:0".parse().unwrap(), move |_| Joint { board: Rc::clone(&theirs), partner: None })
         .unwrap();
     (reactor, addr, board)
-}
-
-/// Turns the loop until `done` holds (bounded).
-#[track_caller]
-fn turn_until<H: Handler>(
-    reactor: &mut Reactor<H>,
-    what: &str,
-    mut done: impl FnMut(&mut Reactor<H>) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done(reactor) {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        assert_eq!(reactor.run_once(Some(Duration::from_millis(5))).unwrap(), Turn::Running);
-    }
 }
 
 /// Connects a client and waits until the reactor has opened its connection.
@@ -211,11 +197,29 @@ fn a_partner_that_does_not_read_stops_the_forwarder_with_memory_bounded() {
 
     // The reader drains it all; what it gets is exactly what was written.
     reader.set_nonblocking(true).unwrap();
-    let mut got = Vec::with_capacity(sent);
-    let mut buf = vec![0; 65536];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while got.len() < sent {
-        assert!(Instant::now() < deadline, "read {} of {sent} bytes", got.len());
+    let got = read_turning(&mut reactor, &mut reader, sent, deadline, "what was written");
+    assert!(got == payload[..sent], "the bytes that arrived differ from those sent");
+    // Released: new bytes from the writer go through.
+    writer.set_nonblocking(false).unwrap();
+    writer.write_all(b"more").unwrap();
+    let more = read_turning(&mut reactor, &mut reader, 4, deadline, "the writer's next bytes");
+    assert_eq!(more, b"more");
+    assert!(board.borrow().data.is_empty());
+}
+
+/// Reads `len` bytes from a non-blocking `reader`, turning the reactor while none are there.
+#[track_caller]
+fn read_turning<H: Handler>(
+    reactor: &mut Reactor<H>,
+    reader: &mut TcpStream,
+    len: usize,
+    deadline: Instant,
+    what: &str,
+) -> Vec<u8> {
+    let (mut got, mut buf) = (Vec::with_capacity(len), vec![0; 65536]);
+    while got.len() < len {
+        assert!(Instant::now() < deadline, "read {} of {len} bytes of {what}", got.len());
         match reader.read_some(&mut buf) {
             Ok(0) => panic!("the reader's connection closed"),
             Ok(n) => got.extend_from_slice(&buf[..n]),
@@ -225,23 +229,7 @@ fn a_partner_that_does_not_read_stops_the_forwarder_with_memory_bounded() {
             Err(e) => panic!("read failed: {e}"),
         }
     }
-    assert!(got == payload[..sent], "the bytes that arrived differ from those sent");
-    // Released: new bytes from the writer go through.
-    writer.set_nonblocking(false).unwrap();
-    writer.write_all(b"more").unwrap();
-    let mut more = Vec::new();
-    while more.len() < 4 {
-        assert!(Instant::now() < deadline, "the writer was not read again");
-        match reader.read_some(&mut buf) {
-            Ok(n) => more.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                reactor.run_once(Some(Duration::from_millis(1))).unwrap();
-            }
-            Err(e) => panic!("read failed: {e}"),
-        }
-    }
-    assert_eq!(more, b"more");
-    assert!(board.borrow().data.is_empty());
+    got
 }
 
 /// When the partner closes, forwarding ends by itself: the connection's later input goes to

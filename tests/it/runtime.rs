@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::ReadSome;
-use evloop::{Config, ConnId, Cx, Handler, Input, PeerAddr, Reactor, Reason, SendError, Turn};
+use crate::util::{turn_until, ReadSome};
+use evloop::{Config, ConnId, Cx, Handler, Input, PeerAddr, Reactor, Reason, SendError};
 
 /// What the handlers of these tests observed, in order.
 type Log = Rc<RefCell<Vec<String>>>;
@@ -56,20 +56,6 @@ impl Handler for Probe {
 
 fn probe(name: &'static str, log: &Log) -> Probe {
     Probe { name, log: Rc::clone(log), greeting: None }
-}
-
-/// Turns the loop until `done` holds (bounded).
-#[track_caller]
-fn turn_until<H: Handler>(
-    reactor: &mut Reactor<H>,
-    what: &str,
-    mut done: impl FnMut(&mut Reactor<H>) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done(reactor) {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        assert_eq!(reactor.run_once(Some(Duration::from_millis(10))).unwrap(), Turn::Running);
-    }
 }
 
 fn has(log: &Log, line: &str) -> bool {

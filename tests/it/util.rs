@@ -8,7 +8,21 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use evloop::{Config, Cx, Handle, Handler, Input, Reactor, Stats};
+use evloop::{Config, Cx, Handle, Handler, Input, Reactor, Stats, Turn};
+
+/// Turns a reactor the test drives itself until `done` holds; fails after 20 s.
+#[track_caller]
+pub fn turn_until<H: Handler>(
+    reactor: &mut Reactor<H>,
+    what: &str,
+    mut done: impl FnMut(&mut Reactor<H>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(reactor) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        assert_eq!(reactor.run_once(Some(Duration::from_millis(10))).unwrap(), Turn::Running);
+    }
+}
 
 /// Starts env_logger once (quiet unless `RUST_LOG` is set).
 pub fn init() {
