@@ -100,28 +100,31 @@ impl<H: Handler> Reactor<H> {
             self.on_writable(slot);
         }
         self.readable(slot);
-        // Both directions closed (`EPOLLHUP`): the connection is dead. A plain FIN (read
-        // side closed only) is a half-close, left to the read.
-        let hangup = ready.is_read_closed() && ready.is_write_closed();
-        if hangup || ready.is_error() {
-            self.probe_failure(slot, hangup);
+        // An error: a connection that is not reading would never see it (the read that
+        // would surface it is not coming), so it is probed now. A hang-up (`EPOLLHUP`) is
+        // not an error: once both sides have sent FIN the kernel reports it, with the input
+        // before the peer's FIN still in the socket for the read to deliver when reading
+        // resumes; a reset leaves an error behind, which the probe finds.
+        if ready.is_error() || (ready.is_read_closed() && ready.is_write_closed()) {
+            self.probe_failure(slot);
         }
     }
 
     /// After an error or hang-up event, closes a connection that is not reading (the handler
     /// or backpressure paused it, perhaps just now with the error still unread behind the
-    /// data): the read that would surface a reset is not coming, and a dead connection must
-    /// not hold its slot until some timer fires. A plain FIN is only a half-close and is
-    /// handled when reading resumes.
+    /// data) if its socket holds an error: the read that would surface a reset is not
+    /// coming, and a dead connection must not hold its slot until some timer fires. No
+    /// error means a half-close or both (the peer's FIN, and ours after `shutdown_write`):
+    /// the input still in the socket is read, then `on_eof`, when reading resumes
+    /// (regression: `tests/it/half_close.rs`).
     #[cold]
-    fn probe_failure(&mut self, slot: usize, hangup: bool) {
+    fn probe_failure(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         if conn.core.wants_read() || conn.core.wants_forward(!conn.input.is_empty()) {
             return;
         }
         let reason = match conn.core.stream.take_error() {
             Ok(Some(e)) | Err(e) => Reason::Error(e.kind()),
-            Ok(None) if hangup => Reason::Error(io::ErrorKind::ConnectionReset),
             Ok(None) => return,
         };
         log::debug!("conn slot={slot} peer={} failed while paused: {reason}", conn.core.peer);

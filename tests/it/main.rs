@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod fib;
 mod forward;
+mod half_close;
 mod http;
 mod http_hardening;
 mod kv;
