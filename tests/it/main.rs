@@ -15,6 +15,7 @@ mod kv;
 mod lab;
 mod limits;
 mod linger;
+mod model;
 mod offload;
 mod props;
 mod proxy_chat;
