@@ -125,3 +125,52 @@ pub(crate) fn is_resource_exhaustion(error: &io::Error) -> bool {
     // std has no ErrorKind for the descriptor limits.
     matches!(error.raw_os_error(), Some(12 | 23 | 24 | 105))
 }
+
+/// A TCP listener the reactor can serve ([`Reactor::add_listener`](crate::Reactor::add_listener)):
+/// std's or mio's. The reactor makes it non-blocking itself, so a `std` listener straight
+/// from `bind`, or a mio one made `from_std` of a blocking socket, cannot stall the loop.
+pub trait IntoTcpListener: sealed::Sealed {
+    /// The listener as mio's type (the descriptor unchanged).
+    fn into_mio(self) -> mio::net::TcpListener;
+}
+
+/// A Unix-domain listener the reactor can serve
+/// ([`Reactor::add_unix_listener`](crate::Reactor::add_unix_listener)): std's or mio's,
+/// made non-blocking by the reactor as for [`IntoTcpListener`].
+pub trait IntoUnixListener: sealed::Sealed {
+    /// The listener as mio's type (the descriptor unchanged).
+    fn into_mio(self) -> mio::net::UnixListener;
+}
+
+impl IntoTcpListener for std::net::TcpListener {
+    fn into_mio(self) -> mio::net::TcpListener {
+        mio::net::TcpListener::from_std(self)
+    }
+}
+
+impl IntoTcpListener for mio::net::TcpListener {
+    fn into_mio(self) -> mio::net::TcpListener {
+        self
+    }
+}
+
+impl IntoUnixListener for std::os::unix::net::UnixListener {
+    fn into_mio(self) -> mio::net::UnixListener {
+        mio::net::UnixListener::from_std(self)
+    }
+}
+
+impl IntoUnixListener for mio::net::UnixListener {
+    fn into_mio(self) -> mio::net::UnixListener {
+        self
+    }
+}
+
+/// Only the four listener types above: the traits are for naming them in signatures.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::net::TcpListener {}
+    impl Sealed for mio::net::TcpListener {}
+    impl Sealed for std::os::unix::net::UnixListener {}
+    impl Sealed for mio::net::UnixListener {}
+}

@@ -54,14 +54,16 @@ use std::path::Path;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use std::os::fd::AsFd;
+
 use mio::event::Source;
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 use slab::Slab;
 
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::handler::Handler;
+use crate::net::{IntoTcpListener, IntoUnixListener};
 use crate::offload::Completion;
 use crate::shared::Shared;
 use crate::slots::Table;
@@ -237,20 +239,65 @@ impl<H: Handler> Reactor<H> {
         self.add_listener(crate::net::listen(addr, options)?, factory)
     }
 
-    /// Serves connections from a listener built elsewhere (for example with
-    /// `SO_REUSEPORT` through [`net::listen`](crate::net::listen)).
+    /// Serves connections from a listener built elsewhere: with `SO_REUSEPORT` through
+    /// [`net::listen`](crate::net::listen), inherited from a supervisor, or a plain
+    /// `std::net::TcpListener` (std's or mio's: it is made non-blocking here, so a blocking
+    /// one cannot stall the loop). Returns its local address.
     ///
     /// # Errors
     ///
-    /// Registering the listener with the poll failed.
-    pub fn add_listener<F>(&mut self, socket: TcpListener, mut factory: F) -> io::Result<SocketAddr>
+    /// The listener's address could not be read, it could not be made non-blocking, or
+    /// registering it with the poll failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {
+    ///     type Msg = ();
+    ///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+    ///         input.consume_all();
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?; // blocking, as std makes it
+    /// let addr = reactor.add_listener(listener, |_peer| Quiet)?;
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// reactor.run_once(Some(std::time::Duration::from_millis(10)))?; // accepts, and returns
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn add_listener<F>(&mut self, socket: impl IntoTcpListener, mut factory: F) -> io::Result<SocketAddr>
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
+        let socket = socket.into_mio();
+        crate::net::set_nonblocking(socket.as_fd())?;
         let addr = socket.local_addr()?;
         let factory = move |peer: PeerAddr| factory(peer.tcp().expect("cannot fail: a TCP listener's peer"));
         self.add_listen_socket(ListenSocket::Tcp(socket), Box::new(factory))?;
         Ok(addr)
+    }
+
+    /// [`add_listener`](Reactor::add_listener) for a Unix-domain listener (std's or mio's,
+    /// made non-blocking here): every accepted connection gets a handler from
+    /// `factory(peer)`.
+    ///
+    /// # Errors
+    ///
+    /// It could not be made non-blocking, or registering it with the poll failed.
+    pub fn add_unix_listener<F>(&mut self, socket: impl IntoUnixListener, factory: F) -> io::Result<()>
+    where
+        F: FnMut(PeerAddr) -> H + 'static,
+    {
+        let socket = socket.into_mio();
+        crate::net::set_nonblocking(socket.as_fd())?;
+        self.add_listen_socket(ListenSocket::Unix(socket), Box::new(factory))?;
+        Ok(())
     }
 
     /// Listens on a Unix-domain socket at `path` (a stale socket file left by a server that
@@ -266,9 +313,7 @@ impl<H: Handler> Reactor<H> {
         F: FnMut(PeerAddr) -> H + 'static,
     {
         let options = crate::net::ListenOptions { backlog: self.shared.config.backlog, reuse_port: false };
-        let socket = crate::net::listen_unix(path, options)?;
-        self.add_listen_socket(ListenSocket::Unix(socket), Box::new(factory))?;
-        Ok(())
+        self.add_unix_listener(crate::net::listen_unix(path, options)?, factory)
     }
 
     /// Registers an embedder's own `mio` source (a signal pipe, a UDP socket, a channel

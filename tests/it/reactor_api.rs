@@ -5,6 +5,8 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -376,4 +378,74 @@ fn yield_now_interleaves_pipelining_clients() {
     let log = log.lock().unwrap();
     let switches = log.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(switches > 10, "clients were served one after the other ({switches} switches)");
+}
+
+/// A listener handed over blocking (`std::net::TcpListener::bind` makes it so) is made
+/// non-blocking by `add_listener`: after a client is accepted, `run_once` still returns
+/// within its timeout and reactor timers still fire. Before, the second `accept` blocked
+/// the loop until the next client came. The same for a Unix listener.
+#[test]
+fn a_blocking_listener_cannot_stall_the_loop() {
+    let mut reactor = Reactor::new(Config { accept_batch: 2, ..Config::default() }).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = reactor.add_listener(tcp, |_| Echo).unwrap();
+    let dir = std::env::temp_dir().join(format!("evloop-blocking-listener-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sock");
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    reactor.add_unix_listener(unix, |_| Echo).unwrap();
+
+    let fired = Rc::new(Cell::new(0));
+    for _ in 0..3 {
+        let fired = Rc::clone(&fired);
+        reactor.set_timer(Duration::from_millis(20), move |_| fired.set(fired.get() + 1));
+    }
+    let mut tcp_client = std::net::TcpStream::connect(addr).unwrap();
+    let mut unix_client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    // Each turn is bounded; the clients are served and the timers fire, with no other
+    // client arriving to unblock a stuck accept.
+    tcp_client.write_all(b"ping").unwrap();
+    unix_client.write_all(b"pong").unwrap();
+    tcp_client.set_nonblocking(true).unwrap();
+    unix_client.set_nonblocking(true).unwrap();
+    // If an accept blocks the loop, clients arriving later unblock it (a batch of two
+    // accepts a turn), so the test fails on the turn's length instead of hanging.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (unblocker_path, unblocker_stop) = (path.clone(), Arc::clone(&stop));
+    let unblocker = thread::spawn(move || {
+        for tick in 1..=600 {
+            thread::sleep(Duration::from_millis(50));
+            if unblocker_stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if tick % 30 != 0 {
+                continue;
+            }
+            let _ = std::net::TcpStream::connect(addr);
+            let _ = std::os::unix::net::UnixStream::connect(&unblocker_path);
+        }
+    });
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fired.get() < 3 || got.len() < 8 {
+        assert!(Instant::now() < deadline, "stalled: {} timers fired, {got:?} echoed", fired.get());
+        let started = Instant::now();
+        reactor.run_once(Some(Duration::from_millis(10))).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1), "a turn blocked for {:?}", started.elapsed());
+        let mut buf = [0; 8];
+        for client in [&mut tcp_client as &mut dyn Read, &mut unix_client] {
+            if let Ok(n) = client.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    got.sort_unstable();
+    let mut want = b"pingpong".to_vec();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(&dir);
+    stop.store(true, Ordering::Relaxed);
+    drop(reactor);
+    unblocker.join().unwrap();
 }
