@@ -1,60 +1,31 @@
 //! One connection: its socket, its leftover input, its pending output, and where it is in
-//! its life.
+//! its life (`life.rs` has the states and their diagram).
 //!
-//! ```text
-//!             accept
-//!               │
-//!               ▼            cx.close() / shutdown            output drained, or
-//!   ┌──────► Open ─────────────────────────────► Closing ──── deadline / error ───┐
-//!   │          │  ▲                             (no more reads;                   ▼
-//!   │   read   │  │ handler consumed            flushing output)               Closed
-//!   └──────────┘  │ input, wrote output                                  (slot freed, on_close)
-//!                 │                                                             ▲
-//!   Open ─── I/O error, cx.abort(), idle timeout, input limit ─────────────────┘
-//!
-//!   Closing ── all sent, peer may still send (`Config::linger`) ──► Lingering (FIN sent;
-//!              input discarded) ── peer EOF / linger deadline ──► Closed
-//!   Closing ── all sent, nothing says the peer will send ──► Closed (at once)
-//! ```
-//!
-//! Transitions are driven by the reactor; this module holds the per-connection data and the
-//! small operations on it that need no reactor state (flushing the output buffer, the
-//! read gates). Reading is gated by independent flags, so the reactor only reads when the
-//! socket may hold data, the handler wants input (not paused, not yielded for this turn),
-//! and the peer is not being throttled for not reading its replies.
+//! This module holds the per-connection data and the small operations on it that need no
+//! reactor state: the read gates (`wants_read`, `wants_forward`), whether output can go
+//! straight to the socket, and flushing the output buffer on a writable event. Reading is
+//! gated by the connection's life (does it read, and for whom?) and by independent flags
+//! (readiness, and the pauses: the handler's, backpressure's, a yield's, a forwarding
+//! partner's). The socket itself is read and written only in `wire.rs`.
 //!
 //! Memory: an idle connection owns no buffers. Reads land in the reactor's shared read
 //! buffer and only an unconsumed remainder is copied into [`Conn::input`]; handler output is
 //! staged in a shared buffer and only what the kernel would not take right away is copied
 //! into [`Core::out`]. Both are freed once emptied if they grew large during a burst.
 
-use std::io::{self, Write};
+use std::io;
 use std::time::Instant;
 
 use mio::Token;
 
 use crate::flags::Flags;
-use crate::platform::SHORT_WRITE_FILLS;
-use crate::stats::Reason;
+use crate::life::Life;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
 
 /// Buffers larger than this are freed, not kept, once they empty: a burst must not leave
 /// every connection holding its peak allocation.
 pub(crate) const KEEP_BUFFER_BYTES: usize = 4 * 1024;
-
-/// Where a connection is in its life (the `Closed` state is "removed from the slab").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Reading and writing.
-    Open,
-    /// Pending output is being flushed; input is read and discarded. Then the connection
-    /// closes with `reason`, or lingers.
-    Closing { reason: Reason },
-    /// Output is sent and FIN is out; input is read and discarded until the peer's EOF or
-    /// the linger deadline, so that closing does not reset the connection under unread data.
-    Lingering { reason: Reason },
-}
 
 /// A connection as the reactor stores it: the handler and its leftover input are kept apart
 /// from [`Core`] so a callback can borrow all three at once.
@@ -76,7 +47,8 @@ pub(crate) struct Core {
     pub(crate) peer: PeerAddr,
     /// Matches the generation in this connection's token; a mismatch means a stale event.
     pub(crate) generation: u32,
-    pub(crate) phase: Phase,
+    /// Where the connection is in its life; changed only by `Life`'s transitions.
+    pub(crate) life: Life,
     /// Output not yet accepted by the kernel; bytes before `out_sent` are already sent.
     pub(crate) out: Vec<u8>,
     pub(crate) out_sent: usize,
@@ -88,8 +60,8 @@ pub(crate) struct Core {
     pub(crate) last_active: Instant,
     /// The idle-timeout timer, if `Config::idle_timeout` is set.
     pub(crate) idle_timer: Option<TimerId>,
-    /// The deadline of the phase the connection is in, if it has one: the connect timeout
-    /// while connecting (`Flags::CONNECTING`), the linger deadline while lingering.
+    /// The deadline of the state the connection is in, if it has one: the connect timeout
+    /// while `Connecting`, the linger deadline while `Lingering`.
     pub(crate) phase_timer: Option<TimerId>,
     /// Timers the handler set and that have not fired or been cancelled: cancelled when the
     /// connection closes. Usually empty or tiny, so a `Vec` with linear removal is fine.
@@ -97,9 +69,6 @@ pub(crate) struct Core {
     /// Raised when the connection closes, so its offloaded jobs stop: created on the first
     /// `Cx::offload`, shared by all its jobs.
     pub(crate) cancel: Option<crate::offload::Cancel>,
-    /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close with this.
-    /// (Set together with `Flags::WRITE_FAILED`, which the hot path tests.)
-    pub(crate) failed: Option<io::ErrorKind>,
     /// Where input goes while `Flags::FORWARDING` is set: the partner's token.
     pub(crate) forward: Option<Token>,
 }
@@ -114,12 +83,12 @@ pub(crate) enum Flushed {
 }
 
 impl Core {
-    pub(crate) fn new(stream: Stream, peer: PeerAddr, generation: u32, now: Instant) -> Core {
+    pub(crate) fn new(stream: Stream, peer: PeerAddr, generation: u32, life: Life, now: Instant) -> Core {
         Core {
             stream,
             peer,
             generation,
-            phase: Phase::Open,
+            life,
             out: Vec::new(),
             out_sent: 0,
             flags: Flags::default(),
@@ -128,7 +97,6 @@ impl Core {
             phase_timer: None,
             timers: Vec::new(),
             cancel: None,
-            failed: None,
             forward: None,
         }
     }
@@ -140,18 +108,36 @@ impl Core {
         }
     }
 
-    /// Is the connection still in its `Open` phase?
+    /// Does the handler still hold the connection (no close asked)?
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Open)
+        self.life.is_open()
     }
 
-    /// Starts a graceful close (`Cx::close`): no more input for the handler; pending output
-    /// is flushed first. The reason says whether the peer had finished already.
-    pub(crate) fn begin_close(&mut self) {
-        if self.is_open() {
-            let reason = if self.flags.has(Flags::PEER_EOF) { Reason::PeerClosed } else { Reason::Local };
-            self.phase = Phase::Closing { reason };
+    /// Checks, in debug builds, that the facts kept in two places agree: the flags that
+    /// mirror other state, and the life against the timers and flags it implies. Run after
+    /// every settle (`Shared::settle`).
+    #[cfg(debug_assertions)]
+    pub(crate) fn check_consistent(&self) {
+        debug_assert_eq!(
+            self.flags.has(Flags::FORWARDING),
+            self.forward.is_some(),
+            "FORWARDING mirrors `forward`"
+        );
+        if self.life.is_connecting() {
+            debug_assert!(
+                self.flags.has(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST),
+                "a connect waits for writable"
+            );
+            debug_assert!(self.phase_timer.is_some(), "a connect has its deadline");
+        }
+        if let Life::Lingering { .. } = self.life {
+            debug_assert!(self.phase_timer.is_some(), "lingering has its deadline");
+            debug_assert_eq!(self.pending_out(), 0, "lingering sends nothing");
+        }
+        if !self.life.takes_output() && !self.life.is_connecting() {
+            // Output may still be pending (flushing before a FIN or close), never growing.
+            debug_assert!(self.out_sent <= self.out.len());
         }
     }
 
@@ -160,72 +146,57 @@ impl Core {
         self.out.len() - self.out_sent
     }
 
-    /// Should the reactor read from this socket now?
+    /// Should the reactor read from this socket now, and for whom? It may hold input, and
+    /// either the handler takes input and nothing holds reading back (`Some(true)`: input
+    /// goes to the handler), or the connection is closing (`Some(false)`: input is read and
+    /// discarded, whatever the pauses).
+    #[inline]
+    pub(crate) fn read_now(&self) -> Option<bool> {
+        if self.life.delivers() {
+            self.flags.exactly(Flags::READ_READY | Flags::THROTTLED, Flags::READ_READY).then_some(true)
+        } else {
+            (self.flags.has(Flags::READ_READY) && self.life.reads()).then_some(false)
+        }
+    }
+
+    /// Should the reactor read from this socket now (for the handler, or to discard)?
+    #[inline]
     pub(crate) fn wants_read(&self) -> bool {
-        // Closing connections read (and discard) regardless of pauses.
-        self.flags.exactly(Flags::READ_READY | Flags::PEER_EOF, Flags::READ_READY)
-            && (!self.flags.any(Flags::THROTTLED) || !self.is_open())
+        self.read_now().is_some()
     }
 
     /// Should the reactor forward this connection's input now (`reactor/forward.rs`)? It
-    /// is open, forwarding, not paused, and has input: held from before forwarding began,
-    /// or perhaps in the socket.
+    /// forwards, is not paused, and has input: held from before forwarding began (while the
+    /// handler still holds the connection), or perhaps in the socket (while it reads for
+    /// the handler).
     pub(crate) fn wants_forward(&self, holds_input: bool) -> bool {
         const GATES: Flags = Flags(Flags::FORWARDING.0 | Flags::PAUSED.0);
         self.flags.exactly(GATES, Flags::FORWARDING)
-            && self.is_open()
-            && (holds_input || self.flags.exactly(Flags::READ_READY | Flags::PEER_EOF, Flags::READ_READY))
+            && if holds_input {
+                self.life.is_open() && !self.life.is_connecting()
+            } else {
+                self.flags.has(Flags::READ_READY) && self.life.delivers()
+            }
     }
 
     /// Can output written now go straight to the socket (through the reactor's staging
-    /// buffer), skipping `out`? Only while the connection is open with no close or shutdown
-    /// asked for, and nothing is queued ahead of it, so bytes stay in order.
+    /// buffer), skipping `out`? Only while the connection takes output at once (open, no
+    /// close or shutdown asked, not connecting) and nothing is queued ahead of it, so bytes
+    /// stay in order.
     #[inline]
     pub(crate) fn can_write_through(&self) -> bool {
-        const STOPPERS: Flags =
-            Flags(Flags::WRITE_BLOCKED.0 | Flags::SHUTDOWN_WRITE_REQUESTED.0 | Flags::ABORT_REQUESTED.0);
-        !self.flags.any(STOPPERS) && self.pending_out() == 0 && self.is_open()
+        !self.flags.has(Flags::WRITE_BLOCKED) && self.pending_out() == 0 && self.life.writes_through()
     }
 
-    /// Writes `data` to the socket until done or `WouldBlock`; returns the bytes written.
-    /// `Interrupted` is retried. Any other error is returned for the caller to close on.
-    pub(crate) fn write_some(&mut self, data: &[u8]) -> io::Result<usize> {
-        let mut written = 0;
-        while written < data.len() {
-            match (&self.stream).write(&data[written..]) {
-                // A stream socket accepts at least one byte or reports an error; treat a
-                // zero-length write like a full buffer rather than looping on it.
-                Ok(0) => {
-                    self.flags.insert(Flags::WRITE_BLOCKED);
-                    break;
-                }
-                Ok(n) => {
-                    written += n;
-                    // A short write means the send buffer is full. The kernel has noted that
-                    // (SOCK_NOSPACE) and will report the next writable edge, so skip the
-                    // extra `write` that would only return `WouldBlock` (where the kernel
-                    // promises it: `platform::SHORT_WRITE_FILLS`; elsewhere write on).
-                    if SHORT_WRITE_FILLS && written < data.len() {
-                        self.flags.insert(Flags::WRITE_BLOCKED);
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.flags.insert(Flags::WRITE_BLOCKED);
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(written)
-    }
-
-    /// Writes `out` as far as the kernel allows (on a writable event); returns what happened and the bytes written.
+    /// Writes `out` as far as the kernel allows (on a writable event); returns what happened
+    /// and the bytes written.
     pub(crate) fn write_out(&mut self) -> io::Result<(Flushed, usize)> {
         self.flags.remove(Flags::WRITE_BLOCKED);
+        if self.pending_out() == 0 {
+            return Ok((Flushed::All, 0));
+        }
         let mut out = std::mem::take(&mut self.out);
-        let result = self.write_some(&out[self.out_sent..]);
+        let result = self.send(&out[self.out_sent..]);
         let written = match result {
             Ok(n) => n,
             Err(e) => {

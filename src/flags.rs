@@ -23,69 +23,53 @@ impl Flags {
     /// The kernel hinted the peer has finished sending (`EPOLLRDHUP`) or the socket has an
     /// error: read until `WouldBlock`/EOF instead of stopping after a short read.
     pub(crate) const READ_HANGUP: Flags = Flags(1 << 1);
-    /// The peer sent EOF: nothing more will be read.
-    pub(crate) const PEER_EOF: Flags = Flags(1 << 2);
     /// The handler asked to stop reading ([`Cx::pause_read`](crate::Cx::pause_read)).
-    pub(crate) const PAUSED_BY_HANDLER: Flags = Flags(1 << 3);
+    pub(crate) const PAUSED_BY_HANDLER: Flags = Flags(1 << 2);
     /// Pending output passed the high watermark; reading resumes below the low one.
-    pub(crate) const PAUSED_BY_BACKPRESSURE: Flags = Flags(1 << 4);
+    pub(crate) const PAUSED_BY_BACKPRESSURE: Flags = Flags(1 << 3);
     /// The handler yielded ([`Cx::yield_now`](crate::Cx::yield_now)): no more input this turn.
-    pub(crate) const YIELDED: Flags = Flags(1 << 5);
+    pub(crate) const YIELDED: Flags = Flags(1 << 4);
     /// A read for this connection is already in the deferred queue.
-    pub(crate) const READ_DEFERRED: Flags = Flags(1 << 6);
+    pub(crate) const READ_DEFERRED: Flags = Flags(1 << 5);
     /// The last `write` returned `WouldBlock` (or was short): wait for a writable event
     /// before writing again.
-    pub(crate) const WRITE_BLOCKED: Flags = Flags(1 << 7);
+    pub(crate) const WRITE_BLOCKED: Flags = Flags(1 << 6);
     /// Pending output reached zero after having waited on the socket: call `on_drained`.
-    pub(crate) const DRAINED_PENDING: Flags = Flags(1 << 8);
-    /// The handler asked for `shutdown(Write)` once pending output is flushed.
-    pub(crate) const SHUTDOWN_WRITE_REQUESTED: Flags = Flags(1 << 9);
-    /// `shutdown(Write)` has been done: writes are discarded.
-    pub(crate) const WRITE_SHUT: Flags = Flags(1 << 10);
-    /// Discard pending output and close at the end of the current callback.
-    pub(crate) const ABORT_REQUESTED: Flags = Flags(1 << 11);
-    /// A write inside a callback ([`Cx::flush`](crate::Cx::flush)) failed: close after the
-    /// callback (`Core::failed` holds the error).
-    pub(crate) const WRITE_FAILED: Flags = Flags(1 << 12);
-    /// An outbound connect is in progress: set when it starts (with `WRITE_BLOCKED`, so the
-    /// writable event that reports its end takes the writable path), cleared once the
-    /// kernel reports it established; the connection is closed if it fails.
-    pub(crate) const CONNECTING: Flags = Flags(1 << 13);
+    pub(crate) const DRAINED_PENDING: Flags = Flags(1 << 7);
     /// The handler says the connection waits for a new request ([`Cx::set_reusable`](crate::Cx::set_reusable)):
     /// at `max_conns` the reactor may close it to admit a new client.
-    pub(crate) const REUSABLE: Flags = Flags(1 << 14);
+    pub(crate) const REUSABLE: Flags = Flags(1 << 8);
     /// The handler left input unconsumed (`Conn::input` is not empty): set and cleared by
     /// `deliver`, off the hot path. Evidence for a lingering close (`Linger::WhenNeeded`).
-    pub(crate) const INPUT_HELD: Flags = Flags(1 << 15);
+    pub(crate) const INPUT_HELD: Flags = Flags(1 << 9);
     /// Evidence the peer may still send that no other flag shows: input arrived after the
     /// close was asked for (read and discarded while `Closing`), or the handler said so
     /// ([`Cx::linger_on_close`](crate::Cx::linger_on_close)). Never cleared.
-    pub(crate) const PEER_MAY_SEND: Flags = Flags(1 << 16);
+    pub(crate) const PEER_MAY_SEND: Flags = Flags(1 << 10);
     /// The stream was adopted: its descriptor may have copies the reactor does not own, so
     /// `close_now` deregisters it before dropping it (closing a descriptor removes its epoll
     /// registration only when it was the last copy).
-    pub(crate) const ADOPTED: Flags = Flags(1 << 17);
+    pub(crate) const ADOPTED: Flags = Flags(1 << 11);
     /// Input goes straight to another connection ([`Cx::forward_to`](crate::Cx::forward_to)),
     /// not to the handler: set with `Core::forward`, cleared when forwarding stops or finds
     /// its partner gone (`reactor/forward.rs`).
-    pub(crate) const FORWARDING: Flags = Flags(1 << 18);
+    pub(crate) const FORWARDING: Flags = Flags(1 << 12);
     /// Forwarding paused: the partner's pending output passed the high watermark. Cleared
     /// when the partner drains below the low one, or closes.
-    pub(crate) const PAUSED_BY_PARTNER: Flags = Flags(1 << 19);
+    pub(crate) const PAUSED_BY_PARTNER: Flags = Flags(1 << 13);
     /// Some connection forwarding into this one is paused on its output (an entry in
     /// `Shared::forward_waits`): release it when this output drains or this connection closes.
-    pub(crate) const HOLDS_FORWARDERS: Flags = Flags(1 << 20);
+    pub(crate) const HOLDS_FORWARDERS: Flags = Flags(1 << 14);
     /// The socket is registered for writable events as well as readable ones: from the
     /// start for an outbound connect, else since its first short write
     /// (`Shared::watch_writable`). Never cleared.
-    pub(crate) const WRITE_INTEREST: Flags = Flags(1 << 21);
+    pub(crate) const WRITE_INTEREST: Flags = Flags(1 << 15);
 
     /// Anything that stops an open connection's input from being read right now.
     pub(crate) const PAUSED: Flags = Flags(
         Flags::PAUSED_BY_HANDLER.0
             | Flags::PAUSED_BY_BACKPRESSURE.0
             | Flags::YIELDED.0
-            | Flags::CONNECTING.0
             | Flags::PAUSED_BY_PARTNER.0,
     );
     /// Anything that stops an open connection's handler from being given input: a pause,
@@ -132,21 +116,15 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 22] = [
+        const NAMES: [&str; 16] = [
             "READ_READY",
             "READ_HANGUP",
-            "PEER_EOF",
             "PAUSED_BY_HANDLER",
             "PAUSED_BY_BACKPRESSURE",
             "YIELDED",
             "READ_DEFERRED",
             "WRITE_BLOCKED",
             "DRAINED_PENDING",
-            "SHUTDOWN_WRITE_REQUESTED",
-            "WRITE_SHUT",
-            "ABORT_REQUESTED",
-            "WRITE_FAILED",
-            "CONNECTING",
             "REUSABLE",
             "INPUT_HELD",
             "PEER_MAY_SEND",
@@ -172,7 +150,7 @@ mod tests {
         assert!(flags.has(Flags::READ_READY));
         assert!(flags.any(Flags::THROTTLED));
         assert!(!flags.has(Flags::THROTTLED));
-        assert!(flags.exactly(Flags::READ_READY | Flags::PEER_EOF, Flags::READ_READY));
+        assert!(flags.exactly(Flags::READ_READY | Flags::WRITE_BLOCKED, Flags::READ_READY));
         flags.remove(Flags::YIELDED);
         assert!(!flags.any(Flags::THROTTLED));
         assert_eq!(format!("{flags:?}"), r#"{"READ_READY"}"#);

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::Core;
 use crate::flags::Flags;
+use crate::life::Life;
 use crate::offload::{Cancel, JobError, OffloadError};
 use crate::shared::{Origin, Shared};
 use crate::stats::Reason;
@@ -271,12 +272,11 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// A write error closes the connection after the callback, with
     /// [`Reason::Error`](crate::Reason::Error).
     pub fn flush(&mut self) {
-        if self.core.flags.has(Flags::WRITE_FAILED) {
+        if matches!(self.core.life, Life::Closing { .. }) {
             return;
         }
         if let Err(e) = self.shared.write_staged(self.core, self.slot) {
-            self.core.failed = Some(e.kind());
-            self.core.flags.insert(Flags::WRITE_FAILED);
+            self.core.life.fail(Reason::Error(e.kind()));
         }
     }
 
@@ -288,7 +288,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// Closes the connection gracefully: no more input is read; pending output is flushed,
     /// then the socket is closed and [`Handler::on_close`] called.
     pub fn close(&mut self) {
-        self.core.begin_close();
+        self.core.life.close_by_handler();
     }
 
     /// Says the peer may still be sending when this connection closes — a request body the
@@ -306,7 +306,7 @@ impl<'a, H: Handler> Cx<'a, H> {
 
     /// Closes the connection at the end of this callback, discarding pending output.
     pub fn abort(&mut self) {
-        self.core.flags.insert(Flags::ABORT_REQUESTED);
+        self.core.life.abort_by_handler();
         // What this callback wrote so far is discarded now; later writes are refused.
         self.shared.discard_staged();
     }
@@ -314,7 +314,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// Sends FIN once pending output is flushed (`shutdown(Write)`), and keeps reading: the
     /// peer sees end-of-stream but can still send.
     pub fn shutdown_write(&mut self) {
-        self.core.flags.insert(Flags::SHUTDOWN_WRITE_REQUESTED);
+        self.core.life.shutdown_write();
     }
 
     /// Stops reading from the peer until [`resume_read`](Cx::resume_read). The kernel's

@@ -70,6 +70,7 @@ mod config;
 mod conn;
 mod flags;
 mod handler;
+mod life;
 pub mod net;
 pub mod offload;
 mod platform;
@@ -82,6 +83,7 @@ mod stream;
 pub mod timer;
 #[doc(hidden)]
 pub mod token;
+mod wire;
 pub mod workers;
 
 pub use config::{Config, Linger};

@@ -21,26 +21,27 @@
 //! a settle: the one place a connection changes state. This module does not accept
 //! connections (`accept.rs`) or decide the order of work in a turn (`turn.rs`).
 
-use std::io::{self, Read};
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
 use mio::Token;
 
 use super::{Reactor, Ready};
-use crate::conn::{Conn, Flushed, Phase, KEEP_BUFFER_BYTES};
+use crate::conn::{Conn, Flushed, KEEP_BUFFER_BYTES};
 use crate::flags::Flags;
 use crate::handler::{Cx, Handler, Input};
+use crate::life::Life;
 use crate::offload::JobError;
-use crate::platform::SHORT_READ_DRAINS;
 use crate::shared::{Shared, TimerOwner};
 use crate::stats::Reason;
 use crate::timer::{deadline_after, TimerId};
+use crate::wire::Recv;
 
 /// How a read loop ended, when it did not simply drain the socket.
 pub(super) enum ReadEnd {
-    /// The peer sent EOF; the phase the connection was in.
-    Eof(Phase),
-    /// The connection changed phase: settle it.
+    /// The peer sent EOF (the connection's life says so now).
+    Eof,
+    /// The connection's life changed (a close for the input limit): settle it.
     Settle,
     /// The connection must close.
     Close(Reason),
@@ -171,9 +172,11 @@ impl<H: Handler> Reactor<H> {
         match end {
             ReadEnd::Close(reason) => self.close_now(slot, reason),
             ReadEnd::Settle => self.settle_or_close(slot),
-            ReadEnd::Eof(Phase::Open) => self.callback(slot, "on_eof", |handler, cx| handler.on_eof(cx)),
-            ReadEnd::Eof(Phase::Closing { .. }) => self.settle_or_close(slot),
-            ReadEnd::Eof(Phase::Lingering { reason }) => self.close_now(slot, reason),
+            ReadEnd::Eof => match self.conns[slot].core.life {
+                life if life.is_open() => self.callback(slot, "on_eof", |handler, cx| handler.on_eof(cx)),
+                Life::Lingering { reason } => self.close_now(slot, reason),
+                _ => self.settle_or_close(slot),
+            },
             ReadEnd::Forward => self.forward_input(slot),
         }
     }
@@ -228,11 +231,11 @@ impl<H: Handler> Reactor<H> {
     /// The socket is writable and output is waiting: writes it; resumes reading below the
     /// low watermark; tells the handler when everything has gone out.
     fn on_writable(&mut self, slot: usize) {
-        if self.conns[slot].core.flags.has(Flags::CONNECTING) {
+        if self.conns[slot].core.life.is_connecting() {
             self.connect_ready(slot);
             // Output queued while connecting goes out now: this event was the writable edge.
             match self.conns.get(slot) {
-                Some(conn) if conn.core.pending_out() > 0 && !conn.core.flags.has(Flags::CONNECTING) => {}
+                Some(conn) if conn.core.pending_out() > 0 && !conn.core.life.is_connecting() => {}
                 _ => return,
             }
         }
@@ -315,7 +318,7 @@ impl<H: Handler> Reactor<H> {
     /// A lingering close has waited long enough for the peer's EOF: close now.
     pub(super) fn linger_timer_due(&mut self, token: Token) {
         let Some(slot) = self.live_slot(token) else { return };
-        if let Phase::Lingering { reason } = self.conns[slot].core.phase {
+        if let Life::Lingering { reason } = self.conns[slot].core.life {
             self.close_now(slot, reason);
         }
     }
@@ -358,8 +361,8 @@ impl<H: Handler> Reactor<H> {
         self.shared.stats.closed.count(reason);
         self.shared.stats.active -= 1;
         log::debug!("conn slot={slot} peer={} closed: {reason}", core.peer);
-        // From here on writes are discarded (the phase is not `Open`) and nothing is staged.
-        core.phase = Phase::Closing { reason };
+        // From here on writes are discarded (it takes no output) and nothing is staged.
+        core.life.closed(reason);
         let handler = &mut conn.handler;
         let mut cx = Cx::new(core, &mut self.shared, slot);
         if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(reason, &mut cx))).is_err() {
@@ -403,11 +406,11 @@ fn read_input<H: Handler>(
 ) -> Option<ReadEnd> {
     let mut budget = shared.config.read_budget;
     loop {
-        if !conn.core.wants_read() {
+        // Reading for the handler (`open`), or (closing) to discard.
+        let Some(open) = conn.core.read_now() else {
             // Off the hot path: a forwarding connection's input goes to its partner.
             return conn.core.wants_forward(!conn.input.is_empty()).then_some(ReadEnd::Forward);
-        }
-        let open = conn.core.is_open();
+        };
         // The scratch buffer is never larger than one read may be (see `Reactor::new`), so
         // the common case (nothing held, nothing pending) reads all of it.
         let room = if !open || (conn.input.is_empty() && conn.core.pending_out() == 0) {
@@ -421,7 +424,7 @@ fn read_input<H: Handler>(
                 // our last bytes and a FIN rather than a reset.
                 conn.input = Vec::new();
                 conn.core.flags.remove(Flags::INPUT_HELD);
-                conn.core.phase = Phase::Closing { reason: Reason::InputLimit };
+                conn.core.life.close(Reason::InputLimit);
                 return Some(ReadEnd::Settle);
             }
             // Read no more than the handler may keep, and no more than the output
@@ -431,25 +434,10 @@ fn read_input<H: Handler>(
         };
         // A zero-length read would return Ok(0) and look like EOF.
         debug_assert!(room > 0);
-        match (&conn.core.stream).read(&mut scratch[..room]) {
-            Ok(0) => {
-                conn.core.flags.remove(Flags::READ_READY);
-                conn.core.flags.insert(Flags::PEER_EOF);
-                log::trace!("conn slot={slot} peer={} sent EOF", conn.core.peer);
-                return Some(ReadEnd::Eof(conn.core.phase));
-            }
-            Ok(n) => {
+        match conn.core.recv(&mut scratch[..room]) {
+            Recv::Eof => return Some(ReadEnd::Eof),
+            Recv::Data(n) => {
                 shared.stats.bytes_in += n as u64;
-                // A short read drained the socket: the kernel reports the next arrival
-                // as a new edge, so the read that would only say `WouldBlock` is skipped
-                // (unless a hang-up was signalled: then the EOF is read now). Noted before
-                // the handler runs, so a close it asks for knows whether the socket may
-                // still hold input (`READ_READY`: evidence for a lingering close). Only
-                // where the kernel promises it (`platform::SHORT_READ_DRAINS`); elsewhere
-                // the loop reads on until `WouldBlock`.
-                if SHORT_READ_DRAINS && n < room && !conn.core.flags.has(Flags::READ_HANGUP) {
-                    conn.core.flags.remove(Flags::READ_READY);
-                }
                 if open {
                     // Only input the handler sees counts as activity: a closing
                     // connection's discarded input must not keep it (and its pending
@@ -462,8 +450,9 @@ fn read_input<H: Handler>(
                     // Input after the close was asked for: the peer is still sending.
                     conn.core.flags.insert(Flags::PEER_MAY_SEND);
                 }
-                // Drained (just above): nothing more to read until the next edge. (Only an
-                // event sets `READ_READY`, so the handler cannot have set it again.)
+                // Drained (`recv` saw a short read): nothing more to read until the next
+                // edge. (Only an event sets `READ_READY`, so the handler cannot have set it
+                // again.)
                 if !conn.core.flags.has(Flags::READ_READY) {
                     return None;
                 }
@@ -476,12 +465,8 @@ fn read_input<H: Handler>(
                     return None;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.core.flags.remove(Flags::READ_READY);
-                return None;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
+            Recv::Drained => return None,
+            Recv::Failed(e) => {
                 log::debug!("conn slot={slot} peer={} read failed: {e}", conn.core.peer);
                 return Some(ReadEnd::Close(Reason::Error(e.kind())));
             }

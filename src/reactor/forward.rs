@@ -20,7 +20,7 @@
 //! budget is shared with everyone else, and a paused forwarder keeps its `READ_READY`
 //! until it is released.
 
-use std::io::{self, Read};
+use std::io;
 
 use mio::Token;
 
@@ -29,10 +29,10 @@ use super::Reactor;
 use crate::conn::Core;
 use crate::flags::Flags;
 use crate::handler::Handler;
-use crate::platform::SHORT_READ_DRAINS;
-use crate::shared::Shared;
+use crate::shared::{send_or_keep, Shared};
 use crate::stats::Reason;
 use crate::token;
+use crate::wire::Recv;
 
 /// What one pass of the forwarding loop found.
 enum Step {
@@ -84,13 +84,7 @@ impl<H: Handler> Reactor<H> {
             self.open_queued();
         }
         let partner = &self.conns.get(to)?.core;
-        const STOPPED: Flags = Flags(
-            Flags::SHUTDOWN_WRITE_REQUESTED.0
-                | Flags::WRITE_SHUT.0
-                | Flags::ABORT_REQUESTED.0
-                | Flags::WRITE_FAILED.0,
-        );
-        (partner.generation == generation && partner.is_open() && !partner.flags.any(STOPPED)).then_some(to)
+        (partner.generation == generation && partner.life.takes_output()).then_some(to)
     }
 
     /// One read (or the held input) passed from `slot` to `to`.
@@ -117,19 +111,11 @@ impl<H: Handler> Reactor<H> {
         // Never more than the partner has room for: a forwarder fills it to the watermark
         // and no further, however fast its peer sends.
         let room = scratch.len().min(high - into.core.pending_out());
-        match (&from.core.stream).read(&mut scratch[..room]) {
-            Ok(0) => {
-                from.core.flags.remove(Flags::READ_READY);
-                from.core.flags.insert(Flags::PEER_EOF);
-                Step::End(ReadEnd::Eof(from.core.phase))
-            }
-            Ok(n) => {
+        match from.core.recv(&mut scratch[..room]) {
+            Recv::Eof => Step::End(ReadEnd::Eof),
+            Recv::Data(n) => {
                 shared.stats.bytes_in += n as u64;
                 from.core.last_active = shared.now;
-                // As in `read_input`: a short read drained the socket.
-                if SHORT_READ_DRAINS && n < room && !from.core.flags.has(Flags::READ_HANGUP) {
-                    from.core.flags.remove(Flags::READ_READY);
-                }
                 if let Err(e) = pass(&mut into.core, to, shared, &scratch[..n]) {
                     return Step::PartnerFailed(to, e.kind());
                 }
@@ -144,12 +130,8 @@ impl<H: Handler> Reactor<H> {
                     Step::More
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                from.core.flags.remove(Flags::READ_READY);
-                Step::Wait
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::More,
-            Err(e) => {
+            Recv::Drained => Step::Wait,
+            Recv::Failed(e) => {
                 log::debug!("conn slot={slot} peer={} read failed: {e}", from.core.peer);
                 Step::End(ReadEnd::Close(Reason::Error(e.kind())))
             }
@@ -215,26 +197,23 @@ fn hold<H, M: Send + 'static>(
 }
 
 /// Writes `data` to the connection `into` as its handler's `Cx::write` would, but at once:
-/// straight to the socket when nothing is queued ahead, and what the kernel refuses (or
-/// all of it, behind queued output or a connect in progress) into its output buffer.
+/// straight to the socket when nothing is queued ahead (`send_or_keep`, the path a
+/// callback's output takes), else behind its queued output or a connect in progress.
 fn pass<H, M: Send + 'static>(
     into: &mut Core,
     to: usize,
     shared: &mut Shared<H, M>,
     data: &[u8],
 ) -> io::Result<()> {
-    let written = if into.can_write_through() { into.write_some(data)? } else { 0 };
-    if written > 0 {
-        shared.stats.bytes_out += written as u64;
-        into.last_active = shared.now;
+    if !into.can_write_through() {
+        shared.queue_output(into, data);
+        return Ok(());
     }
-    if written < data.len() {
-        shared.watch_writable(into, to)?;
-        shared.queue_output(into, &data[written..]);
-        let pending = into.pending_out() as u64;
-        if pending > shared.stats.out_buffered_peak {
-            shared.stats.out_buffered_peak = pending;
-        }
+    let sent_before = shared.stats.bytes_out;
+    send_or_keep(into, to, data, &mut shared.stats, &shared.registry)?;
+    // Output the kernel took is activity on the partner (a tunnel is not idle).
+    if shared.stats.bytes_out != sent_before {
+        into.last_active = shared.now;
     }
     Ok(())
 }

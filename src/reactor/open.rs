@@ -29,6 +29,7 @@ use super::Reactor;
 use crate::conn::{Conn, Core};
 use crate::flags::Flags;
 use crate::handler::{ConnId, Handler};
+use crate::life::Life;
 use crate::shared::{Opening, Origin, TimerOwner};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
@@ -119,7 +120,8 @@ impl<H: Handler> Reactor<H> {
             }
         }
         let now = self.shared.now;
-        let mut core = Core::new(stream, peer, generation, now);
+        let life = if origin == Origin::Connecting { Life::connecting() } else { Life::Open };
+        let mut core = Core::new(stream, peer, generation, life, now);
         self.shared.stats.active += 1;
         if origin == Origin::Adopted {
             core.flags.insert(Flags::ADOPTED);
@@ -127,7 +129,7 @@ impl<H: Handler> Reactor<H> {
         if origin == Origin::Connecting {
             // Nothing is read and everything written queues until the kernel reports the
             // connect's end with a writable (or error) event: `on_writable` → `connect_ready`.
-            core.flags.insert(Flags::CONNECTING | Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST);
+            core.flags.insert(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST);
             let deadline = deadline_after(now, self.shared.config.connect_timeout);
             core.phase_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Connect(token)));
             log::debug!("conn slot={slot} peer={} connecting", core.peer);
@@ -167,7 +169,8 @@ impl<H: Handler> Reactor<H> {
             self.close_now(slot, Reason::ConnectFailed(e.kind()));
             return;
         }
-        core.flags.remove(Flags::CONNECTING | Flags::WRITE_BLOCKED);
+        core.life.connected();
+        core.flags.remove(Flags::WRITE_BLOCKED);
         if let Some(id) = core.phase_timer.take() {
             shared.timers.cancel(id);
         }
@@ -180,14 +183,20 @@ impl<H: Handler> Reactor<H> {
         }
         shared.stats.connected += 1;
         log::debug!("conn slot={slot} peer={} connected", core.peer);
-        self.callback(slot, "on_open", |handler, cx| handler.on_open(cx));
+        if core.life.is_open() {
+            self.callback(slot, "on_open", |handler, cx| handler.on_open(cx));
+        } else {
+            // Closed by its handler before the connect ended: what it queued goes out, then
+            // it closes (no `on_open` for a connection the handler has already given up).
+            self.settle_or_close(slot);
+        }
     }
 
     /// The connect timer fired: a connection still connecting is closed.
     pub(super) fn connect_timer_due(&mut self, token: mio::Token) {
         let Some(slot) = self.live_slot(token) else { return };
         let core = &mut self.conns[slot].core;
-        if core.flags.has(Flags::CONNECTING) {
+        if core.life.is_connecting() {
             core.phase_timer = None;
             log::debug!("conn slot={slot} peer={} connect timed out", core.peer);
             self.close_now(slot, Reason::ConnectTimeout);

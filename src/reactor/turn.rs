@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use mio::{Events, Token};
 
 use super::{Lifecycle, Reactor, Ready};
-use crate::conn::Phase;
 use crate::flags::Flags;
 use crate::handler::Handler;
 use crate::shared::{Deferred, TimerOwner};
@@ -205,10 +204,7 @@ impl<H: Handler> Reactor<H> {
         self.close_listeners();
         let slots = self.conns.slots();
         for slot in slots {
-            let core = &mut self.conns[slot].core;
-            if core.is_open() {
-                core.phase = Phase::Closing { reason: Reason::Shutdown };
-            }
+            self.conns[slot].core.life.close(Reason::Shutdown);
             self.settle_or_close(slot);
         }
         let deadline = deadline_after(self.shared.now, self.shared.config.shutdown_timeout);

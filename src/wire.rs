@@ -1,0 +1,127 @@
+//! The byte path: the one place a connection's socket is read ([`Core::recv`]), the one place
+//! it is written ([`Core::send`]), and the one place its FIN is sent ([`Core::send_fin`]).
+//!
+//! ```text
+//!   read_input (conn_io.rs) ──┐                        ┌── Shared::write_staged (a callback's output)
+//!   forward_once (forward.rs) ┴─► Core::recv ◄ socket ►  Core::send ◄─┼── Core::write_out (a writable event)
+//!                                  │                                 └── forward.rs pass (a forwarder)
+//!                                  └─ EOF ─► Life::peer_finished      Shared::settle ─► Core::send_fin
+//! ```
+//!
+//! Everything the kernel tells a read or a write is turned into the connection's state here,
+//! once: `READ_READY` cleared when a read shows the socket drained (or, where the kernel
+//! promises a new edge, on a short read), the peer's EOF recorded in its [`Life`], and
+//! `WRITE_BLOCKED` set when a write comes up short. `Interrupted` is retried here and never
+//! seen by callers. Reading and writing have one implementation each, so a fix to how a
+//! read or a write ends is made once for the handler path, lingering and forwarding alike.
+
+use std::io::{self, Read, Write};
+
+use crate::conn::Core;
+use crate::flags::Flags;
+use crate::platform::{SHORT_READ_DRAINS, SHORT_WRITE_FILLS};
+
+/// How one read ended.
+pub(crate) enum Recv {
+    /// This many bytes arrived (more may wait if `READ_READY` is still set).
+    Data(usize),
+    /// The peer has finished sending; the connection's life says so now.
+    Eof,
+    /// Nothing to read until the next readiness event.
+    Drained,
+    /// The read failed: the connection is to close with this error.
+    Failed(io::Error),
+}
+
+impl Core {
+    /// Reads into `buf` (never empty: a zero-length read would look like EOF).
+    ///
+    /// A short read drains the socket where the kernel reports the next arrival as a new
+    /// edge (`platform::SHORT_READ_DRAINS`), so `READ_READY` is cleared without the read that
+    /// would only say `WouldBlock` — unless a hang-up was signalled (`READ_HANGUP`): then
+    /// reading goes on until the EOF or error is seen. It is cleared before the handler runs,
+    /// so a close it asks for knows whether the socket may still hold input.
+    #[inline(always)]
+    pub(crate) fn recv(&mut self, buf: &mut [u8]) -> Recv {
+        debug_assert!(!buf.is_empty());
+        loop {
+            match (&self.stream).read(buf) {
+                Ok(0) => {
+                    self.flags.remove(Flags::READ_READY);
+                    self.life.peer_finished();
+                    log::trace!("peer={} sent EOF", self.peer);
+                    return Recv::Eof;
+                }
+                Ok(n) => {
+                    if SHORT_READ_DRAINS && n < buf.len() && !self.flags.has(Flags::READ_HANGUP) {
+                        self.flags.remove(Flags::READ_READY);
+                    }
+                    return Recv::Data(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.flags.remove(Flags::READ_READY);
+                    return Recv::Drained;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Recv::Failed(e),
+            }
+        }
+    }
+
+    /// Writes `data` (never empty) as far as the kernel takes it; returns the bytes written.
+    /// The common case, one `write` that takes everything, is inlined; a short write goes
+    /// on in [`Core::send_rest`]. When not everything was written, `WRITE_BLOCKED` is set:
+    /// wait for a writable event. Any error but `WouldBlock` and `Interrupted` is returned.
+    #[inline(always)]
+    pub(crate) fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        match (&self.stream).write(data) {
+            Ok(n) if n == data.len() => Ok(n),
+            Ok(n) => self.send_rest(data, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.flags.insert(Flags::WRITE_BLOCKED);
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.send_rest(data, 0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The rest of [`Core::send`], after a first `write` took `written` bytes (perhaps 0,
+    /// when it was interrupted).
+    #[cold]
+    #[inline(never)]
+    fn send_rest(&mut self, data: &[u8], mut written: usize) -> io::Result<usize> {
+        // A short write means the send buffer is full: the kernel noted it (SOCK_NOSPACE)
+        // and will report the next writable edge, so the `write` that would only say
+        // `WouldBlock` is skipped where the kernel promises that
+        // (`platform::SHORT_WRITE_FILLS`); elsewhere writing goes on.
+        let mut go_on = written == 0 || !SHORT_WRITE_FILLS;
+        while go_on && written < data.len() {
+            match (&self.stream).write(&data[written..]) {
+                // A stream socket accepts at least one byte or reports an error; treat a
+                // zero-length write like a full buffer rather than looping on it.
+                Ok(0) => break,
+                Ok(n) => {
+                    written += n;
+                    go_on = !SHORT_WRITE_FILLS;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if written < data.len() {
+            self.flags.insert(Flags::WRITE_BLOCKED);
+        }
+        Ok(written)
+    }
+
+    /// Sends FIN (`shutdown(Write)`) and records it in the connection's life. Called once
+    /// its output is flushed, by `settle` (a write shutdown or a lingering close).
+    pub(crate) fn send_fin(&mut self, slot: usize) {
+        if let Err(e) = self.stream.shutdown(std::net::Shutdown::Write) {
+            log::debug!("conn slot={slot} peer={} shutdown(Write) failed: {e}", self.peer);
+        }
+        self.life.fin_sent();
+    }
+}
