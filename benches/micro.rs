@@ -60,8 +60,8 @@ fn tokens(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0usize;
             for &t in &tokens {
-                if let token::Target::Conn { slot, generation } = token::decode(black_box(t)) {
-                    sum += slot ^ generation as usize;
+                if let token::Target::Conn(id) = token::decode(black_box(t)) {
+                    sum += id.slot() ^ id.generation() as usize;
                 }
             }
             sum

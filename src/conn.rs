@@ -16,12 +16,11 @@
 use std::io;
 use std::time::Instant;
 
-use mio::Token;
-
 use crate::flags::Flags;
 use crate::life::Life;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
+use crate::token::ConnId;
 
 /// Buffers larger than this are freed, not kept, once they empty: a burst must not leave
 /// every connection holding its peak allocation.
@@ -45,8 +44,9 @@ pub(crate) struct Conn<H> {
 pub(crate) struct Core {
     pub(crate) stream: Stream,
     pub(crate) peer: PeerAddr,
-    /// Matches the generation in this connection's token; a mismatch means a stale event.
-    pub(crate) generation: u32,
+    /// Who it is: its slot and generation (its token's bits). An event, timer or message
+    /// whose id does not match is stale.
+    pub(crate) id: ConnId,
     /// Where the connection is in its life; changed only by `Life`'s transitions.
     pub(crate) life: Life,
     /// Output not yet accepted by the kernel; bytes before `out_sent` are already sent.
@@ -69,8 +69,8 @@ pub(crate) struct Core {
     /// Raised when the connection closes, so its offloaded jobs stop: created on the first
     /// `Cx::offload`, shared by all its jobs.
     pub(crate) cancel: Option<crate::offload::Cancel>,
-    /// Where input goes while `Flags::FORWARDING` is set: the partner's token.
-    pub(crate) forward: Option<Token>,
+    /// Where input goes while `Flags::FORWARDING` is set: the partner.
+    pub(crate) forward: Option<ConnId>,
 }
 
 /// What a flush achieved.
@@ -83,11 +83,11 @@ pub(crate) enum Flushed {
 }
 
 impl Core {
-    pub(crate) fn new(stream: Stream, peer: PeerAddr, generation: u32, life: Life, now: Instant) -> Core {
+    pub(crate) fn new(stream: Stream, peer: PeerAddr, id: ConnId, life: Life, now: Instant) -> Core {
         Core {
             stream,
             peer,
-            generation,
+            id,
             life,
             out: Vec::new(),
             out_sent: 0,

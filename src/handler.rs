@@ -31,7 +31,7 @@ use crate::shared::{Origin, Shared};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
-use crate::token;
+use crate::token::ConnId;
 
 /// A connection's protocol: one value per connection, called back by the reactor as things
 /// happen. Every method but [`on_data`](Handler::on_data) has a default.
@@ -124,16 +124,6 @@ pub trait Handler: Sized + 'static {
     }
 }
 
-/// Identifies a connection for as long as it is open (slot and generation), for logs and maps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub(crate) usize);
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{:x}", self.0)
-    }
-}
-
 /// The bytes a connection has received and not yet consumed.
 #[derive(Debug)]
 pub struct Input<'a> {
@@ -201,7 +191,6 @@ impl<'a> Input<'a> {
 pub struct Cx<'a, H: Handler> {
     core: &'a mut Core,
     shared: &'a mut Shared<H, H::Msg>,
-    slot: usize,
 }
 
 impl<H: Handler> fmt::Debug for Cx<'_, H> {
@@ -211,20 +200,15 @@ impl<H: Handler> fmt::Debug for Cx<'_, H> {
 }
 
 impl<'a, H: Handler> Cx<'a, H> {
-    /// The context for a callback on the connection in `slot` (built by the reactor).
+    /// The context for a callback on the connection `core` (built by the reactor).
     #[inline]
-    pub(crate) fn new(core: &'a mut Core, shared: &'a mut Shared<H, H::Msg>, slot: usize) -> Cx<'a, H> {
-        Cx { core, shared, slot }
+    pub(crate) fn new(core: &'a mut Core, shared: &'a mut Shared<H, H::Msg>) -> Cx<'a, H> {
+        Cx { core, shared }
     }
 
-    /// This connection's token: what its timers and jobs are tagged with.
-    fn token(&self) -> mio::Token {
-        token::conn(self.slot, self.core.generation)
-    }
-
-    /// This connection's id.
+    /// This connection's id: what its timers, jobs and messages are addressed to.
     pub fn id(&self) -> ConnId {
-        ConnId(self.token().0)
+        self.core.id
     }
 
     /// The peer's address: TCP, or a Unix-domain path.
@@ -275,7 +259,7 @@ impl<'a, H: Handler> Cx<'a, H> {
         if matches!(self.core.life, Life::Closing { .. }) {
             return;
         }
-        if let Err(e) = self.shared.write_staged(self.core, self.slot) {
+        if let Err(e) = self.shared.write_staged(self.core) {
             self.core.life.fail(Reason::Error(e.kind()));
         }
     }
@@ -328,7 +312,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn resume_read(&mut self) {
         if self.core.flags.has(Flags::PAUSED_BY_HANDLER) {
             self.core.flags.remove(Flags::PAUSED_BY_HANDLER);
-            self.shared.defer_read(self.core, self.slot);
+            self.shared.defer_read(self.core);
         }
     }
 
@@ -352,12 +336,12 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// client cannot monopolise the loop.
     pub fn yield_now(&mut self) {
         self.core.flags.insert(Flags::YIELDED);
-        self.shared.defer_read(self.core, self.slot);
+        self.shared.defer_read(self.core);
     }
 
     /// Arms a timer that calls [`Handler::on_timer`] once, `after` from now.
     pub fn set_timer(&mut self, after: Duration) -> TimerId {
-        let id = self.shared.set_conn_timer(self.token(), after);
+        let id = self.shared.set_conn_timer(self.core.id, after);
         self.core.timers.push(id);
         id
     }
@@ -365,7 +349,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// Cancels a timer this connection set. Returns `false` if it already fired, was
     /// cancelled, or belongs to another connection.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        let cancelled = self.shared.cancel_conn_timer(self.token(), id);
+        let cancelled = self.shared.cancel_conn_timer(self.core.id, id);
         if cancelled {
             self.core.forget_timer(id);
         }
@@ -384,9 +368,8 @@ impl<'a, H: Handler> Cx<'a, H> {
     where
         F: FnOnce() -> H::Msg + Send + 'static,
     {
-        let token = self.token();
         let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
-        self.shared.offload(token, cancel, Box::new(job))
+        self.shared.offload(self.core.id, cancel, Box::new(job))
     }
 
     /// [`offload`](Cx::offload) for a long job that can stop early: it gets the
@@ -400,10 +383,9 @@ impl<'a, H: Handler> Cx<'a, H> {
     where
         F: FnOnce(&Cancel) -> H::Msg + Send + 'static,
     {
-        let token = self.token();
         let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
         let flag = cancel.clone();
-        self.shared.offload(token, cancel, Box::new(move || job(&flag)))
+        self.shared.offload(self.core.id, cancel, Box::new(move || job(&flag)))
     }
 
     /// Sends `message` to the connection `to` on this reactor: its
@@ -416,7 +398,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// [`Stats::messages_dropped`](crate::Stats::messages_dropped). A connection that
     /// closes after the send and before delivery drops the message the same way.
     pub fn send(&mut self, to: ConnId, message: H::Msg) -> Result<(), H::Msg> {
-        self.shared.post(mio::Token(to.0), message)
+        self.shared.post(to, message)
     }
 
     /// From now on, input from this connection's peer is written to the connection `to`
@@ -486,18 +468,17 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// # }
     /// ```
     pub fn forward_to(&mut self, to: ConnId) -> io::Result<()> {
-        let token = mio::Token(to.0);
-        if token == self.token() {
+        if to == self.core.id {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a connection cannot forward to itself"));
         }
-        if !self.shared.is_live(token) {
+        if !self.shared.is_live(to) {
             return Err(io::Error::new(io::ErrorKind::NotFound, "the connection to forward to is closed"));
         }
-        self.core.forward = Some(token);
+        self.core.forward = Some(to);
         self.core.flags.insert(Flags::FORWARDING);
         // Input held from before, or left in the socket by this callback's caller, would
         // wait for an event that may not come: go back for it.
-        self.shared.defer_read(self.core, self.slot);
+        self.shared.defer_read(self.core);
         Ok(())
     }
 
@@ -505,14 +486,14 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn stop_forwarding(&mut self) {
         if self.core.forward.take().is_some() {
             self.core.flags.remove(Flags::FORWARDING | Flags::PAUSED_BY_PARTNER);
-            self.shared.defer_read(self.core, self.slot);
+            self.shared.defer_read(self.core);
         }
     }
 
     /// Where this connection's input is being forwarded, if it is (see
     /// [`forward_to`](Cx::forward_to); `None` also once forwarding ended by itself).
     pub fn forwarding_to(&self) -> Option<ConnId> {
-        self.core.forward.map(|token| ConnId(token.0))
+        self.core.forward
     }
 
     /// Opens an outbound TCP connection served by `handler`: its [`Handler::on_open`] runs
@@ -527,7 +508,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// no route): `handler` is dropped without callbacks.
     pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
-        Ok(ConnId(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting).0))
+        Ok(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting))
     }
 
     /// [`connect`](Cx::connect) to a Unix-domain socket at `path`.
@@ -539,7 +520,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
         let peer = PeerAddr::Unix(Some(path.to_path_buf()));
-        Ok(ConnId(self.shared.open_later(stream, peer, handler, Origin::Connecting).0))
+        Ok(self.shared.open_later(stream, peer, handler, Origin::Connecting))
     }
 
     /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking here)
@@ -554,6 +535,6 @@ impl<'a, H: Handler> Cx<'a, H> {
         stream.set_nonblocking()?;
         let peer = stream.peer_addr()?;
         self.shared.stats.adopted += 1;
-        Ok(ConnId(self.shared.open_later(stream, peer, handler, Origin::Adopted).0))
+        Ok(self.shared.open_later(stream, peer, handler, Origin::Adopted))
     }
 }

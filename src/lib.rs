@@ -87,12 +87,13 @@ mod wire;
 pub mod workers;
 
 pub use config::{Config, Linger};
-pub use handler::{ConnId, Cx, Handler, Input};
+pub use handler::{Cx, Handler, Input};
 pub use offload::{Cancel, JobError, OffloadError};
 pub use reactor::{Handle, Reactor, Ready, SendError, Sender, SourceId, Turn};
 pub use stats::{ClosedBy, Reason, Stats};
 pub use stream::{PeerAddr, Stream};
 pub use timer::TimerId;
+pub use token::ConnId;
 
 /// Re-exported so embedders name the same `mio` types the reactor uses.
 pub use mio;

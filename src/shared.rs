@@ -30,7 +30,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Interest, Registry, Token, Waker};
+use mio::{Interest, Registry, Waker};
 
 use crate::config::{Config, Linger};
 use crate::conn::Core;
@@ -41,24 +41,24 @@ use crate::slots::SlotIds;
 use crate::stats::{Reason, Stats};
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::{deadline_after, TimerId, Timers};
-use crate::token;
+use crate::token::ConnId;
 
 /// Who a timer belongs to: decides what happens when it fires (see the reactor's
 /// `expire_timers`, which reads as this list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimerOwner {
     /// Set by a handler: call its `on_timer` (if the connection still exists).
-    Handler(Token),
+    Handler(ConnId),
     /// A connection's idle timeout.
-    Idle(Token),
+    Idle(ConnId),
     /// A listener paused by descriptor exhaustion tries `accept` again.
     AcceptRetry(usize),
     /// A lingering close has waited long enough for the peer's EOF.
-    Linger(Token),
+    Linger(ConnId),
     /// Shutdown's grace period is over: close whatever is left.
     ShutdownDeadline,
     /// An outbound connect has not completed within `Config::connect_timeout`.
-    Connect(Token),
+    Connect(ConnId),
     /// A reactor-level timer (`Reactor::set_timer`): the key of its callback.
     Loop(usize),
 }
@@ -83,8 +83,7 @@ pub(crate) enum Origin {
 /// puts it in the table when the callback returns).
 #[derive(Debug)]
 pub(crate) struct Opening<H> {
-    pub(crate) slot: usize,
-    pub(crate) generation: u32,
+    pub(crate) id: ConnId,
     pub(crate) stream: Stream,
     pub(crate) peer: PeerAddr,
     pub(crate) handler: H,
@@ -95,8 +94,8 @@ pub(crate) struct Opening<H> {
 /// While any is queued the next poll does not block.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Deferred {
-    /// Read (or re-offer held input to) the connection with this token.
-    Read(Token),
+    /// Read (or re-offer held input to) this connection.
+    Read(ConnId),
     /// Accept more from the listener at this index.
     Accept(usize),
 }
@@ -164,11 +163,11 @@ pub(crate) struct Shared<H, M> {
     pub(crate) slots: SlotIds,
     /// Connections opened by callbacks, to register when the callback returns.
     pub(crate) opening: Vec<Opening<H>>,
-    /// Messages for connections on this loop, in the order sent: (recipient's token, message).
-    pub(crate) mail: VecDeque<(Token, M)>,
+    /// Messages for connections on this loop, in the order sent: (recipient, message).
+    pub(crate) mail: VecDeque<(ConnId, M)>,
     /// Forwarders paused on a partner's full output: (partner, forwarder). Released when the
     /// partner drains or closes (`reactor/forward.rs`); as short as the number of such pairs.
-    pub(crate) forward_waits: Vec<(Token, Token)>,
+    pub(crate) forward_waits: Vec<(ConnId, ConnId)>,
 }
 
 impl<H, M: Send + 'static> Shared<H, M> {
@@ -191,14 +190,14 @@ impl<H, M: Send + 'static> Shared<H, M> {
         }
     }
 
-    /// Is the connection `token` names open (or about to open)?
+    /// Is the connection `id` open (or about to open)?
     #[inline]
-    pub(crate) fn is_live(&self, token: Token) -> bool {
-        token::as_conn(token).is_some_and(|(slot, generation)| self.slots.is_live(slot, generation))
+    pub(crate) fn is_live(&self, id: ConnId) -> bool {
+        self.slots.is_live(id)
     }
 
     /// Queues `message` for the connection `to`; gives it back if that connection is gone.
-    pub(crate) fn post(&mut self, to: Token, message: M) -> Result<(), M> {
+    pub(crate) fn post(&mut self, to: ConnId, message: M) -> Result<(), M> {
         if !self.is_live(to) {
             self.stats.messages_dropped += 1;
             return Err(message);
@@ -207,11 +206,17 @@ impl<H, M: Send + 'static> Shared<H, M> {
         Ok(())
     }
 
-    /// Reserves a slot for a connection a callback opens and queues it; returns its token.
-    pub(crate) fn open_later(&mut self, stream: Stream, peer: PeerAddr, handler: H, origin: Origin) -> Token {
-        let (slot, generation) = self.slots.reserve();
-        self.opening.push(Opening { slot, generation, stream, peer, handler, origin });
-        token::conn(slot, generation)
+    /// Reserves a slot for a connection a callback opens and queues it; returns its id.
+    pub(crate) fn open_later(
+        &mut self,
+        stream: Stream,
+        peer: PeerAddr,
+        handler: H,
+        origin: Origin,
+    ) -> ConnId {
+        let id = self.slots.reserve();
+        self.opening.push(Opening { id, stream, peer, handler, origin });
+        id
     }
 
     /// The loop's clock: when the current turn started.
@@ -260,10 +265,10 @@ impl<H, M: Send + 'static> Shared<H, M> {
     }
 
     /// Queues a read (or a re-offer of held input) for the next turn, once per connection.
-    pub(crate) fn defer_read(&mut self, core: &mut Core, slot: usize) {
+    pub(crate) fn defer_read(&mut self, core: &mut Core) {
         if !core.flags.has(Flags::READ_DEFERRED) {
             core.flags.insert(Flags::READ_DEFERRED);
-            self.deferred.push_back(Deferred::Read(token::conn(slot, core.generation)));
+            self.deferred.push_back(Deferred::Read(core.id));
         }
     }
 
@@ -278,14 +283,23 @@ impl<H, M: Send + 'static> Shared<H, M> {
         true
     }
 
-    /// Arms a handler timer for the connection `token` names.
-    pub(crate) fn set_conn_timer(&mut self, token: Token, after: Duration) -> TimerId {
-        self.timers.insert(deadline_after(self.now, after), TimerOwner::Handler(token))
+    /// Starts a connection's idle clock (`Config::idle_timeout`), when it opens or its
+    /// connect completes.
+    pub(crate) fn arm_idle_timer(&mut self, core: &mut Core) {
+        if let Some(idle) = self.config.idle_timeout {
+            let deadline = deadline_after(self.now, idle);
+            core.idle_timer = Some(self.timers.insert(deadline, TimerOwner::Idle(core.id)));
+        }
     }
 
-    /// Cancels `id` if it is a handler timer of the connection `token` names.
-    pub(crate) fn cancel_conn_timer(&mut self, token: Token, id: TimerId) -> bool {
-        self.timers.cancel_if(id, |owner| *owner == TimerOwner::Handler(token))
+    /// Arms a handler timer for the connection `conn`.
+    pub(crate) fn set_conn_timer(&mut self, conn: ConnId, after: Duration) -> TimerId {
+        self.timers.insert(deadline_after(self.now, after), TimerOwner::Handler(conn))
+    }
+
+    /// Cancels `id` if it is a handler timer of the connection `conn`.
+    pub(crate) fn cancel_conn_timer(&mut self, conn: ConnId, id: TimerId) -> bool {
+        self.timers.cancel_if(id, |owner| *owner == TimerOwner::Handler(conn))
     }
 
     /// Sends what the current callback staged, straight to the socket; keeps what the
@@ -293,7 +307,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// by `Cx::write` when nothing was queued ahead; a close asked later in the callback
     /// does not take it back.)
     #[inline(always)]
-    pub(crate) fn write_staged(&mut self, core: &mut Core, slot: usize) -> io::Result<()> {
+    pub(crate) fn write_staged(&mut self, core: &mut Core) -> io::Result<()> {
         if self.staging.is_empty() {
             return Ok(());
         }
@@ -306,7 +320,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             }
             sent => {
                 let Shared { staging, stats, registry, .. } = self;
-                keep_unsent(core, slot, staging, sent, stats, registry)
+                keep_unsent(core, staging, sent, stats, registry)
             }
         };
         self.staging.clear();
@@ -316,8 +330,8 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// After a write that came up short: writable events from now on (see the free
     /// function [`watch_writable`]).
     #[inline]
-    pub(crate) fn watch_writable(&self, core: &mut Core, slot: usize) -> io::Result<()> {
-        watch_writable(core, slot, &self.registry)
+    pub(crate) fn watch_writable(&self, core: &mut Core) -> io::Result<()> {
+        watch_writable(core, &self.registry)
     }
 
     /// After a callback: sends what it wrote, applies the watermarks, and carries out the
@@ -328,11 +342,11 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// Inlined: the common case (a steady connection, everything sent) costs a compare or
     /// two after the `write`; the rest is in [`Shared::settle_rest`].
     #[inline(always)]
-    pub(crate) fn settle(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
+    pub(crate) fn settle(&mut self, core: &mut Core) -> Option<Reason> {
         // After `Cx::abort` nothing is staged (it cleared the staging buffer and refuses
         // later writes), so this writes nothing for an aborted connection.
-        if let Err(e) = self.write_staged(core, slot) {
-            log::debug!("conn slot={slot} peer={} write failed: {e}", core.peer);
+        if let Err(e) = self.write_staged(core) {
+            log::debug!("conn {} peer={} write failed: {e}", core.id, core.peer);
             return Some(Reason::Error(e.kind()));
         }
         if core.pending_out() == 0 && core.life.is_steady() {
@@ -340,20 +354,19 @@ impl<H, M: Send + 'static> Shared<H, M> {
             core.check_consistent();
             return None;
         }
-        self.settle_rest(core, slot)
+        self.settle_rest(core)
     }
 
     /// The uncommon part of [`Shared::settle`]: output is pending, or a shutdown or close
     /// waits for the flush, or the connection is to close now.
     #[cold]
     #[inline(never)]
-    fn settle_rest(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
-        let close = self.settle_state(core, slot);
+    fn settle_rest(&mut self, core: &mut Core) -> Option<Reason> {
+        let close = self.settle_state(core);
         #[cfg(debug_assertions)]
         if close.is_none() {
             core.check_consistent();
-            let token = token::conn(slot, core.generation);
-            let listed = self.forward_waits.iter().any(|&(partner, _)| partner == token);
+            let listed = self.forward_waits.iter().any(|&(partner, _)| partner == core.id);
             debug_assert_eq!(
                 core.flags.has(Flags::HOLDS_FORWARDERS),
                 listed,
@@ -364,7 +377,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
     }
 
     /// [`Shared::settle_rest`] without its debug checks.
-    fn settle_state(&mut self, core: &mut Core, slot: usize) -> Option<Reason> {
+    fn settle_state(&mut self, core: &mut Core) -> Option<Reason> {
         if let Life::Closing { reason } = core.life {
             return Some(reason);
         }
@@ -372,7 +385,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
         if pending >= self.config.out_high_watermark && !core.flags.has(Flags::PAUSED_BY_BACKPRESSURE) {
             core.flags.insert(Flags::PAUSED_BY_BACKPRESSURE);
             self.stats.backpressure_pauses += 1;
-            log::trace!("conn slot={slot} peer={} paused: {pending} bytes pending", core.peer);
+            log::trace!("conn {} peer={} paused: {pending} bytes pending", core.id, core.peer);
         }
         if pending > 0 {
             return None;
@@ -381,7 +394,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             // Closed before the connect ended, with nothing to send: nobody to say goodbye to.
             Life::Connecting { close: Some(reason), .. } => Some(reason),
             Life::WriteClosing | Life::ReadClosedWriteClosing => {
-                core.send_fin(slot);
+                core.send_fin();
                 None
             }
             Life::Draining { reason, read_closed, write_closed } => {
@@ -393,15 +406,14 @@ impl<H, M: Send + 'static> Shared<H, M> {
                     return Some(reason);
                 }
                 if !write_closed {
-                    core.send_fin(slot);
+                    core.send_fin();
                 }
                 core.life.linger();
                 self.stats.lingered += 1;
-                let token = token::conn(slot, core.generation);
                 let deadline = deadline_after(self.now, self.config.linger_timeout);
-                core.phase_timer = Some(self.timers.insert(deadline, TimerOwner::Linger(token)));
+                core.phase_timer = Some(self.timers.insert(deadline, TimerOwner::Linger(core.id)));
                 if core.flags.has(Flags::READ_READY) {
-                    self.defer_read(core, slot);
+                    self.defer_read(core);
                 }
                 None
             }
@@ -429,9 +441,9 @@ impl<H, M: Send + 'static> Shared<H, M> {
         }
     }
 
-    /// Submits a job tagged with the connection's token, cancelled by `cancel`; starts the
+    /// Submits a job tagged with the connection's id, cancelled by `cancel`; starts the
     /// pool on first use.
-    pub(crate) fn offload(&mut self, token: Token, cancel: Cancel, job: Job<M>) -> Result<(), OffloadError> {
+    pub(crate) fn offload(&mut self, conn: ConnId, cancel: Cancel, job: Job<M>) -> Result<(), OffloadError> {
         if let Offload::NotStarted = self.offload {
             let threads = match self.config.offload_threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -445,7 +457,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             self.offload = Offload::Running(pool);
         }
         let Offload::Running(pool) = &self.offload else { return Err(OffloadError::Closed) };
-        let result = pool.submit_cancellable(token.0 as u64, cancel, job);
+        let result = pool.submit_cancellable(conn.to_bits(), cancel, job);
         match result {
             Ok(()) => self.stats.offload_submitted += 1,
             Err(_) => self.stats.offload_rejected += 1,
@@ -461,7 +473,6 @@ impl<H, M: Send + 'static> Shared<H, M> {
 #[inline(always)]
 pub(crate) fn send_or_keep(
     core: &mut Core,
-    slot: usize,
     data: &[u8],
     stats: &mut Stats,
     registry: &Registry,
@@ -473,7 +484,7 @@ pub(crate) fn send_or_keep(
             stats.bytes_out += n as u64;
             Ok(())
         }
-        sent => keep_unsent(core, slot, data, sent, stats, registry),
+        sent => keep_unsent(core, data, sent, stats, registry),
     }
 }
 
@@ -483,7 +494,6 @@ pub(crate) fn send_or_keep(
 #[inline(never)]
 fn keep_unsent(
     core: &mut Core,
-    slot: usize,
     data: &[u8],
     sent: io::Result<usize>,
     stats: &mut Stats,
@@ -496,7 +506,7 @@ fn keep_unsent(
         // Tell the handler when this has gone out (`on_drained`).
         core.flags.insert(Flags::DRAINED_PENDING);
     }
-    watch_writable(core, slot, registry)
+    watch_writable(core, registry)
 }
 
 /// Appends `data` to the connection's pending output, counted.
@@ -515,17 +525,16 @@ fn keep(core: &mut Core, data: &[u8], stats: &mut Stats) {
 /// does asks once and keeps it. No writable edge is missed: the kernel checks readiness
 /// when the interest changes and reports a socket writable already.
 #[inline]
-fn watch_writable(core: &mut Core, slot: usize, registry: &Registry) -> io::Result<()> {
+fn watch_writable(core: &mut Core, registry: &Registry) -> io::Result<()> {
     if core.flags.exactly(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST, Flags::WRITE_BLOCKED) {
-        register_writable(core, slot, registry)?;
+        register_writable(core, registry)?;
     }
     Ok(())
 }
 
 #[cold]
 #[inline(never)]
-fn register_writable(core: &mut Core, slot: usize, registry: &Registry) -> io::Result<()> {
+fn register_writable(core: &mut Core, registry: &Registry) -> io::Result<()> {
     core.flags.insert(Flags::WRITE_INTEREST);
-    let token = token::conn(slot, core.generation);
-    registry.reregister(&mut core.stream, token, Interest::READABLE | Interest::WRITABLE)
+    registry.reregister(&mut core.stream, core.id.token(), Interest::READABLE | Interest::WRITABLE)
 }

@@ -3,7 +3,7 @@
 //! the reactor).
 //!
 //! ```text
-//!   Cx::connect / adopt ──► SlotIds::reserve ──► (slot, generation) = the new ConnId, now
+//!   Cx::connect / adopt ──► SlotIds::reserve ──► the new ConnId (slot, generation), now
 //!                                 │
 //!   after the callback ───────────┴──► Table::put(slot, conn) ──► events, mail, timers find it
 //!   close ──► Table::take(slot) ──► SlotIds::release(slot)
@@ -20,7 +20,7 @@
 //! Freed slots are reused last-in first-out (the most recently freed is the warmest in the
 //! cache); a reused slot gets a new generation, so ids of closed connections never match it.
 
-use crate::token;
+use crate::token::{self, ConnId};
 
 /// Which slots are taken, by which generation, and which are free.
 #[derive(Debug, Default)]
@@ -37,7 +37,7 @@ pub(crate) struct SlotIds {
 
 impl SlotIds {
     /// Takes a free slot (or a new one) for a connection with a new generation.
-    pub(crate) fn reserve(&mut self) -> (usize, u32) {
+    pub(crate) fn reserve(&mut self) -> ConnId {
         self.generation = token::next_generation(self.generation);
         let slot = self.free.pop().unwrap_or_else(|| {
             self.taken.push(None);
@@ -46,7 +46,7 @@ impl SlotIds {
         debug_assert!(self.taken[slot].is_none(), "slot {slot} handed out twice");
         self.taken[slot] = Some(self.generation);
         self.count += 1;
-        (slot, self.generation)
+        ConnId::new(slot, self.generation)
     }
 
     /// Frees `slot` for reuse.
@@ -57,10 +57,10 @@ impl SlotIds {
         self.count -= 1;
     }
 
-    /// Is `slot` taken by the connection of this `generation`?
+    /// Is `id`'s slot still taken by that connection?
     #[inline]
-    pub(crate) fn is_live(&self, slot: usize, generation: u32) -> bool {
-        self.taken.get(slot).copied().flatten() == Some(generation)
+    pub(crate) fn is_live(&self, id: ConnId) -> bool {
+        self.taken.get(id.slot()).copied().flatten() == Some(id.generation())
     }
 
     /// How many slots are taken (open connections and ones about to open).
@@ -155,17 +155,17 @@ mod tests {
     #[test]
     fn reserve_release_reuse_with_new_generation() {
         let mut ids = SlotIds::default();
-        let (a, ga) = ids.reserve();
-        let (b, _) = ids.reserve();
-        assert_ne!(a, b);
+        let a = ids.reserve();
+        let b = ids.reserve();
+        assert_ne!(a.slot(), b.slot());
         assert_eq!(ids.len(), 2);
-        ids.release(a);
-        assert!(!ids.is_live(a, ga));
-        let (c, gc) = ids.reserve();
-        assert_eq!(c, a, "the freed slot is reused");
-        assert_ne!(gc, ga, "with a new generation");
-        assert!(ids.is_live(c, gc));
-        assert!(!ids.is_live(99, gc));
+        ids.release(a.slot());
+        assert!(!ids.is_live(a));
+        let c = ids.reserve();
+        assert_eq!(c.slot(), a.slot(), "the freed slot is reused");
+        assert_ne!(c.generation(), a.generation(), "with a new generation");
+        assert!(ids.is_live(c) && !ids.is_live(a));
+        assert!(!ids.is_live(ConnId::new(99, c.generation())));
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! How a `mio::Token` names what an event is for.
+//! A connection's identity (`ConnId`), and how a `mio::Token` names what an event is for.
 //!
 //! ```text
-//!   mio::Token(usize) ──decode──► Target::Conn { slot, generation }  ─► slab[slot], if its generation matches
+//!   mio::Token(usize) ──decode──► Target::Conn(ConnId { slot, generation }) ─► table[slot], if its generation matches
 //!                                 Target::Listener(index)            ─► listeners[index]
 //!                                 Target::Source(index)              ─► the embedder's own mio sources
 //!                                 Target::Waker                      ─► shutdown flag, offload results
@@ -13,8 +13,14 @@
 //! poll batch) decodes to a generation that no longer matches and is dropped as stale. This is
 //! nginx's `instance` bit, widened to many bits.
 //!
-//! This module only encodes and decodes; it knows nothing about slabs or sockets. It is
-//! public only so the micro-benchmarks can reach it (hidden from the docs, not an API).
+//! A connection's `ConnId` is the same bits as its token, so an id is a token and a token
+//! is an id with no arithmetic; `ConnId` is the one identity the reactor stores for a
+//! connection (in timers, mail, job tags, forwarding), and the raw token appears only where
+//! mio is spoken to. This module only encodes and decodes; it knows nothing about tables or
+//! sockets. `ConnId` is re-exported at the crate root; the rest is public only so the
+//! micro-benchmarks can reach it (hidden from the docs, not an API).
+
+use std::fmt;
 
 use mio::Token;
 
@@ -38,6 +44,63 @@ pub const MAX_SLOT: usize = (1 << SLOT_BITS) - 1;
 
 /// The token of the reactor's one `mio::Waker`.
 pub const WAKER: Token = Token(TAG_WAKER << PAYLOAD_BITS);
+
+/// Identifies a connection for as long as it is open: its slot in the reactor's table and
+/// the generation of the connection in that slot, so the id of a closed connection never
+/// names the one that reuses its slot. The one identity the reactor keeps for a connection:
+/// in its timers, messages, offloaded jobs, forwarding and deferred work alike; its
+/// `mio::Token` is the same bits.
+///
+/// Prints as `#SLOT.GENERATION` (`#3.17`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(usize);
+
+impl ConnId {
+    /// The connection in `slot`, of this `generation`.
+    pub(crate) fn new(slot: usize, generation: u32) -> ConnId {
+        ConnId(conn(slot, generation).0)
+    }
+
+    /// Its slot in the reactor's connection table (reused after it closes).
+    #[inline]
+    pub fn slot(self) -> usize {
+        self.0 & MAX_SLOT
+    }
+
+    /// Which occupant of its slot it is.
+    #[inline]
+    pub fn generation(self) -> u32 {
+        ((self.0 & ((1 << PAYLOAD_BITS) - 1)) >> SLOT_BITS) as u32
+    }
+
+    /// The token its socket is registered with.
+    #[inline]
+    pub(crate) fn token(self) -> Token {
+        Token(self.0)
+    }
+
+    /// The bits an offloaded job is tagged with (the pool knows nothing of connections).
+    pub(crate) fn to_bits(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// The connection a job tag names.
+    pub(crate) fn from_bits(bits: u64) -> ConnId {
+        ConnId(bits as usize)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.slot(), self.generation())
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({self})")
+    }
+}
 
 /// What a token that is not a connection's points at (see [`as_conn`] for those).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +126,8 @@ pub fn service(token: Token) -> Service {
 /// What an event's token points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// A connection in slab slot `slot`, valid only while the slot's generation matches.
-    Conn { slot: usize, generation: u32 },
+    /// A connection, valid only while its slot's generation matches.
+    Conn(ConnId),
     /// The listener at this index in the reactor's listener table.
     Listener(usize),
     /// The embedder's source at this index in the reactor's source table.
@@ -91,12 +154,12 @@ pub fn source(index: usize) -> Token {
     Token((TAG_SOURCE << PAYLOAD_BITS) | index)
 }
 
-/// The slot and generation of a connection's token; `None` for any other token. The event
-/// loop's fast path: one compare instead of a full `decode`.
+/// The connection a token names; `None` for any other token. The event loop's fast path:
+/// one compare instead of a full `decode`.
 #[inline]
-pub fn as_conn(token: Token) -> Option<(usize, u32)> {
+pub fn as_conn(token: Token) -> Option<ConnId> {
     if token.0 >> PAYLOAD_BITS == TAG_CONN {
-        Some((token.0 & MAX_SLOT, (token.0 >> SLOT_BITS) as u32))
+        Some(ConnId(token.0))
     } else {
         None
     }
@@ -106,8 +169,8 @@ pub fn as_conn(token: Token) -> Option<(usize, u32)> {
 /// is a connection's, and this way it costs the reactor's dispatch one compare.
 #[inline]
 pub fn decode(token: Token) -> Target {
-    if let Some((slot, generation)) = as_conn(token) {
-        return Target::Conn { slot, generation };
+    if let Some(id) = as_conn(token) {
+        return Target::Conn(id);
     }
     let payload = token.0 & ((1 << PAYLOAD_BITS) - 1);
     match token.0 >> PAYLOAD_BITS {
@@ -124,12 +187,16 @@ mod tests {
     #[test]
     fn round_trips_every_kind() {
         for (slot, generation) in [(0, 0), (7, 1), (MAX_SLOT, 12345), (1 << 20, next_generation(u32::MAX))] {
-            assert_eq!(decode(conn(slot, generation)), Target::Conn { slot, generation });
+            let id = ConnId::new(slot, generation);
+            assert_eq!(decode(conn(slot, generation)), Target::Conn(id));
+            assert_eq!((id.slot(), id.generation()), (slot, generation));
+            assert_eq!(ConnId::from_bits(id.to_bits()), id);
         }
+        assert_eq!(ConnId::new(3, 17).to_string(), "#3.17");
         assert_eq!(decode(listener(3)), Target::Listener(3));
         assert_eq!(decode(source(9)), Target::Source(9));
         assert_eq!(decode(WAKER), Target::Waker);
-        assert_eq!(as_conn(conn(MAX_SLOT, 12345)), Some((MAX_SLOT, 12345)));
+        assert_eq!(as_conn(conn(MAX_SLOT, 12345)), Some(ConnId::new(MAX_SLOT, 12345)));
         assert_eq!(as_conn(listener(0)), None);
         assert_eq!(as_conn(WAKER), None);
     }
@@ -144,6 +211,6 @@ mod tests {
     fn generation_wraps_within_its_bits() {
         let mut generation = (1u32 << GENERATION_BITS.min(31)) - 1;
         generation = next_generation(generation);
-        assert_eq!(decode(conn(1, generation)), Target::Conn { slot: 1, generation });
+        assert_eq!(decode(conn(1, generation)), Target::Conn(ConnId::new(1, generation)));
     }
 }

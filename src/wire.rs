@@ -49,7 +49,7 @@ impl Core {
                 Ok(0) => {
                     self.flags.remove(Flags::READ_READY);
                     self.life.peer_finished();
-                    log::trace!("peer={} sent EOF", self.peer);
+                    log::trace!("conn {} peer={} sent EOF", self.id, self.peer);
                     return Recv::Eof;
                 }
                 Ok(n) => {
@@ -118,9 +118,9 @@ impl Core {
 
     /// Sends FIN (`shutdown(Write)`) and records it in the connection's life. Called once
     /// its output is flushed, by `settle` (a write shutdown or a lingering close).
-    pub(crate) fn send_fin(&mut self, slot: usize) {
+    pub(crate) fn send_fin(&mut self) {
         if let Err(e) = self.stream.shutdown(std::net::Shutdown::Write) {
-            log::debug!("conn slot={slot} peer={} shutdown(Write) failed: {e}", self.peer);
+            log::debug!("conn {} peer={} shutdown(Write) failed: {e}", self.id, self.peer);
         }
         self.life.fin_sent();
     }

@@ -274,11 +274,11 @@ impl<H: Handler> Reactor<H> {
             return;
         };
         let origin = Origin::Accepted { nodelay_inherited: listener.nodelay_inherited };
-        let (slot, generation) = self.shared.slots.reserve();
-        let opening = Opening { slot, generation, stream, peer, handler, origin };
+        let id = self.shared.slots.reserve();
+        let opening = Opening { id, stream, peer, handler, origin };
         self.shared.stats.accepted += 1;
         if let Err(e) = self.install(opening) {
-            log::warn!("conn slot={slot}: could not register an accepted connection: {e}");
+            log::warn!("conn {id}: could not register an accepted connection: {e}");
         }
     }
 

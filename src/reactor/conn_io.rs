@@ -24,8 +24,6 @@
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
-use mio::Token;
-
 use super::{Reactor, Ready};
 use crate::conn::{Conn, Flushed, KEEP_BUFFER_BYTES};
 use crate::flags::Flags;
@@ -35,6 +33,7 @@ use crate::offload::JobError;
 use crate::shared::{Shared, TimerOwner};
 use crate::stats::Reason;
 use crate::timer::{deadline_after, TimerId};
+use crate::token::ConnId;
 use crate::wire::Recv;
 
 /// How a read loop ended, when it did not simply drain the socket.
@@ -55,14 +54,15 @@ impl<H: Handler> Reactor<H> {
     /// common event (readable, perhaps writable, no output pending) goes straight to the
     /// read; errors and hang-ups take the general path, `conn_trouble`.
     #[inline(always)]
-    pub(super) fn conn_ready(&mut self, slot: usize, generation: u32, ready: Ready<'_>) {
+    pub(super) fn conn_ready(&mut self, id: ConnId, ready: Ready<'_>) {
         if ready.is_trouble() {
-            self.conn_trouble(slot, generation, ready);
+            self.conn_trouble(id, ready);
             return;
         }
         let Reactor { conns, shared, scratch, .. } = self;
+        let slot = id.slot();
         let conn = match conns.get_mut(slot) {
-            Some(conn) if conn.core.generation == generation => conn,
+            Some(conn) if conn.core.id == id => conn,
             // The connection this event was for has closed; the slot may already hold a
             // new one. Never deliver it there.
             _ => {
@@ -90,8 +90,9 @@ impl<H: Handler> Reactor<H> {
     /// slot.
     #[cold]
     #[inline(never)]
-    fn conn_trouble(&mut self, slot: usize, generation: u32, ready: Ready<'_>) {
-        let Some(conn) = self.conns.get_mut(slot).filter(|conn| conn.core.generation == generation) else {
+    fn conn_trouble(&mut self, id: ConnId, ready: Ready<'_>) {
+        let slot = id.slot();
+        let Some(conn) = self.conns.get_mut(slot).filter(|conn| conn.core.id == id) else {
             self.shared.stats.stale_events += 1;
             return;
         };
@@ -189,7 +190,7 @@ impl<H: Handler> Reactor<H> {
         let Reactor { conns, shared, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
         let started = shared.config.slow_callback.map(|_| std::time::Instant::now());
-        let mut cx = Cx::new(&mut conn.core, shared, slot);
+        let mut cx = Cx::new(&mut conn.core, shared);
         let handler = &mut conn.handler;
         // Don't let one handler's panic take down every other connection. (`on_data`,
         // the per-message callback, is guarded per turn instead: see `run_once`.)
@@ -223,7 +224,7 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn settle_or_close(&mut self, slot: usize) {
         let Reactor { conns, shared, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
-        if let Some(reason) = shared.settle(&mut conn.core, slot) {
+        if let Some(reason) = shared.settle(&mut conn.core) {
             self.close_now(slot, reason);
         }
     }
@@ -243,7 +244,7 @@ impl<H: Handler> Reactor<H> {
         let before = conn.core.pending_out();
         // (Called on an error or hang-up event too, which may come before any short write.)
         let result = conn.core.write_out().and_then(|done| {
-            self.shared.watch_writable(&mut conn.core, slot)?;
+            self.shared.watch_writable(&mut conn.core)?;
             Ok(done)
         });
         match result {
@@ -264,7 +265,7 @@ impl<H: Handler> Reactor<H> {
                     // the pause was never offered: no event will announce either, so go back
                     // for them (regression: `resume_read_during_backpressure_serves_held_input`).
                     if conn.core.flags.has(Flags::READ_READY) || !conn.input.is_empty() {
-                        self.shared.defer_read(&mut conn.core, slot);
+                        self.shared.defer_read(&mut conn.core);
                     }
                 }
                 if flushed == Flushed::All && conn.core.flags.has(Flags::DRAINED_PENDING) {
@@ -284,8 +285,8 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// A handler's timer fired: `on_timer`, if its connection is still the one that set it.
-    pub(super) fn handler_timer_due(&mut self, token: Token, id: TimerId) {
-        match self.live_slot(token) {
+    pub(super) fn handler_timer_due(&mut self, conn: ConnId, id: TimerId) {
+        match self.live_slot(conn) {
             Some(slot) => {
                 self.conns[slot].core.forget_timer(id);
                 self.shared.stats.timers_fired += 1;
@@ -297,8 +298,8 @@ impl<H: Handler> Reactor<H> {
 
     /// A connection's idle timer fired: closes it if it has been quiet for the whole idle
     /// timeout, else re-arms for the remainder.
-    pub(super) fn idle_timer_due(&mut self, token: Token) {
-        let Some(slot) = self.live_slot(token) else { return };
+    pub(super) fn idle_timer_due(&mut self, id: ConnId) {
+        let Some(slot) = self.live_slot(id) else { return };
         let now = self.shared.now;
         let idle = self.shared.config.idle_timeout.expect("cannot fail: idle timers need it");
         let core = &mut self.conns[slot].core;
@@ -311,21 +312,21 @@ impl<H: Handler> Reactor<H> {
             // Activity since the timer was armed: re-arm for the remainder rather than
             // touching the heap on every read or write.
             let deadline = deadline_after(quiet_since, idle);
-            core.idle_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Idle(token)));
+            core.idle_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Idle(id)));
         }
     }
 
     /// A lingering close has waited long enough for the peer's EOF: close now.
-    pub(super) fn linger_timer_due(&mut self, token: Token) {
-        let Some(slot) = self.live_slot(token) else { return };
+    pub(super) fn linger_timer_due(&mut self, id: ConnId) {
+        let Some(slot) = self.live_slot(id) else { return };
         if let Life::Lingering { reason } = self.conns[slot].core.life {
             self.close_now(slot, reason);
         }
     }
 
     /// An offloaded job finished: `on_done`, if the connection that submitted it still exists.
-    pub(super) fn job_done(&mut self, token: Token, result: Result<H::Msg, JobError>) {
-        match self.live_slot(token) {
+    pub(super) fn job_done(&mut self, conn: ConnId, result: Result<H::Msg, JobError>) {
+        match self.live_slot(conn) {
             Some(slot) => {
                 if result.is_err() {
                     self.shared.stats.offload_panics += 1;
@@ -364,7 +365,7 @@ impl<H: Handler> Reactor<H> {
         // From here on writes are discarded (it takes no output) and nothing is staged.
         core.life.closed(reason);
         let handler = &mut conn.handler;
-        let mut cx = Cx::new(core, &mut self.shared, slot);
+        let mut cx = Cx::new(core, &mut self.shared);
         if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(reason, &mut cx))).is_err() {
             log::error!("conn slot={slot}: handler panicked in on_close");
         }
@@ -373,7 +374,7 @@ impl<H: Handler> Reactor<H> {
         if let Some(cancel) = core.cancel.take() {
             cancel.cancel();
             if let Some(pool) = self.shared.offload.pool() {
-                pool.cancel(crate::token::conn(slot, core.generation).0 as u64);
+                pool.cancel(core.id.to_bits());
             }
         }
         // A closed connection's timers would otherwise sit in the heap until their
@@ -460,7 +461,7 @@ fn read_input<H: Handler>(
                 if budget == 0 {
                     if conn.core.wants_read() {
                         shared.stats.read_budget_yields += 1;
-                        shared.defer_read(&mut conn.core, slot);
+                        shared.defer_read(&mut conn.core);
                     }
                     return None;
                 }
@@ -502,7 +503,7 @@ fn deliver<H: Handler>(
     shared.in_handler = Some(slot);
     // (The stall detector times `on_data` from the turn, around the whole event: see
     // `Reactor::turn`. A clock read here would sit on the hot path.)
-    conn.handler.on_data(&mut input, &mut Cx::new(&mut conn.core, shared, slot));
+    conn.handler.on_data(&mut input, &mut Cx::new(&mut conn.core, shared));
     shared.in_handler = None;
     let consumed = input.consumed();
     // Keep what the handler did not consume, and only that. `INPUT_HELD` follows it, for
@@ -521,5 +522,5 @@ fn deliver<H: Handler>(
             }
         }
     }
-    shared.settle(&mut conn.core, slot)
+    shared.settle(&mut conn.core)
 }

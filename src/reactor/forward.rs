@@ -22,8 +22,6 @@
 
 use std::io;
 
-use mio::Token;
-
 use super::conn_io::ReadEnd;
 use super::Reactor;
 use crate::conn::Core;
@@ -31,7 +29,6 @@ use crate::flags::Flags;
 use crate::handler::Handler;
 use crate::shared::{send_or_keep, Shared};
 use crate::stats::Reason;
-use crate::token;
 use crate::wire::Recv;
 
 /// What one pass of the forwarding loop found.
@@ -75,16 +72,16 @@ impl<H: Handler> Reactor<H> {
     /// connections callbacks opened first (a client forwarding to the upstream it has just
     /// begun to connect).
     fn partner_of(&mut self, slot: usize) -> Option<usize> {
-        let token = self.conns.get(slot)?.core.forward?;
-        let (to, generation) = token::as_conn(token)?;
-        if !self.shared.slots.is_live(to, generation) {
+        let id = self.conns.get(slot)?.core.forward?;
+        if !self.shared.slots.is_live(id) {
             return None;
         }
+        let to = id.slot();
         if !self.conns.contains(to) {
             self.open_queued();
         }
         let partner = &self.conns.get(to)?.core;
-        (partner.generation == generation && partner.life.takes_output()).then_some(to)
+        (partner.id == id && partner.life.takes_output()).then_some(to)
     }
 
     /// One read (or the held input) passed from `slot` to `to`.
@@ -103,7 +100,7 @@ impl<H: Handler> Reactor<H> {
         if !from.input.is_empty() {
             let held = std::mem::take(&mut from.input);
             from.core.flags.remove(Flags::INPUT_HELD);
-            if let Err(e) = pass(&mut into.core, to, shared, &held) {
+            if let Err(e) = pass(&mut into.core, shared, &held) {
                 return Step::PartnerFailed(to, e.kind());
             }
             return Step::More;
@@ -116,7 +113,7 @@ impl<H: Handler> Reactor<H> {
             Recv::Data(n) => {
                 shared.stats.bytes_in += n as u64;
                 from.core.last_active = shared.now;
-                if let Err(e) = pass(&mut into.core, to, shared, &scratch[..n]) {
+                if let Err(e) = pass(&mut into.core, shared, &scratch[..n]) {
                     return Step::PartnerFailed(to, e.kind());
                 }
                 *budget = budget.saturating_sub(n);
@@ -124,7 +121,7 @@ impl<H: Handler> Reactor<H> {
                     Step::Wait
                 } else if *budget == 0 {
                     shared.stats.read_budget_yields += 1;
-                    shared.defer_read(&mut from.core, slot);
+                    shared.defer_read(&mut from.core);
                     Step::Wait
                 } else {
                     Step::More
@@ -154,22 +151,20 @@ impl<H: Handler> Reactor<H> {
         let Reactor { conns, shared, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
         conn.core.flags.remove(Flags::HOLDS_FORWARDERS);
-        let full = token::conn(slot, conn.core.generation);
+        let full = conn.core.id;
         // Taken out for the walk, which needs `shared` too (to queue the reads).
         let mut waits = std::mem::take(&mut shared.forward_waits);
         waits.retain(|&(partner, forwarder)| {
             if partner != full {
                 return true;
             }
-            if let Some((from, from_generation)) = token::as_conn(forwarder) {
-                match conns.get_mut(from) {
-                    Some(conn) if conn.core.generation == from_generation => {
-                        conn.core.flags.remove(Flags::PAUSED_BY_PARTNER);
-                        // Its readiness was left unread while paused: no event will say so.
-                        shared.defer_read(&mut conn.core, from);
-                    }
-                    _ => {}
+            match conns.get_mut(forwarder.slot()) {
+                Some(conn) if conn.core.id == forwarder => {
+                    conn.core.flags.remove(Flags::PAUSED_BY_PARTNER);
+                    // Its readiness was left unread while paused: no event will say so.
+                    shared.defer_read(&mut conn.core);
                 }
+                _ => {}
             }
             false
         });
@@ -189,7 +184,7 @@ fn hold<H, M: Send + 'static>(
     from.flags.insert(Flags::PAUSED_BY_PARTNER);
     into.flags.insert(Flags::HOLDS_FORWARDERS);
     shared.stats.backpressure_pauses += 1;
-    let entry: (Token, Token) = (token::conn(to, into.generation), token::conn(slot, from.generation));
+    let entry = (into.id, from.id);
     if !shared.forward_waits.contains(&entry) {
         shared.forward_waits.push(entry);
     }
@@ -199,18 +194,13 @@ fn hold<H, M: Send + 'static>(
 /// Writes `data` to the connection `into` as its handler's `Cx::write` would, but at once:
 /// straight to the socket when nothing is queued ahead (`send_or_keep`, the path a
 /// callback's output takes), else behind its queued output or a connect in progress.
-fn pass<H, M: Send + 'static>(
-    into: &mut Core,
-    to: usize,
-    shared: &mut Shared<H, M>,
-    data: &[u8],
-) -> io::Result<()> {
+fn pass<H, M: Send + 'static>(into: &mut Core, shared: &mut Shared<H, M>, data: &[u8]) -> io::Result<()> {
     if !into.can_write_through() {
         shared.queue_output(into, data);
         return Ok(());
     }
     let sent_before = shared.stats.bytes_out;
-    send_or_keep(into, to, data, &mut shared.stats, &shared.registry)?;
+    send_or_keep(into, data, &mut shared.stats, &shared.registry)?;
     // Output the kernel took is activity on the partner (a tunnel is not idle).
     if shared.stats.bytes_out != sent_before {
         into.last_active = shared.now;

@@ -28,11 +28,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use mio::{Token, Waker};
+use mio::Waker;
 
 use super::Reactor;
-use crate::handler::{ConnId, Handler};
+use crate::handler::Handler;
 use crate::stream::Stream;
+use crate::token::ConnId;
 
 /// Why a [`Sender`] could not hand something to its reactor; carries it back.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,7 +67,7 @@ impl<T: fmt::Debug> std::error::Error for SendError<T> {}
 
 /// What another thread hands the loop.
 enum Inbound<H: Handler> {
-    Message(Token, H::Msg),
+    Message(ConnId, H::Msg),
     Adopt(Stream, Box<dyn FnOnce() -> H + Send>),
 }
 
@@ -172,7 +173,7 @@ impl<H: Handler> Sender<H> {
     /// items wait already, [`SendError::Closed`] once the reactor has stopped; both give
     /// the message back.
     pub fn send(&self, to: ConnId, message: H::Msg) -> Result<(), SendError<H::Msg>> {
-        self.push(Inbound::Message(Token(to.0), message)).map_err(|e| match e {
+        self.push(Inbound::Message(to, message)).map_err(|e| match e {
             SendError::Full(Inbound::Message(_, m)) => SendError::Full(m),
             SendError::Closed(Inbound::Message(_, m)) => SendError::Closed(m),
             _ => unreachable!("a message comes back as a message"),
@@ -233,7 +234,7 @@ impl<H: Handler> Reactor<H> {
     ///
     /// The message back if `to` is closed.
     pub fn send(&mut self, to: ConnId, message: H::Msg) -> Result<(), H::Msg> {
-        self.shared.post(Token(to.0), message)
+        self.shared.post(to, message)
     }
 
     /// Takes what other threads queued: messages join the loop's own mail, streams are

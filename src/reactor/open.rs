@@ -28,13 +28,13 @@ use mio::Interest;
 use super::Reactor;
 use crate::conn::{Conn, Core};
 use crate::flags::Flags;
-use crate::handler::{ConnId, Handler};
+use crate::handler::Handler;
 use crate::life::Life;
 use crate::shared::{Opening, Origin, TimerOwner};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::deadline_after;
-use crate::token;
+use crate::token::ConnId;
 
 impl<H: Handler> Reactor<H> {
     /// Opens an outbound TCP connection served by `handler` (see [`Cx::connect`](crate::Cx::connect),
@@ -76,16 +76,15 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn open_now(&mut self, stream: Stream, peer: PeerAddr, handler: H, origin: Origin) -> io::Result<ConnId> {
-        let (slot, generation) = self.shared.slots.reserve();
-        let opening = Opening { slot, generation, stream, peer, handler, origin };
-        self.install(opening).map(|()| ConnId(token::conn(slot, generation).0))
+        let id = self.shared.slots.reserve();
+        self.install(Opening { id, stream, peer, handler, origin }).map(|()| id)
     }
 
     /// Installs the connections callbacks opened (`Cx::connect`, `Cx::adopt`), in order.
     pub(super) fn open_queued(&mut self) {
         while !self.shared.opening.is_empty() {
             for opening in std::mem::take(&mut self.shared.opening) {
-                let (slot, peer) = (opening.slot, opening.peer.clone());
+                let (slot, peer) = (opening.id.slot(), opening.peer.clone());
                 if let Err(e) = self.install(opening) {
                     log::warn!("conn slot={slot} peer={peer}: could not register: {e}");
                 }
@@ -100,15 +99,15 @@ impl<H: Handler> Reactor<H> {
     /// An accepted connection costs `accept4` and the `epoll_ctl` here, nothing more where
     /// its listener passed `TCP_NODELAY` on (as nginx's accept path: no per-socket option).
     pub(super) fn install(&mut self, opening: Opening<H>) -> io::Result<()> {
-        let Opening { slot, generation, mut stream, peer, handler, origin } = opening;
-        let token = token::conn(slot, generation);
+        let Opening { id, mut stream, peer, handler, origin } = opening;
+        let slot = id.slot();
         // Reading only, unless connecting (the connect's end is a writable event): writable
         // events are asked for after the first short write (`Shared::watch_writable`).
         let interest = match origin {
             Origin::Connecting => Interest::READABLE | Interest::WRITABLE,
             _ => Interest::READABLE,
         };
-        let registered = self.poll.registry().register(&mut stream, token, interest);
+        let registered = self.poll.registry().register(&mut stream, id.token(), interest);
         if let Err(e) = registered {
             self.shared.slots.release(slot);
             return Err(e);
@@ -121,7 +120,7 @@ impl<H: Handler> Reactor<H> {
         }
         let now = self.shared.now;
         let life = if origin == Origin::Connecting { Life::connecting() } else { Life::Open };
-        let mut core = Core::new(stream, peer, generation, life, now);
+        let mut core = Core::new(stream, peer, id, life, now);
         self.shared.stats.active += 1;
         if origin == Origin::Adopted {
             core.flags.insert(Flags::ADOPTED);
@@ -131,23 +130,16 @@ impl<H: Handler> Reactor<H> {
             // connect's end with a writable (or error) event: `on_writable` → `connect_ready`.
             core.flags.insert(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST);
             let deadline = deadline_after(now, self.shared.config.connect_timeout);
-            core.phase_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Connect(token)));
+            core.phase_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Connect(id)));
             log::debug!("conn slot={slot} peer={} connecting", core.peer);
             self.conns.put(slot, Conn { handler, input: Vec::new(), core });
         } else {
-            self.arm_idle_timer(&mut core, token);
+            self.shared.arm_idle_timer(&mut core);
             log::debug!("conn slot={slot} peer={} open", core.peer);
             self.conns.put(slot, Conn { handler, input: Vec::new(), core });
             self.callback(slot, "on_open", |handler, cx| handler.on_open(cx));
         }
         Ok(())
-    }
-
-    fn arm_idle_timer(&mut self, core: &mut Core, token: mio::Token) {
-        if let Some(idle) = self.shared.config.idle_timeout {
-            let deadline = deadline_after(self.shared.now, idle);
-            core.idle_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Idle(token)));
-        }
     }
 
     /// A connecting socket reported writable or an error: the connect has ended, one way or
@@ -176,11 +168,7 @@ impl<H: Handler> Reactor<H> {
         }
         // The idle clock starts now, not when the connect began.
         core.last_active = shared.now;
-        let token = token::conn(slot, core.generation);
-        if let Some(idle) = shared.config.idle_timeout {
-            let deadline = deadline_after(shared.now, idle);
-            core.idle_timer = Some(shared.timers.insert(deadline, TimerOwner::Idle(token)));
-        }
+        shared.arm_idle_timer(core);
         shared.stats.connected += 1;
         log::debug!("conn slot={slot} peer={} connected", core.peer);
         if core.life.is_open() {
@@ -193,8 +181,8 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// The connect timer fired: a connection still connecting is closed.
-    pub(super) fn connect_timer_due(&mut self, token: mio::Token) {
-        let Some(slot) = self.live_slot(token) else { return };
+    pub(super) fn connect_timer_due(&mut self, id: ConnId) {
+        let Some(slot) = self.live_slot(id) else { return };
         let core = &mut self.conns[slot].core;
         if core.life.is_connecting() {
             core.phase_timer = None;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::flags::Flags;
-use crate::{Cx, Input, Reason};
+use crate::{ConnId, Cx, Input, Reason};
 
 /// What each connection received, by connection name.
 type Log = Rc<RefCell<Vec<(&'static str, Vec<u8>)>>>;
@@ -55,9 +55,9 @@ fn recorders(names: &[&'static str]) -> (Reactor<Recorder>, std::net::SocketAddr
     (reactor, addr, log)
 }
 
-fn the_only_token(reactor: &Reactor<Recorder>) -> (usize, u32) {
-    let (slot, conn) = reactor.conns.iter().next().expect("one connection");
-    (slot, conn.core.generation)
+fn the_only_id(reactor: &Reactor<Recorder>) -> ConnId {
+    let (_, conn) = reactor.conns.iter().next().expect("one connection");
+    conn.core.id
 }
 
 /// The ABA case: connection A closes, its slab slot is reused by B, and an event still
@@ -69,25 +69,24 @@ fn a_stale_token_for_a_reused_slot_is_dropped() {
 
     let _a = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conn_count() == 1);
-    let (slot_a, generation_a) = the_only_token(&reactor);
-    reactor.close_now(slot_a, Reason::Local);
+    let a_id = the_only_id(&reactor);
+    reactor.close_now(a_id.slot(), Reason::Local);
 
     let mut b = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conn_count() == 1);
-    let (slot_b, generation_b) = the_only_token(&reactor);
-    assert_eq!(slot_b, slot_a, "the slab reuses the freed slot");
-    assert_ne!(generation_b, generation_a);
+    let b_id = the_only_id(&reactor);
+    assert_eq!(b_id.slot(), a_id.slot(), "the table reuses the freed slot");
+    assert_ne!(b_id.generation(), a_id.generation());
 
     b.write_all(b"for B").unwrap();
     // Let the bytes reach B's socket without dispatching them, so only our synthetic
     // events can deliver them.
     std::thread::sleep(Duration::from_millis(50));
-    let stale = token::conn(slot_a, generation_a);
-    reactor.dispatch(stale, Ready::READABLE);
+    reactor.dispatch(a_id.token(), Ready::READABLE);
     assert_eq!(reactor.stats().stale_events, 1);
     assert!(log.borrow().is_empty(), "a stale event reached the new connection");
 
-    reactor.dispatch(token::conn(slot_b, generation_b), Ready::READABLE);
+    reactor.dispatch(b_id.token(), Ready::READABLE);
     assert_eq!(*log.borrow(), vec![("B", b"for B".to_vec())]);
 }
 
@@ -98,9 +97,9 @@ fn spurious_readiness_is_harmless() {
     let (mut reactor, addr, log) = recorders(&["X"]);
     let _x = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conn_count() == 1);
-    let (slot, generation) = the_only_token(&reactor);
+    let id = the_only_id(&reactor);
     for _ in 0..2 {
-        reactor.dispatch(token::conn(slot, generation), Ready::READABLE | Ready::WRITABLE);
+        reactor.dispatch(id.token(), Ready::READABLE | Ready::WRITABLE);
     }
     assert_eq!(reactor.conn_count(), 1);
     assert!(log.borrow().is_empty());

@@ -22,7 +22,7 @@ use crate::handler::Handler;
 use crate::shared::{Deferred, TimerOwner};
 use crate::stats::Reason;
 use crate::timer::{deadline_after, TimerId};
-use crate::token::{self, Service, Target};
+use crate::token::{self, ConnId, Service};
 
 impl<H: Handler> Reactor<H> {
     /// The work of one turn after the poll: the events from `next_event` on, then deferred
@@ -107,7 +107,7 @@ impl<H: Handler> Reactor<H> {
     #[inline(always)]
     pub(super) fn dispatch(&mut self, token: Token, ready: Ready<'_>) {
         match token::as_conn(token) {
-            Some((slot, generation)) => self.conn_ready(slot, generation, ready),
+            Some(id) => self.conn_ready(id, ready),
             None => self.service_ready(token::service(token), ready),
         }
     }
@@ -118,9 +118,9 @@ impl<H: Handler> Reactor<H> {
     #[cold]
     #[inline(never)]
     fn report_slow_event(&mut self, token: Token, started: Instant) {
-        let Some((slot, _)) = token::as_conn(token) else { return };
-        let peer = self.live_slot(token).map(|slot| self.conns[slot].core.peer.clone());
-        self.shared.check_slow(started, "on_data", slot, peer.as_ref());
+        let Some(id) = token::as_conn(token) else { return };
+        let peer = self.live_slot(id).map(|slot| self.conns[slot].core.peer.clone());
+        self.shared.check_slow(started, "on_data", id.slot(), peer.as_ref());
     }
 
     /// An event for one of the loop's own services: a listener, a source, the waker.
@@ -141,8 +141,8 @@ impl<H: Handler> Reactor<H> {
         for _ in 0..self.shared.deferred.len() {
             let Some(work) = self.shared.deferred.pop_front() else { break };
             match work {
-                Deferred::Read(token) => {
-                    let Some(slot) = self.live_slot(token) else { continue };
+                Deferred::Read(id) => {
+                    let Some(slot) = self.live_slot(id) else { continue };
                     self.conns[slot].core.flags.remove(Flags::READ_DEFERRED | Flags::YIELDED);
                     self.resume_read(slot);
                 }
@@ -158,25 +158,21 @@ impl<H: Handler> Reactor<H> {
         let fence = self.shared.timers.sequence();
         while let Some((id, owner)) = self.shared.timers.pop_expired(now, fence) {
             match owner {
-                TimerOwner::Handler(token) => self.handler_timer_due(token, id),
-                TimerOwner::Idle(token) => self.idle_timer_due(token),
-                TimerOwner::Linger(token) => self.linger_timer_due(token),
+                TimerOwner::Handler(conn) => self.handler_timer_due(conn, id),
+                TimerOwner::Idle(conn) => self.idle_timer_due(conn),
+                TimerOwner::Linger(conn) => self.linger_timer_due(conn),
                 TimerOwner::AcceptRetry(index) => self.accept_retry_due(index),
                 TimerOwner::ShutdownDeadline => self.shutdown_deadline_due(),
-                TimerOwner::Connect(token) => self.connect_timer_due(token),
+                TimerOwner::Connect(conn) => self.connect_timer_due(conn),
                 TimerOwner::Loop(key) => self.loop_timer_due(key),
             }
         }
     }
 
-    /// The slot of the connection `token` names, if it is still that connection.
-    pub(super) fn live_slot(&self, token: Token) -> Option<usize> {
-        match token::decode(token) {
-            Target::Conn { slot, generation } => {
-                self.conns.get(slot).filter(|c| c.core.generation == generation).map(|_| slot)
-            }
-            _ => None,
-        }
+    /// The slot of the connection `id`, if it is still open (and installed).
+    pub(super) fn live_slot(&self, id: ConnId) -> Option<usize> {
+        let slot = id.slot();
+        self.conns.get(slot).filter(|conn| conn.core.id == id).map(|_| slot)
     }
 
     /// The waker fired: another thread asked for shutdown, sent messages or streams, or
@@ -190,7 +186,7 @@ impl<H: Handler> Reactor<H> {
         let mut completions = std::mem::take(&mut self.completions);
         pool.drain(&mut completions);
         for (tag, result) in completions.drain(..) {
-            self.job_done(Token(tag as usize), result);
+            self.job_done(ConnId::from_bits(tag), result);
         }
         self.completions = completions;
     }
