@@ -7,7 +7,9 @@
 //! for the same reason.
 //!
 //! The facts and who sets and clears them are documented on the constants below; `Core`
-//! (in `conn.rs`) owns the word, and the combined questions live there too.
+//! (in `conn.rs`) owns the word, and the combined questions live there too. Where the
+//! connection is in its life (connecting, half-closed either way, draining, lingering) is
+//! not a flag but its `Life` (`life.rs`): flags are readiness, pauses and one-off facts.
 
 use std::fmt;
 use std::ops::BitOr;
@@ -43,7 +45,7 @@ impl Flags {
     /// `deliver`, off the hot path. Evidence for a lingering close (`Linger::WhenNeeded`).
     pub(crate) const INPUT_HELD: Flags = Flags(1 << 9);
     /// Evidence the peer may still send that no other flag shows: input arrived after the
-    /// close was asked for (read and discarded while `Closing`), or the handler said so
+    /// close was asked for (read and discarded while draining), or the handler said so
     /// ([`Cx::linger_on_close`](crate::Cx::linger_on_close)). Never cleared.
     pub(crate) const PEER_MAY_SEND: Flags = Flags(1 << 10);
     /// The stream was adopted: its descriptor may have copies the reactor does not own, so

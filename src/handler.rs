@@ -4,7 +4,7 @@
 //! ```text
 //!  reactor ──on_open──────────► Handler ──cx.write(bytes)────────► staged, flushed after the callback
 //!          ──on_data(input)───►         ──input.consume(n)──────► unconsumed bytes kept for next time
-//!          ──on_eof───────────►         ──cx.close()/abort()────► Closing / Closed
+//!          ──on_eof───────────►         ──cx.close()/abort()────► Draining / Closing (life.rs)
 //!          ──on_timer(id)─────►         ──cx.set_timer(after)───► Timers
 //!          ──on_drained───────►         ──cx.pause_read()───────► stop reading this peer
 //!          ──on_done(result)──►         ──cx.offload(job)───────► worker pool

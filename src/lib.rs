@@ -1,6 +1,6 @@
 //! evloop: a hand-rolled, nginx-style event loop on [`mio`].
 //!
-//! One thread owns one `mio::Poll`, the listeners, a slab of connections and a timer heap.
+//! One thread owns one `mio::Poll`, the listeners, a table of connections and a timer heap.
 //! Each connection is driven by a [`Handler`] — the protocol, written as an explicit state
 //! machine — that the reactor calls back as bytes arrive, timers fire, output drains and
 //! offloaded jobs finish. CPU-bound work goes to an [offload pool](offload) whose results
@@ -8,7 +8,7 @@
 //!
 //! ```text
 //!            accept           readable / writable          timer due        job done
-//! listener ─────────► slab[conn] ◄───────────── mio::Poll ─────────► timers  ◄── Waker ◄── offload pool
+//! listener ────────► table[conn] ◄───────────── mio::Poll ─────────► timers  ◄── Waker ◄── offload pool
 //!                         │                                                          ▲
 //!                         └── Handler (per-connection state machine) ── cx.offload ──┘
 //! ```

@@ -12,7 +12,7 @@
 //!                         (write what was staged, apply watermarks, carry out a close)
 //! ```
 //!
-//! During a callback the reactor is split in two borrows: the connection slab (one
+//! During a callback the reactor is split in two borrows: the connection table (one
 //! connection lent to the handler as `Core`) and this. So a handler can reach its own
 //! connection and the loop's services, and nothing else — not the poll, the listeners or
 //! other connections. What a callback asks of others (open a connection, send a message)
@@ -23,7 +23,9 @@
 //!
 //! `settle` is here, not in the reactor, because the hot path runs it inline right after
 //! `on_data` with only these two borrows in hand; it reports a close for the reactor (which
-//! owns the slab) to carry out.
+//! owns the table) to carry out. So is `send_or_keep`, the one way output leaves a callback
+//! or a forwarder: write what the kernel takes (through `wire.rs`), keep the rest, ask for
+//! writable events.
 
 use std::collections::VecDeque;
 use std::io;

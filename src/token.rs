@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The two top bits of the token are a tag; the rest is the payload. A connection's payload
-//! carries its slab slot *and* a generation number, so an event that was queued for a
+//! carries its table slot *and* a generation number, so an event that was queued for a
 //! connection that has since closed (and whose slot was handed to a new connection in the same
 //! poll batch) decodes to a generation that no longer matches and is dropped as stale. This is
 //! nginx's `instance` bit, widened to many bits.
@@ -28,7 +28,7 @@ use mio::Token;
 const TAG_BITS: u32 = 2;
 /// Bits of the payload below the tag.
 const PAYLOAD_BITS: u32 = usize::BITS - TAG_BITS;
-/// Bits of a connection payload used for the slab slot; the rest holds the generation.
+/// Bits of a connection payload used for the table slot; the rest holds the generation.
 /// Half of the word: 32 bits of slot (4 billion connections) on 64-bit targets.
 const SLOT_BITS: u32 = usize::BITS / 2;
 /// Bits left for the generation: 30 on 64-bit targets.
@@ -39,7 +39,7 @@ const TAG_LISTENER: usize = 1;
 const TAG_SOURCE: usize = 2;
 const TAG_WAKER: usize = 3;
 
-/// The largest slab slot a connection token can name.
+/// The largest table slot a connection token can name.
 pub const MAX_SLOT: usize = (1 << SLOT_BITS) - 1;
 
 /// The token of the reactor's one `mio::Waker`.

@@ -145,3 +145,33 @@ fn a_close_asked_after_the_peer_finished_counts_as_the_peers() {
     life.linger();
     assert_eq!(life, Life::Lingering { reason: Reason::Local });
 }
+
+/// The rule this module exists for: a connection's life is assigned only here. Every other
+/// file asks questions and calls transitions; an assignment elsewhere (`core.life = …`)
+/// would bring back the state changed from seven files that lost data before.
+#[test]
+fn life_is_changed_only_by_its_transitions() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src.clone()];
+    let mut offenders = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+            continue;
+        }
+        if path.extension() != Some("rs".as_ref()) || path.starts_with(src.join("life")) {
+            continue;
+        }
+        if path == src.join("life.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if code.contains(".life = ") || code.contains("mem::replace(&mut core.life") {
+                offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "Life assigned outside src/life.rs:\n{}", offenders.join("\n"));
+}

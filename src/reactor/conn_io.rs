@@ -18,7 +18,8 @@
 //! ARCHITECTURE.md ("Design decisions") says why and what it saved.
 //!
 //! Every callback goes through `callback` (or, for `on_data`, `deliver`) and is followed by
-//! a settle: the one place a connection changes state. This module does not accept
+//! a settle, which carries out what the callback asked of the connection's `Life` (whose
+//! transitions are all in `life.rs`). This module does not accept
 //! connections (`accept.rs`) or decide the order of work in a turn (`turn.rs`).
 
 use std::io;

@@ -1,24 +1,11 @@
-//! The reactor: one thread, one `mio::Poll`, a slab of connections, and the loop that drives
-//! them.
-//!
-//! ```text
-//!            ┌───────────────────────────── one turn (run_once) ───────────────────────────┐
-//!  timeout = │ 0 if work was deferred, else min(nearest timer, caller's)                   │
-//!  poll ────►│ for each event, one dispatch on its token:                                  │
-//!            │   connection ─► generation check ─► on_writable, then read (budget)        │
-//!            │   listener   ─► accept (bounded batch) ─► Conn + on_open                   │
-//!            │   source     ─► the embedder's callback                                    │
-//!            │   waker      ─► shutdown request, offload results ─► on_done               │
-//!            │ deferred work: reads cut off by the budget or resumed, accepts cut off      │
-//!            │ expired timers, by owner: handler, idle, linger, accept retry, shutdown     │
-//!            └─────────────────────────────────────────────────────────────────────────────┘
-//! ```
+//! The reactor: one thread, one `mio::Poll`, a table of connections, and the loop that
+//! drives them. One turn of the loop, step by step, is written once, in `turn.rs`.
 //!
 //! The folder, one concept per file (read them in this order):
 //!
 //! - `mod.rs` (this file): the `Reactor` value, its public API, and `run_once`'s panic guard.
-//! - `turn.rs`: one turn after the poll — dispatch, deferred work, timers — and the loop's
-//!   own lifecycle (`Running` → `Draining` → `Stopped`).
+//! - `turn.rs`: one turn, as a numbered list and in code — dispatch, deferred work, timers,
+//!   mail — and the loop's own lifecycle (`Running` → `Draining` → `Stopped`).
 //! - `conn_io.rs`: one connection's readable and writable paths, its callbacks, its close.
 //!   The hot path (`read_input` → `deliver` → `Shared::settle`) lives here.
 //! - `accept.rs`: listeners (TCP and Unix), accepting in batches, pausing at the cap or on
@@ -34,27 +21,25 @@
 //! - `ready.rs`: `Ready`, an event's readiness converted once at the edge.
 //!
 //! What a handler's callback may touch is not here but in `shared.rs` (`Shared`), so that
-//! `handler.rs` needs nothing from this folder. Sockets are tuned in `net.rs`, buffers live
-//! in `conn.rs`.
+//! `handler.rs` needs nothing from this folder. Sockets are tuned in `net.rs`, read and
+//! written in `wire.rs`; a connection's data lives in `conn.rs`, its state in `life.rs`.
 //!
 //! Sockets are registered edge-triggered, for reading (and for writing while an outbound
 //! connect is in progress); writable events are asked for once, after the first write the
-//! kernel does not take whole (`Shared::watch_writable`), and kept. The reactor remembers
-//! what each event said (`READ_READY` and `WRITE_BLOCKED` in the connection's `Flags`) and
-//! acts on it when the connection can.
-//! After every handler callback, `Shared::settle` writes what the callback produced, applies
-//! the watermarks, and carries out a requested close — the one place where a connection
-//! changes state.
+//! kernel does not take whole (`shared.rs`, `watch_writable`), and kept. The reactor
+//! remembers what each event said (`READ_READY` and `WRITE_BLOCKED` in the connection's
+//! `Flags`) and acts on it when the connection can. After every handler callback,
+//! `Shared::settle` writes what the callback produced, applies the watermarks, and carries
+//! out the shutdown or close the connection's `Life` says is waiting for the flush.
 
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
-
-use std::os::fd::AsFd;
 
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Waker};
@@ -105,7 +90,7 @@ pub enum Turn {
     Stopped,
 }
 
-/// The loop's own life, as `Phase` is a connection's.
+/// The loop's own life, as `Life` (`life.rs`) is a connection's.
 ///
 /// ```text
 ///  Running ──Handle::shutdown──► Draining { deadline } ──last connection closed──► Stopped
@@ -161,9 +146,10 @@ enum Lifecycle {
 ///
 /// # Turn order
 ///
-/// Each [`run_once`](Reactor::run_once): compute the poll timeout (zero if work was
-/// deferred, else until the nearest timer), poll, dispatch every event, serve deferred work,
-/// fire expired timers, publish stats. `EINTR` from poll is an empty turn, never an error.
+/// Each [`run_once`](Reactor::run_once) polls (without blocking while work is pending),
+/// then runs every event's callbacks, then deferred reads and accepts, then due timers,
+/// then messages, and publishes the stats. `EINTR` from poll is an empty turn, never an
+/// error.
 pub struct Reactor<H: Handler> {
     poll: Poll,
     events: Events,

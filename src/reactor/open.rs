@@ -4,7 +4,7 @@
 //! ```text
 //!   accept.rs ───────────────────────────────┐
 //!   Reactor::connect / connect_unix / adopt ─┼─► install: register, Core, timers ──► on_open
-//!   Cx::connect / adopt (queued in Shared) ──┘         │ (connecting: CONNECTING + WRITE_BLOCKED,
+//!   Cx::connect / adopt (queued in Shared) ──┘         │ (connecting: Life::Connecting, WRITE_BLOCKED,
 //!     └─ open_queued, when the callback returns         │  connect timer; on_open waits)
 //!                                                       ▼
 //!   writable / error event ──► connect_ready: SO_ERROR? ─ yes ─► close (ConnectFailed)

@@ -60,7 +60,7 @@ fn the_only_id(reactor: &Reactor<Recorder>) -> ConnId {
     conn.core.id
 }
 
-/// The ABA case: connection A closes, its slab slot is reused by B, and an event still
+/// The ABA case: connection A closes, its table slot is reused by B, and an event still
 /// carrying A's token (as one later in the same poll batch would) arrives. It must be
 /// dropped and counted, never delivered to B.
 #[test]

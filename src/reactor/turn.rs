@@ -1,16 +1,38 @@
-//! One turn of the loop after the poll, step by step, and the loop's own lifecycle.
+//! One turn of the loop, step by step, and the loop's own lifecycle. This list is the one
+//! description of a turn (ARCHITECTURE.md and the other modules point here):
 //!
-//! ```text
-//!   turn:  1. every event ──► dispatch(token, ready): connection | listener | source | waker
-//!          2. deferred work queued before this point (reads, accepts)
-//!          3. timers due now, each by its owner
-//!          4. Draining and no connection left ──► Stopped
-//! ```
+//! 1. **Timeout** (`poll_timeout`): zero while deferred work or mail waits, else until the
+//!    nearest timer or the caller's limit, whichever is sooner.
+//! 2. **Poll** (`Reactor::run_once`): `EINTR` is an empty turn, never an error. The loop's
+//!    clock (`Shared::now`) is read once, here; every callback of the turn sees it.
+//! 3. **Events**, each through `dispatch` by its token, under `run_once`'s panic guard
+//!    (a panicking `on_data` closes its connection and the turn resumes at the next event):
+//!    - connection: generation check; an error or hang-up takes `conn_trouble`; a writable
+//!      event with output waiting writes first (`on_writable`); then reads under the
+//!      per-turn budget, each read handed to `on_data` and settled (`conn_io.rs`), or
+//!      forwarded (`forward.rs`);
+//!    - listener: accept a bounded batch (`accept.rs`);
+//!    - source: the embedder's callback (`sources.rs`);
+//!    - waker: a shutdown request, streams and messages from other threads (`mail.rs`),
+//!      offload results (`on_done`).
+//! 4. **Deferred work** queued before this step (`serve_deferred`): reads cut off by the
+//!    budget, resumed after a pause, yielded or released by a forwarding partner (held
+//!    input first); accepts cut off by the batch or resumed below the connection cap.
+//! 5. **Timers** due at the turn's start (`expire_timers`), each by its owner: handler
+//!    timers, idle timeouts, linger and connect deadlines, accept retries, the shutdown
+//!    deadline, reactor timers. Timers set meanwhile wait for the next turn.
+//! 6. **Opens and mail** (`after_step`): connections callbacks opened are installed, then
+//!    the messages queued before this step are delivered (`on_message`), in order.
+//! 7. **Lifecycle**: draining with no connection left → `Stopped`.
+//! 8. **Publish** (`run_once`): an oversized staging buffer is freed, and the stats are
+//!    copied for other threads (`Handle::stats`).
 //!
-//! Work created during a step that would repeat the step (a read deferred while serving
-//! deferred reads, a timer set while timers fire) waits for the next turn, after a poll, so
-//! nothing can monopolise the loop. This module routes and sequences; what happens to one
-//! connection is in `conn_io.rs`, to one listener in `accept.rs`.
+//! After every callback in any step, `Shared::settle` writes what it produced and carries
+//! out what it asked (see `shared.rs`). Work created during a step that would repeat the
+//! step (a read deferred while serving deferred reads, a timer set while timers fire, mail
+//! sent while mail is delivered) waits for the next turn, after a poll, so nothing can
+//! monopolise the loop. This module routes and sequences; what happens to one connection
+//! is in `conn_io.rs`, to one listener in `accept.rs`.
 
 use std::time::{Duration, Instant};
 
