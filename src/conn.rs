@@ -13,7 +13,6 @@
 //! staged in a shared buffer and only what the kernel would not take right away is copied
 //! into [`Core::out`]. Both are freed once emptied if they grew large during a burst.
 
-use std::io;
 use std::time::Instant;
 
 use crate::flags::Flags;
@@ -71,15 +70,6 @@ pub(crate) struct Core {
     pub(crate) cancel: Option<crate::offload::Cancel>,
     /// Where input goes while `Flags::FORWARDING` is set: the partner.
     pub(crate) forward: Option<ConnId>,
-}
-
-/// What a flush achieved.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Flushed {
-    /// Everything pending was written.
-    All,
-    /// The kernel's send buffer is full; wait for a writable event.
-    Blocked,
 }
 
 impl Core {
@@ -186,41 +176,5 @@ impl Core {
     #[inline]
     pub(crate) fn can_write_through(&self) -> bool {
         !self.flags.has(Flags::WRITE_BLOCKED) && self.pending_out() == 0 && self.life.writes_through()
-    }
-
-    /// Writes `out` as far as the kernel allows (on a writable event); returns what happened
-    /// and the bytes written.
-    pub(crate) fn write_out(&mut self) -> io::Result<(Flushed, usize)> {
-        self.flags.remove(Flags::WRITE_BLOCKED);
-        if self.pending_out() == 0 {
-            return Ok((Flushed::All, 0));
-        }
-        let mut out = std::mem::take(&mut self.out);
-        let result = self.send(&out[self.out_sent..]);
-        let written = match result {
-            Ok(n) => n,
-            Err(e) => {
-                self.out = out;
-                return Err(e);
-            }
-        };
-        self.out_sent += written;
-        let flushed = if self.out_sent == out.len() {
-            out.clear();
-            if out.capacity() > KEEP_BUFFER_BYTES {
-                out = Vec::new();
-            }
-            self.out_sent = 0;
-            Flushed::All
-        } else {
-            // Reclaim the sent prefix once it is the larger part, so `out` does not creep.
-            if self.out_sent > out.len() / 2 {
-                out.drain(..self.out_sent);
-                self.out_sent = 0;
-            }
-            Flushed::Blocked
-        };
-        self.out = out;
-        Ok((flushed, written))
     }
 }

@@ -2,24 +2,33 @@
 //! it is written ([`Core::send`]), and the one place its FIN is sent ([`Core::send_fin`]).
 //!
 //! ```text
-//!   read_input (conn_io.rs) ──┐                        ┌── Shared::write_staged (a callback's output)
-//!   forward_once (forward.rs) ┴─► Core::recv ◄ socket ►  Core::send ◄─┼── Core::write_out (a writable event)
-//!                                  │                                 └── forward.rs pass (a forwarder)
+//!   read_input (conn_io.rs) ──┐                        ┌── send_or_keep (shared.rs: a callback's output, a forwarder's)
+//!   forward_once (forward.rs) ┴─► Core::recv ◄ socket ►  Core::send ◄─┴── Core::write_out (`out`, on a writable event)
+//!                                  │
 //!                                  └─ EOF ─► Life::peer_finished      Shared::settle ─► Core::send_fin
 //! ```
 //!
 //! Everything the kernel tells a read or a write is turned into the connection's state here,
 //! once: `READ_READY` cleared when a read shows the socket drained (or, where the kernel
-//! promises a new edge, on a short read), the peer's EOF recorded in its [`Life`], and
+//! promises a new edge, on a short read), the peer's EOF recorded in its [`Life`](crate::life::Life), and
 //! `WRITE_BLOCKED` set when a write comes up short. `Interrupted` is retried here and never
 //! seen by callers. Reading and writing have one implementation each, so a fix to how a
 //! read or a write ends is made once for the handler path, lingering and forwarding alike.
 
 use std::io::{self, Read, Write};
 
-use crate::conn::Core;
+use crate::conn::{Core, KEEP_BUFFER_BYTES};
 use crate::flags::Flags;
 use crate::platform::{SHORT_READ_DRAINS, SHORT_WRITE_FILLS};
+
+/// What a flush achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything pending was written.
+    All,
+    /// The kernel's send buffer is full; wait for a writable event.
+    Blocked,
+}
 
 /// How one read ended.
 pub(crate) enum Recv {
@@ -114,6 +123,42 @@ impl Core {
             self.flags.insert(Flags::WRITE_BLOCKED);
         }
         Ok(written)
+    }
+
+    /// Writes `out` as far as the kernel allows (on a writable event); returns what happened
+    /// and the bytes written.
+    pub(crate) fn write_out(&mut self) -> io::Result<(Flushed, usize)> {
+        self.flags.remove(Flags::WRITE_BLOCKED);
+        if self.pending_out() == 0 {
+            return Ok((Flushed::All, 0));
+        }
+        let mut out = std::mem::take(&mut self.out);
+        let result = self.send(&out[self.out_sent..]);
+        let written = match result {
+            Ok(n) => n,
+            Err(e) => {
+                self.out = out;
+                return Err(e);
+            }
+        };
+        self.out_sent += written;
+        let flushed = if self.out_sent == out.len() {
+            out.clear();
+            if out.capacity() > KEEP_BUFFER_BYTES {
+                out = Vec::new();
+            }
+            self.out_sent = 0;
+            Flushed::All
+        } else {
+            // Reclaim the sent prefix once it is the larger part, so `out` does not creep.
+            if self.out_sent > out.len() / 2 {
+                out.drain(..self.out_sent);
+                self.out_sent = 0;
+            }
+            Flushed::Blocked
+        };
+        self.out = out;
+        Ok((flushed, written))
     }
 
     /// Sends FIN (`shutdown(Write)`) and records it in the connection's life. Called once

@@ -16,13 +16,14 @@
 //!                    │ commands.rs TABLE: name → arity, flags, fn; dispatch, COMMAND
 //!                    │   keys.rs    GET SET MGET MSET INCR… DEL EXISTS EXPIRE TTL DBSIZE FLUSHALL
 //!                    │   server.rs  PING ECHO QUIT SELECT CLIENT HELLO CONFIG INFO
+//!                    │   pubsub.rs  SUBSCRIBE PUBLISH …: channels, fan-out by messages
 //!                    │ store.rs   Store: the keyspace, lazy expiry + sampling sweep
 //!                    ▼ reply.rs   RESP2 replies into one buffer, one write per batch
 //! ```
 //!
 //! One reactor, one thread, one store shared by every connection as `Rc<RefCell<_>>`
-//! (conn.rs says why no lock is needed). Publish/subscribe is not here yet: it needs
-//! messages between connections, which evloop's core is getting.
+//! (conn.rs says why no lock is needed). Publish/subscribe (pubsub.rs) delivers each
+//! message to its subscribers' connections with evloop's messages (`Cx::send`).
 
 mod commands;
 mod conn;

@@ -26,7 +26,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
 use super::{Reactor, Ready};
-use crate::conn::{Conn, Flushed, KEEP_BUFFER_BYTES};
+use crate::conn::{Conn, KEEP_BUFFER_BYTES};
 use crate::flags::Flags;
 use crate::handler::{Cx, Handler, Input};
 use crate::life::Life;
@@ -35,7 +35,7 @@ use crate::shared::{Shared, TimerOwner};
 use crate::stats::Reason;
 use crate::timer::{deadline_after, TimerId};
 use crate::token::ConnId;
-use crate::wire::Recv;
+use crate::wire::{Flushed, Recv};
 
 /// How a read loop ended, when it did not simply drain the socket.
 pub(super) enum ReadEnd {

@@ -7,7 +7,7 @@
 //! before the peer's FIN is still in the socket. These tests hold reading back each way the
 //! API allows (a handler's pause, a yield from a message) at the moment the hang-up is
 //! reported, over TCP and Unix sockets. The reactor runs in the test's own thread, so the
-//! order of events is fixed, not raced. (`tests/it/model.rs` tries such orders at random.)
+//! order of events is fixed, not raced. (`tests/it/model/` tries such orders at random.)
 
 use std::cell::RefCell;
 use std::io::Write;
