@@ -106,7 +106,8 @@ impl Core {
 
     /// Checks, in debug builds, that the facts kept in two places agree: the flags that
     /// mirror other state, and the life against the timers and flags it implies. Run after
-    /// every settle (`Shared::settle`).
+    /// every settle (`Shared::settle`). (`INPUT_HELD`, which mirrors `Conn::input`, is
+    /// checked where the input changes hands: `deliver`, after each `on_data`.)
     #[cfg(debug_assertions)]
     pub(crate) fn check_consistent(&self) {
         debug_assert_eq!(

@@ -523,5 +523,10 @@ fn deliver<H: Handler>(
             }
         }
     }
+    debug_assert_eq!(
+        conn.core.flags.has(Flags::INPUT_HELD),
+        !conn.input.is_empty(),
+        "INPUT_HELD mirrors the input"
+    );
     shared.settle(&mut conn.core)
 }
