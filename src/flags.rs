@@ -66,6 +66,10 @@ impl Flags {
     /// start for an outbound connect, else since its first short write
     /// (`Shared::watch_writable`). Never cleared.
     pub(crate) const WRITE_INTEREST: Flags = Flags(1 << 15);
+    /// Output a callback wrote (other than `on_data`) waits in `Core::out` for the turn's
+    /// one write per connection (an entry in `Shared::flushes`): set by `Shared::settle_later`,
+    /// cleared when the turn's flush step takes the entry.
+    pub(crate) const FLUSH_QUEUED: Flags = Flags(1 << 16);
 
     /// Anything that stops an open connection's input from being read right now.
     pub(crate) const PAUSED: Flags = Flags(
@@ -118,7 +122,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 16] = [
+        const NAMES: [&str; 17] = [
             "READ_READY",
             "READ_HANGUP",
             "PAUSED_BY_HANDLER",
@@ -135,6 +139,7 @@ impl fmt::Debug for Flags {
             "PAUSED_BY_PARTNER",
             "HOLDS_FORWARDERS",
             "WRITE_INTEREST",
+            "FLUSH_QUEUED",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

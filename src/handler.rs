@@ -259,7 +259,14 @@ impl<'a, H: Handler> Cx<'a, H> {
         if matches!(self.core.life, Life::Closing { .. }) {
             return;
         }
-        if let Err(e) = self.shared.write_staged(self.core) {
+        // Output an earlier callback of this turn left for the turn's flush is ahead of this
+        // callback's (which then queued behind it): it goes first, with it.
+        let result = if self.core.pending_out() > 0 {
+            self.shared.flush_out(self.core)
+        } else {
+            self.shared.write_staged(self.core)
+        };
+        if let Err(e) = result {
             self.core.life.fail(Reason::Error(e.kind()));
         }
     }

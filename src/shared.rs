@@ -170,6 +170,10 @@ pub(crate) struct Shared<H, M> {
     /// Forwarders paused on a partner's full output: (partner, forwarder). Released when the
     /// partner drains or closes (`reactor/forward.rs`); as short as the number of such pairs.
     pub(crate) forward_waits: Vec<(ConnId, ConnId)>,
+    /// Connections whose callbacks (other than `on_data`) wrote this turn: their output
+    /// waits in `Core::out` and goes out in one write each at the turn's flush step
+    /// (`Flags::FLUSH_QUEUED` marks the members).
+    pub(crate) flushes: Vec<ConnId>,
 }
 
 impl<H, M: Send + 'static> Shared<H, M> {
@@ -189,6 +193,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             opening: Vec::new(),
             mail: VecDeque::new(),
             forward_waits: Vec::new(),
+            flushes: Vec::new(),
         }
     }
 
@@ -359,6 +364,53 @@ impl<H, M: Send + 'static> Shared<H, M> {
         self.settle_rest(core)
     }
 
+    /// [`Shared::settle`] for the callbacks that batch: messages, offload results, timers,
+    /// and the connection's other events but `on_data`. What the callback wrote is not
+    /// written now but kept in the connection's output, and the connection is queued for
+    /// the turn's flush step, so that everything a turn's callbacks write to a connection —
+    /// a hundred messages to one subscriber, say — leaves in one `write` (Redis's
+    /// `clients_pending_write`, flushed before it sleeps). `on_data` keeps the immediate
+    /// write of [`Shared::settle`]: a request's reply goes out in the same system call
+    /// pattern as before, and the echo path stays as it was.
+    pub(crate) fn settle_later(&mut self, core: &mut Core) -> Option<Reason> {
+        if !self.staging.is_empty() {
+            let Shared { staging, stats, .. } = self;
+            keep(core, staging, stats);
+            staging.clear();
+        }
+        let blocked = core.flags.any(Flags::WRITE_BLOCKED | Flags::FLUSH_QUEUED);
+        if core.pending_out() > 0 && !blocked {
+            // (A blocked socket's output goes out on its writable event instead.)
+            core.flags.insert(Flags::FLUSH_QUEUED);
+            self.flushes.push(core.id);
+        }
+        if core.pending_out() == 0 && core.life.is_steady() {
+            #[cfg(debug_assertions)]
+            core.check_consistent();
+            return None;
+        }
+        self.settle_rest(core)
+    }
+
+    /// Writes the connection's pending output now, as far as the kernel takes it, and notes
+    /// that the handler waits for what is left (`on_drained`): `Cx::flush` when output from an
+    /// earlier callback of this turn is queued ahead of this one's.
+    pub(crate) fn flush_out(&mut self, core: &mut Core) -> io::Result<()> {
+        let before = core.pending_out();
+        let (_, written) = core.write_out()?;
+        self.stats.out_buffered -= written as u64;
+        self.stats.bytes_out += written as u64;
+        if written > 0 {
+            core.last_active = self.now;
+        }
+        if core.pending_out() > 0 {
+            core.flags.insert(Flags::DRAINED_PENDING);
+            watch_writable(core, &self.registry)?;
+        }
+        debug_assert!(written <= before);
+        Ok(())
+    }
+
     /// The uncommon part of [`Shared::settle`]: output is pending, or a shutdown or close
     /// waits for the flush, or the connection is to close now.
     #[cold]
@@ -374,6 +426,8 @@ impl<H, M: Send + 'static> Shared<H, M> {
                 listed,
                 "HOLDS_FORWARDERS mirrors forward_waits"
             );
+            let queued = self.flushes.contains(&core.id);
+            debug_assert_eq!(core.flags.has(Flags::FLUSH_QUEUED), queued, "FLUSH_QUEUED mirrors flushes");
         }
         close
     }

@@ -175,6 +175,11 @@ pub struct Stats {
     pub messages_delivered: u64,
     /// Messages dropped because their connection had closed (or was gone when sent).
     pub messages_dropped: u64,
+    /// Connections written by the turn's flush step: one per connection per turn, carrying
+    /// everything that turn's callbacks other than `on_data` (messages, offload results,
+    /// timers) wrote to it. Against [`messages_delivered`](Stats::messages_delivered), the
+    /// batching a fan-out got.
+    pub batched_writes: u64,
     /// Callbacks that held the loop longer than [`Config::slow_callback`](crate::Config::slow_callback).
     pub slow_callbacks: u64,
     /// Reactor-level timer callbacks run ([`Reactor::set_timer`](crate::Reactor::set_timer)).
@@ -212,6 +217,7 @@ impl Stats {
             source_panics: self.source_panics + other.source_panics,
             messages_delivered: self.messages_delivered + other.messages_delivered,
             messages_dropped: self.messages_dropped + other.messages_dropped,
+            batched_writes: self.batched_writes + other.batched_writes,
             loop_timers_fired: self.loop_timers_fired + other.loop_timers_fired,
             slow_callbacks: self.slow_callbacks + other.slow_callbacks,
         }

@@ -203,14 +203,39 @@ impl<H: Handler> Reactor<H> {
             self.handler_panicked(slot);
             return;
         }
-        // Output the kernel took counts as activity (a server that only pushes, on timers
-        // or offload results, is not idle). `write_staged` leaves this stamp to its callers.
-        let sent_before = self.shared.stats.bytes_out;
-        self.settle_or_close(slot);
-        if self.shared.stats.bytes_out != sent_before {
-            if let Some(conn) = self.conns.get_mut(slot) {
-                conn.core.last_active = self.shared.now;
+        // What it wrote goes out at the turn's flush, with everything else written to this
+        // connection this turn (`Shared::settle_later`); the write there stamps the activity.
+        if let Some(reason) = shared.settle_later(&mut conn.core) {
+            self.close_now(slot, reason);
+        }
+    }
+
+    /// The turn's flush step: writes, once per connection, what the turn's callbacks other
+    /// than `on_data` left in its output (`Shared::settle_later`), then settles it (a
+    /// shutdown or close may have waited for this). What the kernel does not take waits for
+    /// the writable event, and the handler hears of it (`on_drained`) once it has gone.
+    pub(super) fn flush_queued(&mut self) {
+        let mut queued = std::mem::take(&mut self.shared.flushes);
+        for &id in &queued {
+            let Some(slot) = self.live_slot(id) else { continue };
+            let core = &mut self.conns[slot].core;
+            core.flags.remove(Flags::FLUSH_QUEUED);
+            if core.pending_out() == 0 || core.flags.has(Flags::WRITE_BLOCKED) {
+                // Sent already (a writable event this turn), or waiting for one.
+                continue;
             }
+            self.shared.stats.batched_writes += 1;
+            self.on_writable(slot);
+            if let Some(conn) = self.conns.get_mut(slot).filter(|conn| conn.core.id == id) {
+                if conn.core.pending_out() > 0 {
+                    conn.core.flags.insert(Flags::DRAINED_PENDING);
+                }
+            }
+        }
+        // Keep the allocation for the next turn (callbacks run here may have queued more).
+        queued.clear();
+        if self.shared.flushes.is_empty() {
+            self.shared.flushes = queued;
         }
     }
 

@@ -23,12 +23,15 @@
 //!    deadline, reactor timers. Timers set meanwhile wait for the next turn.
 //! 6. **Opens and mail** (`after_step`): connections callbacks opened are installed, then
 //!    the messages queued before this step are delivered (`on_message`), in order.
-//! 7. **Lifecycle**: draining with no connection left → `Stopped`.
-//! 8. **Publish** (`run_once`): an oversized staging buffer is freed, and the stats are
+//! 7. **Flush** (`flush_queued`, `conn_io.rs`): one write per connection for everything the
+//!    turn's callbacks other than `on_data` wrote to it — messages, offload results, timers.
+//! 8. **Lifecycle**: draining with no connection left → `Stopped`.
+//! 9. **Publish** (`run_once`): an oversized staging buffer is freed, and the stats are
 //!    copied for other threads (`Handle::stats`).
 //!
-//! After every callback in any step, `Shared::settle` writes what it produced and carries
-//! out what it asked (see `shared.rs`). Work created during a step that would repeat the
+//! After `on_data`, `Shared::settle` writes what it produced at once (a reply leaves in the
+//! request's own step) and carries out what it asked; after every other callback,
+//! `Shared::settle_later` keeps the output for step 7 (see `shared.rs`). Work created during a step that would repeat the
 //! step (a read deferred while serving deferred reads, a timer set while timers fire, mail
 //! sent while mail is delivered) waits for the next turn, after a poll, so nothing can
 //! monopolise the loop. This module routes and sequences; what happens to one connection
@@ -90,6 +93,10 @@ impl<H: Handler> Reactor<H> {
         // delivered once, at the end: one check per turn on the hot path. (What this
         // sends in turn waits for the next turn, which then does not block.)
         self.after_step();
+        // Everything this turn's callbacks (but `on_data`) wrote, one write per connection.
+        if !self.shared.flushes.is_empty() {
+            self.flush_queued();
+        }
         if matches!(self.lifecycle, Lifecycle::Draining { .. }) && self.conn_count() == 0 {
             self.finish_shutdown();
         }
@@ -107,7 +114,8 @@ impl<H: Handler> Reactor<H> {
     /// How long the poll may block: not at all while work is deferred, else until the
     /// nearest timer or the caller's limit, whichever is sooner.
     pub(super) fn poll_timeout(&mut self, caller: Option<Duration>) -> Option<Duration> {
-        if !self.shared.deferred.is_empty() || !self.shared.mail.is_empty() {
+        if !self.shared.deferred.is_empty() || !self.shared.mail.is_empty() || !self.shared.flushes.is_empty()
+        {
             return Some(Duration::ZERO);
         }
         let timer = self

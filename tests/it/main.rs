@@ -2,6 +2,7 @@
 //! (see "Delete Cargo Integration Tests"), helpers in `util`.
 
 mod attack;
+mod batching;
 mod chaos;
 mod echo;
 mod examples;
