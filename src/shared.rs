@@ -148,6 +148,9 @@ impl<D: Send + 'static> Offload<D> {
 pub(crate) struct Shared<H, M> {
     /// The loop's clock: the time the current turn started.
     pub(crate) now: Instant,
+    /// The stall detector's latest clock reading (`Config::slow_callback`): where the next
+    /// timed callback starts, so that each callback costs one clock read, its end, not two.
+    pub(crate) clock_mark: Instant,
     /// Output written during the current callback, sent when it returns (see `settle`).
     pub(crate) staging: Vec<u8>,
     pub(crate) timers: Timers<TimerOwner>,
@@ -180,6 +183,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
     pub(crate) fn new(config: Config, waker: Arc<Waker>, registry: Registry) -> Shared<H, M> {
         Shared {
             now: Instant::now(),
+            clock_mark: Instant::now(),
             staging: Vec::new(),
             timers: Timers::default(),
             stats: Stats::default(),
@@ -253,14 +257,13 @@ impl<H, M: Send + 'static> Shared<H, M> {
     /// the way asyncio's debug mode reports "Executing <Task> took 4.0 seconds".
     #[cold]
     #[inline(never)]
-    pub(crate) fn check_slow(
+    pub(crate) fn report_slow(
         &mut self,
-        started: Instant,
+        took: Duration,
         callback: &str,
         slot: usize,
         peer: Option<&PeerAddr>,
     ) {
-        let took = started.elapsed();
         let Some(limit) = self.config.slow_callback else { return };
         if took > limit {
             self.stats.slow_callbacks += 1;

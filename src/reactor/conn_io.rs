@@ -190,14 +190,20 @@ impl<H: Handler> Reactor<H> {
     {
         let Reactor { conns, shared, .. } = self;
         let Some(conn) = conns.get_mut(slot) else { return };
-        let started = shared.config.slow_callback.map(|_| std::time::Instant::now());
+        let limit = shared.config.slow_callback;
         let mut cx = Cx::new(&mut conn.core, shared);
         let handler = &mut conn.handler;
         // Don't let one handler's panic take down every other connection. (`on_data`,
         // the per-message callback, is guarded per turn instead: see `run_once`.)
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut cx)));
-        if let Some(started) = started {
-            shared.check_slow(started, name, slot, Some(&conn.core.peer));
+        if let Some(limit) = limit {
+            // One clock read: the callback began at the detector's last reading (the end
+            // of the event or callback before it; nothing else runs in between for long).
+            let ended = std::time::Instant::now();
+            let took = ended.saturating_duration_since(std::mem::replace(&mut shared.clock_mark, ended));
+            if took > limit {
+                shared.report_slow(took, name, slot, Some(&conn.core.peer));
+            }
         }
         if outcome.is_err() {
             self.handler_panicked(slot);

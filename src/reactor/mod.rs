@@ -375,6 +375,7 @@ impl<H: Handler> Reactor<H> {
             Err(e) => return Err(e),
         }
         self.shared.now = std::time::Instant::now();
+        self.shared.clock_mark = self.shared.now;
         self.shared.stats.turns += 1;
 
         // The events are taken out of `self` so dispatch can borrow `self` mutably;

@@ -78,20 +78,26 @@ impl<H: Handler> Reactor<H> {
                 let turn_slow_at = started.checked_add(limit);
                 for event in events {
                     *next_event += 1;
+                    // Callbacks the event runs start from here (see `callback`).
+                    self.shared.clock_mark = started;
                     self.dispatch(event.token(), Ready::of(event));
                     let ended = Instant::now();
                     if turn_slow_at.is_some_and(|at| ended > at) && ended.duration_since(started) > limit {
-                        self.report_slow_event(event.token(), started);
+                        self.report_slow_event(event.token(), ended.duration_since(started));
                     }
                     started = ended;
                 }
+                self.shared.clock_mark = started;
             }
         }
+        self.mark_clock();
         self.serve_deferred();
+        self.mark_clock();
         self.expire_timers();
         // Connections the turn's callbacks opened are installed and the mail they sent is
         // delivered once, at the end: one check per turn on the hot path. (What this
         // sends in turn waits for the next turn, which then does not block.)
+        self.mark_clock();
         self.after_step();
         // Everything this turn's callbacks (but `on_data`) wrote, one write per connection.
         if !self.shared.flushes.is_empty() {
@@ -99,6 +105,15 @@ impl<H: Handler> Reactor<H> {
         }
         if matches!(self.lifecycle, Lifecycle::Draining { .. }) && self.conn_count() == 0 {
             self.finish_shutdown();
+        }
+    }
+
+    /// Where the stall detector's next callback starts (`Config::slow_callback`): now, at
+    /// the start of a step, so a callback is not charged for the reactor's work before it.
+    #[inline]
+    fn mark_clock(&mut self) {
+        if self.shared.config.slow_callback.is_some() {
+            self.shared.clock_mark = Instant::now();
         }
     }
 
@@ -142,15 +157,15 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// The loop-stall detector (`Config::slow_callback`) found an event, begun at
-    /// `started`, that held the loop too long — for a connection, its reads and `on_data`
+    /// The loop-stall detector (`Config::slow_callback`) found an event that held the loop
+    /// `took`, too long — for a connection, its reads and `on_data`
     /// calls: reports it with the connection and its peer.
     #[cold]
     #[inline(never)]
-    fn report_slow_event(&mut self, token: Token, started: Instant) {
+    fn report_slow_event(&mut self, token: Token, took: Duration) {
         let Some(id) = token::as_conn(token) else { return };
         let peer = self.live_slot(id).map(|slot| self.conns[slot].core.peer.clone());
-        self.shared.check_slow(started, "on_data", id.slot(), peer.as_ref());
+        self.shared.report_slow(took, "on_data", id.slot(), peer.as_ref());
     }
 
     /// An event for one of the loop's own services: a listener, a source, the waker.
