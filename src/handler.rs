@@ -27,6 +27,7 @@ use crate::conn::Core;
 use crate::flags::Flags;
 use crate::life::Life;
 use crate::offload::{Cancel, JobError, OffloadError};
+use crate::send_error::SendError;
 use crate::shared::{Origin, Shared};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
@@ -401,11 +402,82 @@ impl<'a, H: Handler> Cx<'a, H> {
     ///
     /// # Errors
     ///
-    /// The message back if `to` is closed (or never existed): counted in
+    /// [`SendError::Gone`] with the message if `to` is closed (or never existed, or its slot
+    /// now holds another connection): counted in
     /// [`Stats::messages_dropped`](crate::Stats::messages_dropped). A connection that
     /// closes after the send and before delivery drops the message the same way.
-    pub fn send(&mut self, to: ConnId, message: H::Msg) -> Result<(), H::Msg> {
-        self.shared.post(to, message)
+    ///
+    /// # Examples
+    ///
+    /// A relay: what one connection receives, its partner writes; `?` carries a closed
+    /// partner out as an error, and the relay closes.
+    ///
+    /// ```
+    /// use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, SendError};
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    ///
+    /// struct Relay {
+    ///     partner: Option<ConnId>,
+    /// }
+    ///
+    /// impl Relay {
+    ///     fn pass(&mut self, bytes: &[u8], cx: &mut Cx<'_, Self>) -> Result<(), SendError<Vec<u8>>> {
+    ///         if let Some(partner) = self.partner {
+    ///             cx.send(partner, bytes.to_vec())?;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// impl Handler for Relay {
+    ///     type Msg = Vec<u8>;
+    ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+    ///         if let Err(e) = self.pass(input.bytes(), cx) {
+    ///             println!("{}: {e}", cx.id()); // "#0.2: the connection is closed"
+    ///             cx.close();
+    ///         }
+    ///         input.consume_all();
+    ///     }
+    ///     fn on_message(&mut self, bytes: Vec<u8>, cx: &mut Cx<'_, Self>) {
+    ///         cx.write(&bytes);
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let (a, mut a_peer) = UnixStream::pair()?;
+    /// let (b, mut b_peer) = UnixStream::pair()?;
+    /// let b_id = reactor.adopt(b, Relay { partner: None })?;
+    /// reactor.adopt(a, Relay { partner: Some(b_id) })?;
+    ///
+    /// a_peer.write_all(b"hi")?;
+    /// let mut got = [0; 2];
+    /// b_peer.set_read_timeout(Some(Duration::from_millis(10)))?;
+    /// while b_peer.read(&mut got).is_err() {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
+    /// }
+    /// assert_eq!(&got, b"hi");
+    ///
+    /// drop(b_peer); // b's peer hangs up: b closes, and the relay's next send fails
+    /// a_peer.write_all(b"again")?;
+    /// a_peer.set_read_timeout(Some(Duration::from_millis(10)))?;
+    /// let mut rest = Vec::new();
+    /// loop {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
+    ///     match a_peer.read_to_end(&mut rest) {
+    ///         Ok(_) => break, // EOF: the relay closed
+    ///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+    ///         Err(e) => return Err(e.into()),
+    ///     }
+    /// }
+    /// assert_eq!(reactor.stats().messages_dropped, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send(&mut self, to: ConnId, message: H::Msg) -> Result<(), SendError<H::Msg>> {
+        self.shared.post(to, message).map_err(SendError::Gone)
     }
 
     /// From now on, input from this connection's peer is written to the connection `to`

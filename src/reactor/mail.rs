@@ -32,38 +32,9 @@ use mio::Waker;
 
 use super::Reactor;
 use crate::handler::Handler;
+use crate::send_error::SendError;
 use crate::stream::Stream;
 use crate::token::ConnId;
-
-/// Why a [`Sender`] could not hand something to its reactor; carries it back.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SendError<T> {
-    /// The reactor's queue for other threads is full ([`Config::remote_queue`](crate::Config::remote_queue)):
-    /// the loop is behind; try again later.
-    Full(T),
-    /// The reactor has stopped.
-    Closed(T),
-}
-
-impl<T> SendError<T> {
-    /// What could not be sent.
-    pub fn into_inner(self) -> T {
-        match self {
-            SendError::Full(value) | SendError::Closed(value) => value,
-        }
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full(_) => f.write_str("the reactor's queue is full"),
-            SendError::Closed(_) => f.write_str("the reactor has stopped"),
-        }
-    }
-}
-
-impl<T: fmt::Debug> std::error::Error for SendError<T> {}
 
 /// What another thread hands the loop.
 enum Inbound<H: Handler> {
@@ -164,8 +135,11 @@ impl<H: Handler> Sender<H> {
     }
 
     /// Sends `message` to the connection `to`: its [`Handler::on_message`] runs on the loop
-    /// thread, in the order this thread sent. A message for a connection that is gone by
-    /// the time it arrives is dropped (counted in [`Stats::messages_dropped`](crate::Stats::messages_dropped)).
+    /// thread, in the order this thread sent. Whether `to` is still open cannot be known on
+    /// this thread: a message for a connection that is gone by the time it arrives is
+    /// dropped on the loop and counted in [`Stats::messages_dropped`](crate::Stats::messages_dropped)
+    /// (on the loop thread, [`Reactor::send`] and [`Cx::send`](crate::Cx::send) refuse it
+    /// with [`SendError::Gone`] instead).
     ///
     /// # Errors
     ///
@@ -232,9 +206,9 @@ impl<H: Handler> Reactor<H> {
     ///
     /// # Errors
     ///
-    /// The message back if `to` is closed.
-    pub fn send(&mut self, to: ConnId, message: H::Msg) -> Result<(), H::Msg> {
-        self.shared.post(to, message)
+    /// [`SendError::Gone`] with the message if `to` is closed (or its slot reused).
+    pub fn send(&mut self, to: ConnId, message: H::Msg) -> Result<(), SendError<H::Msg>> {
+        self.shared.post(to, message).map_err(SendError::Gone)
     }
 
     /// Takes what other threads queued: messages join the loop's own mail, streams are

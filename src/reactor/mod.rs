@@ -72,7 +72,7 @@ use accept::{ListenSocket, Listener};
 pub use handle::Handle;
 use handle::Remote;
 use mail::Inbox;
-pub use mail::{SendError, Sender};
+pub use mail::Sender;
 pub use ready::Ready;
 pub use sources::SourceId;
 use sources::SourceSlot;

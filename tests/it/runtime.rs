@@ -302,7 +302,9 @@ fn messages_between_connections_on_the_loop() {
     turn_until(&mut reactor, "the close", |r| r.stats().closed.total() == 1);
     let _third = TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, "the third connection", |r| r.stats().accepted == 3);
-    assert_eq!(reactor.send(first_id, "stale".into()), Err("stale".to_string()));
+    let refused = reactor.send(first_id, "stale".into());
+    assert_eq!(refused, Err(SendError::Gone("stale".to_string())), "a message to a closed id is refused");
+    assert_eq!(refused.unwrap_err().to_string(), "the connection is closed");
     // From another thread the id cannot be checked at once: dropped on arrival, counted.
     reactor.sender().send(first_id, "stale too".into()).unwrap();
     turn_until(&mut reactor, "the dropped message", |r| r.stats().messages_dropped == 2);
