@@ -207,6 +207,12 @@ impl<'a, H: Handler> Cx<'a, H> {
         Cx { core, shared }
     }
 
+    /// The loop services behind this context, for the parts of `Cx` written beside the
+    /// reactor (`reactor/calls.rs`).
+    pub(crate) fn shared_mut(&mut self) -> &mut Shared<H, H::Msg> {
+        self.shared
+    }
+
     /// This connection's id: what its timers, jobs and messages are addressed to.
     pub fn id(&self) -> ConnId {
         self.core.id
@@ -587,7 +593,21 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// no route): `handler` is dropped without callbacks.
     pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
-        Ok(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting))
+        let origin = Origin::Connecting { timeout: None };
+        Ok(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, origin))
+    }
+
+    /// [`connect`](Cx::connect) with a deadline of its own instead of
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout): past it the new
+    /// connection closes with [`Reason::ConnectTimeout`].
+    ///
+    /// # Errors
+    ///
+    /// As for `connect`.
+    pub fn connect_timeout(&mut self, addr: SocketAddr, timeout: Duration, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
+        let origin = Origin::Connecting { timeout: Some(timeout) };
+        Ok(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, origin))
     }
 
     /// [`connect`](Cx::connect) to a Unix-domain socket at `path`.
@@ -599,7 +619,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
         let peer = PeerAddr::Unix(Some(path.to_path_buf()));
-        Ok(self.shared.open_later(stream, peer, handler, Origin::Connecting))
+        Ok(self.shared.open_later(stream, peer, handler, Origin::Connecting { timeout: None }))
     }
 
     /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking here)

@@ -72,8 +72,9 @@ pub(crate) enum Origin {
     /// Accepted from a listener. `nodelay_inherited`: the listener has `TCP_NODELAY` and the
     /// kernel passes it on to accepted sockets (Linux), so there is no `setsockopt` to make.
     Accepted { nodelay_inherited: bool },
-    /// An outbound connect in progress: `on_open` waits for its end.
-    Connecting,
+    /// An outbound connect in progress: `on_open` waits for its end, at most `timeout`
+    /// (`None`: `Config::connect_timeout`).
+    Connecting { timeout: Option<Duration> },
     /// Handed over by the embedder, already connected. Its descriptor may have copies the
     /// reactor does not own (a `try_clone`, a `dup`, a fork), so it is deregistered
     /// explicitly when it closes (`Flags::ADOPTED`).
@@ -177,6 +178,23 @@ pub(crate) struct Shared<H, M> {
     /// waits in `Core::out` and goes out in one write each at the turn's flush step
     /// (`Flags::FLUSH_QUEUED` marks the members).
     pub(crate) flushes: Vec<ConnId>,
+    /// Work callbacks handed to the reactor itself (`Cx::defer`), run after the turn's mail
+    /// with the whole reactor (`reactor/calls.rs`).
+    pub(crate) calls: Vec<LoopCall>,
+}
+
+/// A closure for the reactor, from `Cx::defer`. Typed over `dyn Any` because this module
+/// cannot name the reactor (it depends on this one); `reactor/calls.rs` wraps the user's
+/// closure in a downcast to its own type, so the erasure is invisible on both sides.
+pub(crate) struct LoopCall(pub(crate) Box<ErasedCall>);
+
+/// What a `LoopCall` holds: a closure given the reactor as `dyn Any`.
+pub(crate) type ErasedCall = dyn FnOnce(&mut dyn std::any::Any);
+
+impl std::fmt::Debug for LoopCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoopCall")
+    }
 }
 
 impl<H, M: Send + 'static> Shared<H, M> {
@@ -198,6 +216,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             mail: VecDeque::new(),
             forward_waits: Vec::new(),
             flushes: Vec::new(),
+            calls: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@
 //! - `forward.rs`: a connection's input written straight to another one (`Cx::forward_to`):
 //!   the zero-copy data path of a proxy, with backpressure across the pair.
 //! - `mail.rs`: messages between connections, and `Sender`, the way in from other threads.
+//! - `calls.rs`: work a callback hands to the reactor itself (`Cx::defer`).
 //! - `timers.rs`: reactor-level timers, not tied to a connection.
 //! - `sources.rs`: the embedder's own mio sources.
 //! - `handle.rs`: `Handle`, what other threads may ask of a running reactor.
@@ -58,6 +59,7 @@ use crate::timer::TimerId;
 use crate::token;
 
 mod accept;
+mod calls;
 mod conn_io;
 mod forward;
 mod handle;
@@ -329,6 +331,41 @@ impl<H: Handler> Reactor<H> {
     /// `NotFound` for an unknown id; otherwise whatever deregistering returned.
     pub fn deregister(&mut self, id: SourceId) -> io::Result<()> {
         self.remove_source(id)
+    }
+
+    /// Changes what a source added with [`register`](Reactor::register) is polled for
+    /// (readable, writable or both): a UDP socket that wants writable events only while
+    /// its send queue is not empty, say. From the source's own callback too: the change is
+    /// made when the callback returns.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown id; otherwise whatever re-registering returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor};
+    /// use mio::{net::UnixDatagram, Interest};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {
+    ///     type Msg = ();
+    ///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+    ///         input.consume_all();
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::<Quiet>::new(Config::default())?;
+    /// let (socket, _other) = UnixDatagram::pair()?;
+    /// let id = reactor.register(socket, Interest::READABLE, |_socket, _ready, _reactor| {})?;
+    /// reactor.reregister(id, Interest::READABLE | Interest::WRITABLE)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reregister(&mut self, id: SourceId, interest: Interest) -> io::Result<()> {
+        self.change_source_interest(id, interest)
     }
 
     /// A handle other threads can use to stop this reactor or read its stats.

@@ -45,7 +45,24 @@ impl<H: Handler> Reactor<H> {
     /// Creating the socket or starting the connect failed at once; registering it failed.
     pub fn connect(&mut self, addr: std::net::SocketAddr, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
-        self.open_now(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting)
+        self.open_now(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting { timeout: None })
+    }
+
+    /// [`connect`](Reactor::connect) with a deadline of its own instead of
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout): past it the connection
+    /// closes with [`Reason::ConnectTimeout`](crate::Reason::ConnectTimeout).
+    ///
+    /// # Errors
+    ///
+    /// As for `connect`.
+    pub fn connect_timeout(
+        &mut self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
+        self.open_now(stream, PeerAddr::Tcp(addr), handler, Origin::Connecting { timeout: Some(timeout) })
     }
 
     /// Opens an outbound Unix-domain connection to `path` served by `handler`.
@@ -56,7 +73,8 @@ impl<H: Handler> Reactor<H> {
     /// registering failed.
     pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
-        self.open_now(stream, PeerAddr::Unix(Some(path.to_path_buf())), handler, Origin::Connecting)
+        let origin = Origin::Connecting { timeout: None };
+        self.open_now(stream, PeerAddr::Unix(Some(path.to_path_buf())), handler, origin)
     }
 
     /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking
@@ -104,7 +122,7 @@ impl<H: Handler> Reactor<H> {
         // Reading only, unless connecting (the connect's end is a writable event): writable
         // events are asked for after the first short write (`Shared::watch_writable`).
         let interest = match origin {
-            Origin::Connecting => Interest::READABLE | Interest::WRITABLE,
+            Origin::Connecting { .. } => Interest::READABLE | Interest::WRITABLE,
             _ => Interest::READABLE,
         };
         let registered = self.poll.registry().register(&mut stream, id.token(), interest);
@@ -119,17 +137,17 @@ impl<H: Handler> Reactor<H> {
             }
         }
         let now = self.shared.now;
-        let life = if origin == Origin::Connecting { Life::connecting() } else { Life::Open };
+        let life = if matches!(origin, Origin::Connecting { .. }) { Life::connecting() } else { Life::Open };
         let mut core = Core::new(stream, peer, id, life, now);
         self.shared.stats.active += 1;
         if origin == Origin::Adopted {
             core.flags.insert(Flags::ADOPTED);
         }
-        if origin == Origin::Connecting {
+        if let Origin::Connecting { timeout } = origin {
             // Nothing is read and everything written queues until the kernel reports the
             // connect's end with a writable (or error) event: `on_writable` → `connect_ready`.
             core.flags.insert(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST);
-            let deadline = deadline_after(now, self.shared.config.connect_timeout);
+            let deadline = deadline_after(now, timeout.unwrap_or(self.shared.config.connect_timeout));
             core.phase_timer = Some(self.shared.timers.insert(deadline, TimerOwner::Connect(id)));
             log::debug!("conn slot={slot} peer={} connecting", core.peer);
             self.conns.put(slot, Conn { handler, input: Vec::new(), core });

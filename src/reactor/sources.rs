@@ -31,6 +31,7 @@ pub struct SourceId(usize);
 pub(super) trait UserSource<H: Handler> {
     fn ready(&mut self, ready: Ready<'_>, reactor: &mut Reactor<H>);
     fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
+    fn reregister(&mut self, registry: &Registry, token: mio::Token, interest: Interest) -> io::Result<()>;
 }
 
 struct SourceEntry<S, F> {
@@ -50,14 +51,18 @@ where
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         registry.deregister(&mut self.source)
     }
+    fn reregister(&mut self, registry: &Registry, token: mio::Token, interest: Interest) -> io::Result<()> {
+        registry.reregister(&mut self.source, token, interest)
+    }
 }
 
 /// One slot of the source table.
 pub(super) enum SourceSlot<H: Handler> {
     /// Registered and waiting for events.
     Idle(Box<dyn UserSource<H>>),
-    /// Lent to its own callback, which is running now.
-    Running,
+    /// Lent to its own callback, which is running now; a new interest asked for meanwhile
+    /// is applied when it returns.
+    Running { interest: Option<Interest> },
     /// Deregistered by its own callback: dropped when the callback returns.
     Removed,
 }
@@ -84,7 +89,7 @@ impl<H: Handler> Reactor<H> {
         let not_found = || io::Error::new(io::ErrorKind::NotFound, format!("no source registered as {id:?}"));
         match self.sources.get_mut(id.0) {
             None | Some(SourceSlot::Removed) => Err(not_found()),
-            Some(slot @ SourceSlot::Running) => {
+            Some(slot @ SourceSlot::Running { .. }) => {
                 // Its callback is running: it cannot be reached to deregister now.
                 *slot = SourceSlot::Removed;
                 Ok(())
@@ -101,7 +106,8 @@ impl<H: Handler> Reactor<H> {
     /// An event for source `index`: runs its callback with the reactor.
     pub(super) fn source_ready(&mut self, index: usize, ready: Ready<'_>) {
         let Some(slot) = self.sources.get_mut(index) else { return };
-        let SourceSlot::Idle(mut entry) = std::mem::replace(slot, SourceSlot::Running) else {
+        let SourceSlot::Idle(mut entry) = std::mem::replace(slot, SourceSlot::Running { interest: None })
+        else {
             // Removed, or (re-entrancy cannot happen: events are dispatched one at a time)
             // running: nothing to call.
             return;
@@ -119,6 +125,28 @@ impl<H: Handler> Reactor<H> {
             self.sources.remove(index);
             return;
         }
+        if let Some(SourceSlot::Running { interest: Some(interest) }) = self.sources.get(index) {
+            let interest = *interest;
+            if let Err(e) = entry.reregister(self.poll.registry(), token::source(index), interest) {
+                log::warn!("source {index}: changing its interest to {interest:?} failed: {e}");
+            }
+        }
         self.sources[index] = SourceSlot::Idle(entry);
+    }
+
+    pub(super) fn change_source_interest(&mut self, id: SourceId, interest: Interest) -> io::Result<()> {
+        match self.sources.get_mut(id.0) {
+            None | Some(SourceSlot::Removed) => {
+                Err(io::Error::new(io::ErrorKind::NotFound, format!("no source registered as {id:?}")))
+            }
+            Some(SourceSlot::Running { interest: pending }) => {
+                // From its own callback: applied when the callback returns.
+                *pending = Some(interest);
+                Ok(())
+            }
+            Some(SourceSlot::Idle(entry)) => {
+                entry.reregister(self.poll.registry(), token::source(id.0), interest)
+            }
+        }
     }
 }

@@ -21,8 +21,9 @@
 //! 5. **Timers** due at the turn's start (`expire_timers`), each by its owner: handler
 //!    timers, idle timeouts, linger and connect deadlines, accept retries, the shutdown
 //!    deadline, reactor timers. Timers set meanwhile wait for the next turn.
-//! 6. **Opens and mail** (`after_step`): connections callbacks opened are installed, then
-//!    the messages queued before this step are delivered (`on_message`), in order.
+//! 6. **Opens, mail and calls** (`after_step`): connections callbacks opened are installed,
+//!    the messages queued before this step are delivered (`on_message`), in order, then the
+//!    work callbacks handed to the reactor (`Cx::defer`) runs, in order (`calls.rs`).
 //! 7. **Flush** (`flush_queued`, `conn_io.rs`): one write per connection for everything the
 //!    turn's callbacks other than `on_data` wrote to it — messages, offload results, timers.
 //! 8. **Lifecycle**: draining with no connection left → `Stopped`.
@@ -124,13 +125,18 @@ impl<H: Handler> Reactor<H> {
         if !self.shared.mail.is_empty() || !self.shared.opening.is_empty() {
             self.deliver_mail();
         }
+        if !self.shared.calls.is_empty() {
+            self.run_calls();
+        }
     }
 
-    /// How long the poll may block: not at all while work is deferred, else until the
+    /// How long the poll may block: not at all while work is deferred (reads and accepts,
+    /// mail, calls, output for the flush step), else until the
     /// nearest timer or the caller's limit, whichever is sooner.
     pub(super) fn poll_timeout(&mut self, caller: Option<Duration>) -> Option<Duration> {
-        if !self.shared.deferred.is_empty() || !self.shared.mail.is_empty() || !self.shared.flushes.is_empty()
-        {
+        let shared = &self.shared;
+        let waiting = !shared.deferred.is_empty() || !shared.mail.is_empty() || !shared.calls.is_empty();
+        if waiting || !shared.flushes.is_empty() {
             return Some(Duration::ZERO);
         }
         let timer = self

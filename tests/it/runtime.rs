@@ -129,6 +129,54 @@ fn a_connect_with_no_answer_times_out() {
     assert_eq!(reactor.stats().closed.connect_failed, 1);
 }
 
+/// The same, with a deadline for this connect only (`connect_timeout`), far shorter than
+/// the reactor's: it ends at its own (the reactor's, 60 s, would outlast `turn_until`'s 20 s).
+#[test]
+fn a_connect_can_have_a_deadline_of_its_own() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let _fillers: Vec<TcpStream> =
+        (0..3).filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()).collect();
+    let log: Log = Rc::default();
+    let config = Config { connect_timeout: Duration::from_secs(60), ..Config::default() };
+    let mut reactor = Reactor::new(config).unwrap();
+    reactor.connect_timeout(addr, Duration::from_millis(200), probe("client", &log)).unwrap();
+    turn_until(&mut reactor, "the connect's own timeout", |_| has(&log, "client close"));
+    assert!(has(&log, "client close connect timed out"), "{:?}", log.borrow());
+}
+
+/// A source changes what it is polled for from its own callback (`Reactor::reregister`):
+/// registered for reading, it asks for writable events after its first read, and gets one.
+#[test]
+fn a_source_changes_its_interest_from_its_callback() {
+    use mio::net::UnixDatagram;
+    use mio::Interest;
+    use std::cell::Cell;
+    let mut reactor = Reactor::<Probe>::new(Config::default()).unwrap();
+    let (socket, other) = UnixDatagram::pair().unwrap();
+    let me: Rc<Cell<Option<evloop::SourceId>>> = Rc::default();
+    let seen: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+    let (me_inside, seen_inside) = (Rc::clone(&me), Rc::clone(&seen));
+    let id = reactor
+        .register(socket, Interest::READABLE, move |socket, ready, reactor| {
+            if ready.is_readable() {
+                let mut buf = [0; 16];
+                while socket.recv(&mut buf).is_ok() {}
+                seen_inside.borrow_mut().push("readable");
+                reactor.reregister(me_inside.get().unwrap(), Interest::WRITABLE).unwrap();
+            } else if ready.is_writable() {
+                seen_inside.borrow_mut().push("writable");
+            }
+        })
+        .unwrap();
+    me.set(Some(id));
+    other.send(b"x").unwrap();
+    turn_until(&mut reactor, "a writable event after the change", |_| seen.borrow().contains(&"writable"));
+    assert_eq!(seen.borrow()[0], "readable");
+}
+
 /// A stream made elsewhere (one end of a socketpair) is adopted on the loop, and another
 /// (accepted by a plain std listener on another thread) is handed over through a `Sender`.
 #[test]
