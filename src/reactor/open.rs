@@ -55,6 +55,40 @@ impl<H: Handler> Reactor<H> {
     /// # Errors
     ///
     /// As for `connect`.
+    ///
+    /// # Examples
+    ///
+    /// A health check that gives a backend half a second to answer the connect:
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor, Reason};
+    /// use std::time::Duration;
+    ///
+    /// struct Check;
+    /// impl Handler for Check {
+    ///     type Msg = ();
+    ///     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+    ///         cx.close(); // reachable: done
+    ///     }
+    ///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+    ///         input.consume_all();
+    ///     }
+    ///     fn on_close(&mut self, reason: Reason, _cx: &mut Cx<'_, Self>) {
+    ///         println!("{reason}"); // "closed by handler", or "connect timed out"
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let backend = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// reactor.connect_timeout(backend.local_addr()?, Duration::from_millis(500), Check)?;
+    /// while reactor.stats().closed.total() == 0 {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
+    /// }
+    /// assert_eq!(reactor.stats().closed.local, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect_timeout(
         &mut self,
         addr: std::net::SocketAddr,
