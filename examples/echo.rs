@@ -53,12 +53,6 @@ struct Echo;
 impl Handler for Echo {
     type Msg = ();
 
-    fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
-        // Echo has no request boundaries: a quiet connection waits for its next bytes, so
-        // when the server is full the one quiet longest makes room for a new client.
-        cx.set_reusable(true);
-    }
-
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         cx.write(input.bytes());
         input.consume_all();

@@ -138,11 +138,8 @@ impl FibConn {
                 if input.len() > MAX_LINE {
                     self.refuse_and_close("line too long", cx);
                 }
-                // Between requests (nothing half-received): may be reclaimed when full.
-                cx.set_reusable(input.is_empty());
                 return;
             };
-            cx.set_reusable(false);
             if line.len() + 1 > MAX_LINE {
                 self.refuse_and_close("line too long", cx);
                 return;
@@ -200,12 +197,9 @@ impl Handler for FibConn {
     type Msg = u64;
 
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
-        let Some(n) = self.settings.on_connect else {
-            // Waiting for a first request: when the server is full, a client that never
-            // sends anything is what gets reclaimed for a new one.
-            cx.set_reusable(true);
-            return;
-        };
+        // (Waiting for a first request: at the connection cap, a client silent since it
+        // connected is what the reactor reclaims for a new one; one that has talked never is.)
+        let Some(n) = self.settings.on_connect else { return };
         match self.settings.mode {
             Mode::Inline => {
                 cx.write(fib(n).to_string().as_bytes());

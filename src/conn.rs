@@ -57,6 +57,9 @@ pub(crate) struct Core {
     /// kernel took (stamped by the read, by a flush that made progress, and after a callback
     /// whose writes went out; not per write on the hot path, where the read already did).
     pub(crate) last_active: Instant,
+    /// When it entered the table: a connection silent since then for
+    /// `SILENT_RECLAIM_AFTER` may be reclaimed at the connection cap (`accept.rs`).
+    pub(crate) opened_at: Instant,
     /// The idle-timeout timer, if `Config::idle_timeout` is set.
     pub(crate) idle_timer: Option<TimerId>,
     /// The deadline of the state the connection is in, if it has one: the connect timeout
@@ -83,6 +86,7 @@ impl Core {
             out_sent: 0,
             flags: Flags::default(),
             last_active: now,
+            opened_at: now,
             idle_timer: None,
             phase_timer: None,
             timers: Vec::new(),

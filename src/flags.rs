@@ -70,6 +70,10 @@ impl Flags {
     /// one write per connection (an entry in `Shared::flushes`): set by `Shared::settle_later`,
     /// cleared when the turn's flush step takes the entry.
     pub(crate) const FLUSH_QUEUED: Flags = Flags(1 << 16);
+    /// The peer has sent input that reached the handler (or a forwarding partner): the
+    /// connection is a session that has talked, never reclaimed as silent (`accept.rs`). Set
+    /// by the reads; never cleared.
+    pub(crate) const TALKED: Flags = Flags(1 << 17);
 
     /// Anything that stops an open connection's input from being read right now.
     pub(crate) const PAUSED: Flags = Flags(
@@ -122,7 +126,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 17] = [
+        const NAMES: [&str; 18] = [
             "READ_READY",
             "READ_HANGUP",
             "PAUSED_BY_HANDLER",
@@ -140,6 +144,7 @@ impl fmt::Debug for Flags {
             "HOLDS_FORWARDERS",
             "WRITE_INTEREST",
             "FLUSH_QUEUED",
+            "TALKED",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

@@ -330,12 +330,15 @@ impl<'a, H: Handler> Cx<'a, H> {
         }
     }
 
-    /// Marks this connection as waiting for a new request (`true`: a keep-alive connection
-    /// between requests, a client that has sent nothing yet) or busy with one (`false`, the
-    /// default). When the reactor is at [`Config::max_conns`](crate::Config::max_conns) and
-    /// a new client waits, it closes the reusable connection that has been quiet longest
-    /// ([`Reason::Reclaimed`]) to admit it, rather than leave every new client locked out
-    /// by idle ones (nginx's reusable connections).
+    /// Marks this connection as safe to close while it waits for a new request (`true`: an
+    /// HTTP keep-alive connection between requests, whose client will retry on a new one) or
+    /// not (`false`, the default). When the reactor is at
+    /// [`Config::max_conns`](crate::Config::max_conns) and a new client waits, it closes the
+    /// reusable connection that has been quiet longest ([`Reason::Reclaimed`]) to admit it,
+    /// rather than leave every new client locked out by idle ones (nginx's reusable
+    /// connections). Without this mark only a connection whose peer has sent nothing since
+    /// it was accepted, for a second or more, is reclaimed: a session that has talked never
+    /// is, for a client of a stream protocol may be quiet between requests.
     pub fn set_reusable(&mut self, reusable: bool) {
         if reusable {
             self.core.flags.insert(Flags::REUSABLE);

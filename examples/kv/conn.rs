@@ -98,6 +98,9 @@ pub struct KvConn {
     max_query: usize,
     /// Unread publications past which a subscriber is disconnected.
     pubsub_limit: usize,
+    /// Counted among the clients (`ServerInfo::clients`): false for one refused at
+    /// `--max-clients`.
+    counted: bool,
 }
 
 impl KvConn {
@@ -108,6 +111,7 @@ impl KvConn {
             argv: Argv::default(),
             session: Session::default(),
             state: State::Serving,
+            counted: false,
             max_query,
             pubsub_limit,
         }
@@ -179,11 +183,6 @@ impl KvConn {
         if self.parser.is_idle() {
             self.argv.shrink();
         }
-        // Between commands, and not a subscriber: when the server is full, the client
-        // idle longest makes room for a new one.
-        cx.set_reusable(
-            self.state == State::Serving && input.is_empty() && self.session.subscribed.is_empty(),
-        );
     }
 }
 
@@ -201,6 +200,16 @@ impl Handler for KvConn {
 
     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
         let mut shared = self.shared.borrow_mut();
+        if shared.server.clients >= shared.server.max_clients {
+            // Redis's answer at maxclients: refused, not queued, and never another client's
+            // slot taken (the reactor's own cap, a little higher, bounds the refusals).
+            log::debug!("conn {}: refused, {} clients already", cx.id(), shared.server.clients);
+            cx.write(b"-ERR max number of clients reached\r\n");
+            self.state = State::Closing;
+            cx.close();
+            return;
+        }
+        self.counted = true;
         shared.server.accepted += 1;
         shared.server.clients += 1;
         self.session.id = shared.server.accepted;
@@ -243,7 +252,9 @@ impl Handler for KvConn {
     fn on_close(&mut self, reason: Reason, cx: &mut Cx<'_, Self>) {
         log::debug!("client {} closed: {reason:?}", self.session.id);
         let mut shared = self.shared.borrow_mut();
-        shared.server.clients = shared.server.clients.saturating_sub(1);
+        if self.counted {
+            shared.server.clients -= 1;
+        }
         shared.channels.drop_subscriber(cx.id(), &self.session.subscribed);
     }
 }

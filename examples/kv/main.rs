@@ -69,7 +69,8 @@ struct Args {
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_query: Option<usize>,
 
-    /// Most clients connected at once; more wait in the listen backlog (Redis: maxclients)
+    /// Most clients connected at once; one more is answered `-ERR max number of clients
+    /// reached` and closed (Redis: maxclients)
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_clients: usize,
 
@@ -120,7 +121,8 @@ fn main() {
     }
     let limits = Limits { max_bulk: args.max_bulk, ..Limits::default() };
     let config = Config {
-        max_conns: args.max_clients,
+        // Room for the refusals too: a client past --max-clients is accepted, told, closed.
+        max_conns: args.max_clients.saturating_add(REFUSAL_ROOM),
         // The reactor keeps at most this much unconsumed input per connection: the
         // largest incomplete request (conn.rs answers before the reactor would close).
         max_input: max_query,
@@ -128,15 +130,24 @@ fn main() {
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
-    if let Err(e) = serve(args.addr, config, limits, args.pubsub_limit) {
+    if let Err(e) = serve(args.addr, config, limits, args.max_clients, args.pubsub_limit) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn serve(addr: SocketAddr, config: Config, limits: Limits, pubsub_limit: usize) -> std::io::Result<()> {
+/// Connections the reactor takes beyond `--max-clients`, to refuse them with a reply
+/// rather than leave them in the backlog; past this, new ones wait in the backlog.
+const REFUSAL_ROOM: usize = 64;
+
+fn serve(
+    addr: SocketAddr,
+    config: Config,
+    limits: Limits,
+    max_clients: usize,
+    pubsub_limit: usize,
+) -> std::io::Result<()> {
     let max_query = config.max_input;
-    let max_clients = config.max_conns;
     let mut reactor = Reactor::new(config)?;
     // Created before the listener so the factory can hand every connection a reference;
     // the port is filled in once bound (port 0 means "pick one").

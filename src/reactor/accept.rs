@@ -79,6 +79,12 @@ pub(super) struct Listener<H> {
     nodelay_inherited: bool,
 }
 
+/// How long a connection must have sent nothing since it was accepted before, at the
+/// connection cap, it may be closed to admit a new client. Long enough for an honest client
+/// to send its first request; short enough that connections opened and left silent (an
+/// idle-fill attack) hold new clients off for about this long at most.
+pub(super) const SILENT_RECLAIM_AFTER: Duration = Duration::from_secs(1);
+
 /// What a full reactor can do for a waiting client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reclaim {
@@ -86,6 +92,8 @@ enum Reclaim {
     Now(usize),
     /// Only connections too new to judge are reusable: try again next turn.
     NextTurn,
+    /// Only silent connections not yet silent long enough: try again then.
+    At(Instant),
     /// Nothing can be reclaimed: pause until a connection closes.
     Nothing,
 }
@@ -146,6 +154,15 @@ impl<H: Handler> Reactor<H> {
                 self.shared.deferred.push_back(Deferred::Accept(index));
                 return;
             }
+            if let (true, Reclaim::At(when)) = (full, reclaim) {
+                // Silent connections become reclaimable at `when`: come back then (the
+                // backlog holds the new client meanwhile), so silent connections hold new
+                // clients off for about `SILENT_RECLAIM_AFTER` at most.
+                listener.paused = Some(Pause::Backoff);
+                self.shared.stats.accept_pauses += 1;
+                self.shared.timers.insert(when, TimerOwner::AcceptRetry(index));
+                return;
+            }
             if full && reclaim == Reclaim::Nothing {
                 // New clients wait in the kernel's backlog until a connection closes
                 // (`resume_at_capacity`). Edge-triggered: no event will repeat.
@@ -197,31 +214,45 @@ impl<H: Handler> Reactor<H> {
         self.shared.deferred.push_back(Deferred::Accept(index));
     }
 
-    /// Which connection to close when full and a client waits: the reusable one (marked by
-    /// its handler; nothing pending either way; no readiness unread) that has been quiet
-    /// longest — but only among those quiet since before this turn (one opened this turn is
-    /// judged next turn) and with nothing waiting in the socket (a peek: its first bytes may
-    /// sit behind an event not yet dispatched; regression: `http_hardening::
-    /// idle_and_slow_clients_give_their_slots_back` under load). A scan of the table, only
-    /// when full: the common accept never gets here.
+    /// Which connection to close when full and a client waits, if any may be: one its handler
+    /// marked reusable (between requests: an HTTP keep-alive connection, safe for its client
+    /// to retry), or one silent since it was accepted for `SILENT_RECLAIM_AFTER` (it never sent
+    /// a byte). Never a session that has talked: a client of a stream protocol is entitled to
+    /// be quiet between requests, and reclaiming it would let anyone disconnect every quiet
+    /// client by opening connections (nginx reclaims only keep-alive connections; redis
+    /// refuses new clients instead). Among candidates, the one quiet longest; only those
+    /// quiet since before this turn (one opened this turn is judged next turn) and with
+    /// nothing waiting in the socket (a peek: its first bytes may sit behind an event not yet
+    /// dispatched; regression: `http_hardening::idle_and_slow_clients_give_their_slots_back`
+    /// under load). A scan of the table, only when full: the common accept never gets here.
     fn reclaimable(&self) -> Reclaim {
         let now = self.shared.now;
         let mut later = false;
-        let mut candidates: Vec<(std::time::Instant, usize)> = Vec::new();
+        // The earliest moment a silent connection too young today becomes a candidate.
+        let mut soonest: Option<Instant> = None;
+        let mut candidates: Vec<(Instant, usize)> = Vec::new();
         for (slot, conn) in self.conns.iter() {
             let core = &conn.core;
-            let idle = core.flags.has(Flags::REUSABLE)
-                && !core.flags.has(Flags::READ_READY)
+            let quiet = !core.flags.has(Flags::READ_READY)
                 && core.is_open()
                 && core.pending_out() == 0
                 && conn.input.is_empty();
-            if !idle {
+            if !quiet {
                 continue;
             }
-            if core.last_active >= now {
-                later = true;
-            } else {
-                candidates.push((core.last_active, slot));
+            if core.flags.has(Flags::REUSABLE) {
+                if core.last_active >= now {
+                    later = true;
+                } else {
+                    candidates.push((core.last_active, slot));
+                }
+            } else if !core.flags.has(Flags::TALKED) {
+                let ripe = core.opened_at + SILENT_RECLAIM_AFTER;
+                if ripe <= now {
+                    candidates.push((core.opened_at, slot));
+                } else {
+                    soonest = Some(soonest.map_or(ripe, |t| t.min(ripe)));
+                }
             }
         }
         candidates.sort_unstable();
@@ -233,10 +264,10 @@ impl<H: Handler> Reactor<H> {
             }
             return Reclaim::Now(slot);
         }
-        if later {
-            Reclaim::NextTurn
-        } else {
-            Reclaim::Nothing
+        match (later, soonest) {
+            (true, _) => Reclaim::NextTurn,
+            (false, Some(when)) => Reclaim::At(when),
+            (false, None) => Reclaim::Nothing,
         }
     }
 

@@ -476,6 +476,7 @@ fn read_input<H: Handler>(
                     // connection's discarded input must not keep it (and its pending
                     // output) alive past the idle timeout.
                     conn.core.last_active = shared.now;
+                    conn.core.flags.insert(Flags::TALKED);
                     if let Some(reason) = deliver(conn, shared, &scratch[..n], slot) {
                         return Some(ReadEnd::Close(reason));
                     }

@@ -113,6 +113,7 @@ impl<H: Handler> Reactor<H> {
             Recv::Data(n) => {
                 shared.stats.bytes_in += n as u64;
                 from.core.last_active = shared.now;
+                from.core.flags.insert(Flags::TALKED);
                 if let Err(e) = pass(&mut into.core, shared, &scratch[..n]) {
                     return Step::PartnerFailed(to, e.kind());
                 }

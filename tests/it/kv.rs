@@ -486,3 +486,42 @@ fn a_subscriber_that_never_reads_is_disconnected() {
     assert!(counts.iter().all(|c| c == ":1\r\n" || c == ":2\r\n"));
     let _ = silent.set_read_timeout(Some(Duration::from_millis(10)));
 }
+
+/// At `--max-clients`, kv answers a new client as redis does — `-ERR max number of clients
+/// reached`, then closes it — and a client that has talked keeps its connection; a slot
+/// freed by a client leaving is taken by the next. (Before: the active client was evicted to
+/// make room, the silent ones kept theirs.)
+#[test]
+fn max_clients_refuses_new_clients_and_keeps_the_active_ones() {
+    let server = kv_server(&["--max-clients", "2"]);
+    let mut a = Client::connect(&server);
+    assert_eq!(a.call("PING"), "+PONG\r\n");
+    let b = Client::connect(&server);
+    let mut c = Client::connect(&server);
+    assert_eq!(c.reply(), "-ERR max number of clients reached\r\n");
+    c.expect_closed();
+    assert_eq!(a.call("PING"), "+PONG\r\n", "the active client keeps its connection");
+    drop(b);
+    // B's slot frees; a new client gets it (once B's close has been seen by the server).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A refused client hears so at once, unasked; an admitted one hears nothing.
+        let mut d = Client::connect(&server);
+        d.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut first = [0; 64];
+        match d.stream.read_some(&mut first) {
+            Ok(n) if n > 0 => {
+                assert_eq!(&first[..n], b"-ERR max number of clients reached\r\n");
+                assert!(Instant::now() < deadline, "B's slot was never freed");
+                continue;
+            }
+            Ok(_) => panic!("closed without a word"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{e}"),
+        }
+        d.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(d.call("PING"), "+PONG\r\n");
+        break;
+    }
+    assert_eq!(a.call("PING"), "+PONG\r\n");
+}
