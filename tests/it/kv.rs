@@ -525,3 +525,31 @@ fn max_clients_refuses_new_clients_and_keeps_the_active_ones() {
     }
     assert_eq!(a.call("PING"), "+PONG\r\n");
 }
+
+/// A client that pipelines and then half-closes (`nc -N`, a script) gets every reply before
+/// the close: 2,000 `GET`s of an 8 KiB value, far more than one batch and more than the
+/// replies kv lets pile up before it pauses. (Before: the default `on_eof` closed with
+/// commands still held; the run got 1,216 of 2,000.)
+#[test]
+fn pipelined_commands_are_answered_before_a_half_close_closes() {
+    let server = kv_server(&[]);
+    let mut setup = Client::connect(&server);
+    let value = "v".repeat(8192);
+    assert_eq!(setup.call(&format!("SET big {value}")), "+OK\r\n");
+    let mut client = Client::connect(&server);
+    let request: Vec<u8> = (0..2000).flat_map(|_| cmd("GET big")).collect();
+    client.send(&request);
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0; 65536];
+    loop {
+        match client.stream.read_some(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("after {} bytes: {e}", received.len()),
+        }
+    }
+    let one = format!("$8192\r\n{value}\r\n");
+    assert_eq!(received.len(), 2000 * one.len(), "{} whole replies", received.len() / one.len());
+    assert!(received.chunks(one.len()).all(|reply| reply == one.as_bytes()));
+}
