@@ -74,6 +74,10 @@ impl Flags {
     /// connection is a session that has talked, never reclaimed as silent (`accept.rs`). Set
     /// by the reads; never cleared.
     pub(crate) const TALKED: Flags = Flags(1 << 17);
+    /// The handler exempted the connection from `Config::idle_timeout`
+    /// ([`Cx::set_idle_exempt`](crate::Cx::set_idle_exempt)): a subscriber waiting for
+    /// publications is quiet by design.
+    pub(crate) const IDLE_EXEMPT: Flags = Flags(1 << 18);
 
     /// Anything that stops an open connection's input from being read right now.
     pub(crate) const PAUSED: Flags = Flags(
@@ -126,7 +130,7 @@ impl BitOr for Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 18] = [
+        const NAMES: [&str; 19] = [
             "READ_READY",
             "READ_HANGUP",
             "PAUSED_BY_HANDLER",
@@ -145,6 +149,7 @@ impl fmt::Debug for Flags {
             "WRITE_INTEREST",
             "FLUSH_QUEUED",
             "TALKED",
+            "IDLE_EXEMPT",
         ];
         let set = NAMES.iter().enumerate().filter(|&(bit, _)| self.0 & (1 << bit) != 0).map(|(_, name)| name);
         f.debug_set().entries(set).finish()

@@ -330,6 +330,18 @@ impl<'a, H: Handler> Cx<'a, H> {
         }
     }
 
+    /// Exempts this connection from [`Config::idle_timeout`](crate::Config::idle_timeout)
+    /// (`true`), or subjects it again (`false`, the default): for a connection that is quiet
+    /// by design, a subscriber waiting for publications (Redis never times out its pub/sub
+    /// clients). Its slot is then held until the peer or the handler closes it.
+    pub fn set_idle_exempt(&mut self, exempt: bool) {
+        if exempt {
+            self.core.flags.insert(Flags::IDLE_EXEMPT);
+        } else {
+            self.core.flags.remove(Flags::IDLE_EXEMPT);
+        }
+    }
+
     /// Marks this connection as safe to close while it waits for a new request (`true`: an
     /// HTTP keep-alive connection between requests, whose client will retry on a new one) or
     /// not (`false`, the default). When the reactor is at

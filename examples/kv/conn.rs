@@ -188,6 +188,9 @@ impl KvConn {
             // after pipelining is answered to its last command first.)
             cx.close();
         }
+        // A subscriber waits for publications, quiet by design: no idle timeout for it (as
+        // Redis never times out its pub/sub clients); unsubscribed, the timeout applies again.
+        cx.set_idle_exempt(!self.session.subscribed.is_empty());
         if out.capacity() > KEEP_OUT {
             *out = Vec::new();
         }

@@ -335,7 +335,8 @@ impl<H: Handler> Reactor<H> {
         let now = self.shared.now;
         let idle = self.shared.config.idle_timeout.expect("cannot fail: idle timers need it");
         let core = &mut self.conns[slot].core;
-        let quiet_since = core.last_active;
+        // An exempt connection is quiet by design (a subscriber): its timer only re-arms.
+        let quiet_since = if core.flags.has(Flags::IDLE_EXEMPT) { now } else { core.last_active };
         if now.duration_since(quiet_since) >= idle {
             core.idle_timer = None;
             log::debug!("conn slot={slot} peer={} idle for {idle:?}", core.peer);

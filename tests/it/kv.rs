@@ -553,3 +553,21 @@ fn pipelined_commands_are_answered_before_a_half_close_closes() {
     assert_eq!(received.len(), 2000 * one.len(), "{} whole replies", received.len() / one.len());
     assert!(received.chunks(one.len()).all(|reply| reply == one.as_bytes()));
 }
+
+/// A subscriber waits for publications and is quiet by design: `--idle-timeout` closes an
+/// idle plain client but never a subscriber (as Redis never times out its pub/sub clients).
+/// Before: the subscriber was dropped at the idle timeout like anyone else.
+#[test]
+fn subscribers_are_exempt_from_the_idle_timeout() {
+    let server = kv_server(&["--idle-timeout", "1"]);
+    let mut subscriber = Client::connect(&server);
+    assert_eq!(subscriber.call("SUBSCRIBE news"), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    let mut idle = Client::connect(&server);
+    assert_eq!(idle.call("PING"), "+PONG\r\n");
+    // The plain client is closed for idling (its read ends, within the read timeout)…
+    idle.expect_closed();
+    // …and the subscriber, as quiet as it for longer, is still there and served.
+    let mut publisher = Client::connect(&server);
+    assert_eq!(publisher.call("PUBLISH news still"), ":1\r\n");
+    assert_eq!(subscriber.reply(), "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nstill\r\n");
+}
