@@ -48,6 +48,13 @@ struct Args {
 
 type Members = Rc<RefCell<BTreeSet<ConnId>>>;
 
+/// A line as the other members may see it: valid UTF-8 (invalid bytes become U+FFFD) with no
+/// control characters but tabs, so no member can move another's cursor, clear its screen or
+/// forge a notice with escape sequences or a bare carriage return.
+fn printable(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).chars().filter(|&c| c == '\t' || !c.is_control()).collect()
+}
+
 struct Member {
     members: Members,
     max_backlog: usize,
@@ -78,8 +85,15 @@ impl Handler for Member {
     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
         let me = cx.id();
         while let Some(line) = input.take_line(b'\n') {
-            let text = String::from_utf8_lossy(line);
-            self.broadcast(cx, me, format!("{me}: {}\n", text.trim_end_matches('\r')).into());
+            let text = printable(line);
+            // The cap counts what is sent: invalid UTF-8 becomes U+FFFD, three bytes a byte.
+            if text.len() > self.max_line {
+                cx.write(b"* line too long\n");
+                cx.close();
+                input.consume_all();
+                return;
+            }
+            self.broadcast(cx, me, format!("{me}: {text}\n").into());
         }
         if input.len() > self.max_line {
             cx.write(b"* line too long\n");

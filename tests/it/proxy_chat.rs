@@ -244,3 +244,25 @@ fn chat_command_line() {
     ];
     check_command_line("chat", flags, &bad);
 }
+
+/// What one member sends cannot drive another's terminal: escape sequences and a bare
+/// carriage return are stripped (a member could forge a notice with them), and the line cap
+/// counts what is sent, after invalid UTF-8 has become U+FFFD (three bytes a byte).
+#[test]
+fn chat_strips_control_characters_and_caps_what_it_sends() {
+    let server = chat();
+    let mut a = BufReader::new(server.connect());
+    assert!(line(&mut a).starts_with("* welcome"));
+    let mut b = BufReader::new(server.connect());
+    assert!(line(&mut b).starts_with("* welcome"));
+    assert!(line(&mut a).contains("joined"));
+    a.get_mut().write_all(b"\x1b[2Jhi\r* #9.9 left (forged)\x07\r\n").unwrap();
+    let got = line(&mut b);
+    assert!(got.ends_with(": [2Jhi* #9.9 left (forged)\n"), "{got:?}");
+    assert!(!got.bytes().any(|c| c < 0x20 && c != b'\n'), "{got:?}");
+    // 2,000 invalid bytes: under the 4,096-byte cap as received, 6,000 bytes as sent.
+    let mut long = vec![0xff; 2000];
+    long.push(b'\n');
+    a.get_mut().write_all(&long).unwrap();
+    assert_eq!(line(&mut a), "* line too long\n");
+}
