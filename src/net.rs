@@ -68,8 +68,10 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<mio::net::
 ///
 /// As above, or whatever `socket`, `bind` or `listen` return.
 pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::UnixListener> {
+    // The OS's own words go with the path: "cannot bind /run/x/echo.sock: No such file or
+    // directory (os error 2)" says what to fix, where the path alone did not.
     let with_path =
-        |e: io::Error, what: &str| io::Error::new(e.kind(), format!("{what}: {}", path.display()));
+        |e: io::Error, what: &str| io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()));
     let address = socket2::SockAddr::unix(path).map_err(|e| with_path(e, "unusable socket path"))?;
     if let Ok(metadata) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;

@@ -252,7 +252,8 @@ fn an_adopted_stream_with_a_copy_elsewhere_leaves_no_registration_behind() {
 }
 
 /// Listening and connecting on Unix-domain sockets; a stale socket file is replaced, a
-/// path where a server listens and a path too long are refused with the path named.
+/// path where a server listens, a path too long and one in a missing directory are refused
+/// with the path named (and the OS's cause: before, "cannot bind: PATH" said neither).
 #[test]
 fn unix_listen_connect_and_stale_paths() {
     let dir = temp_dir("unix");
@@ -277,6 +278,11 @@ fn unix_listen_connect_and_stale_paths() {
     let long = dir.join("x".repeat(200));
     let err = other.listen_unix(&long, |_| unreachable!()).unwrap_err();
     assert!(err.to_string().contains("xxxx"), "{err}");
+    // A directory that does not exist: the path and the OS's cause, both.
+    let err = other.listen_unix(&dir.join("missing").join("x.sock"), |_| unreachable!()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    let text = err.to_string();
+    assert!(text.contains("missing/x.sock") && text.contains("No such file or directory"), "{text}");
     // Connecting to nothing fails at once.
     let err = other.connect_unix(&dir.join("nobody.sock"), probe("x", &log)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
