@@ -60,6 +60,9 @@ pub struct ServerInfo {
     pub port: u16,
     pub max_bulk: usize,
     pub max_query: usize,
+    /// Largest reply one command may build (`--max-reply`): checked while it is built, so a
+    /// command naming a large value many times (`MGET`) cannot grow memory without bound.
+    pub max_reply: usize,
     pub max_clients: usize,
     pub started: Instant,
     /// Connections open now.
@@ -250,6 +253,7 @@ pub(crate) mod tests {
                 port: 6380,
                 max_bulk: 1 << 20,
                 max_query: 4 << 20,
+                max_reply: 16 << 20,
                 max_clients: 10_000,
                 started: Instant::now(),
                 clients: 1,

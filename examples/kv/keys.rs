@@ -87,10 +87,20 @@ pub fn set(ctx: &mut Ctx<'_>, argv: &Argv) {
 
 pub fn mget(ctx: &mut Ctx<'_>, argv: &Argv) {
     let out = &mut *ctx.out;
+    let start = out.len();
+    let limit = ctx.server.max_reply;
     reply::array(out, argv.len() - 1);
     for key in argv.iter_from(1) {
         if ctx.store.read(key, ctx.now, |value| reply::bulk(out, value)).is_none() {
             reply::nil(out);
+        }
+        // Checked while the reply grows, not after: one MGET may name a large value
+        // hundreds of thousands of times within the query limit.
+        if out.len() - start > limit {
+            out.truncate(start);
+            log::warn!("client {}: MGET reply over {limit} bytes refused", ctx.session.id);
+            reply::error(out, &format!("ERR reply over {limit} bytes (--max-reply)"));
+            return;
         }
     }
 }

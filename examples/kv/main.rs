@@ -69,6 +69,11 @@ struct Args {
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_query: Option<usize>,
 
+    /// Largest reply one command may build (MGET of large values): a larger one is refused
+    /// with an error while it is built. Accepts k/m/g suffixes
+    #[arg(long, value_name = "BYTES", default_value = "16m", value_parser = parse_size)]
+    max_reply: usize,
+
     /// Most clients connected at once; one more is answered `-ERR max number of clients
     /// reached` and closed (Redis: maxclients)
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -130,7 +135,9 @@ fn main() {
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };
-    if let Err(e) = serve(args.addr, config, limits, args.max_clients, args.pubsub_limit) {
+    let caps =
+        Caps { max_clients: args.max_clients, max_reply: args.max_reply, pubsub_limit: args.pubsub_limit };
+    if let Err(e) = serve(args.addr, config, limits, caps) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -140,13 +147,15 @@ fn main() {
 /// rather than leave them in the backlog; past this, new ones wait in the backlog.
 const REFUSAL_ROOM: usize = 64;
 
-fn serve(
-    addr: SocketAddr,
-    config: Config,
-    limits: Limits,
+/// The per-client caps `serve` hands the connections and the server's settings.
+struct Caps {
     max_clients: usize,
+    max_reply: usize,
     pubsub_limit: usize,
-) -> std::io::Result<()> {
+}
+
+fn serve(addr: SocketAddr, config: Config, limits: Limits, caps: Caps) -> std::io::Result<()> {
+    let Caps { max_clients, max_reply, pubsub_limit } = caps;
     let max_query = config.max_input;
     let mut reactor = Reactor::new(config)?;
     // Created before the listener so the factory can hand every connection a reference;
@@ -155,6 +164,7 @@ fn serve(
         port: addr.port(),
         max_bulk: limits.max_bulk,
         max_query,
+        max_reply,
         max_clients,
         started: Instant::now(),
         clients: 0,

@@ -571,3 +571,20 @@ fn subscribers_are_exempt_from_the_idle_timeout() {
     assert_eq!(publisher.call("PUBLISH news still"), ":1\r\n");
     assert_eq!(subscriber.reply(), "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nstill\r\n");
 }
+
+/// One command's reply is bounded while it is built: an `MGET` naming a large value many
+/// times gets an error instead of a reply past `--max-reply`, and the connection goes on.
+/// (Before: the whole reply was built, 100 MiB for 100 names of a 1 MiB value, per client.)
+#[test]
+fn an_mget_reply_past_the_limit_is_refused_while_built() {
+    let server = kv_server(&["--max-reply", "256k"]);
+    let mut client = Client::connect(&server);
+    let value = "v".repeat(64 * 1024);
+    assert_eq!(client.call(&format!("SET big {value}")), "+OK\r\n");
+    let names = vec!["big"; 100].join(" ");
+    assert_eq!(client.call(&format!("MGET {names}")), "-ERR reply over 262144 bytes (--max-reply)\r\n");
+    // Under the limit it is served whole, and the connection is as before.
+    let reply = client.call("MGET big big");
+    assert_eq!(reply.len(), "*2\r\n".len() + 2 * ("$65536\r\n\r\n".len() + 65536));
+    assert_eq!(client.call("PING"), "+PONG\r\n");
+}
