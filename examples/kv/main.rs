@@ -46,7 +46,7 @@ use clap::{CommandFactory, Parser};
 use evloop::{Config, Reactor};
 
 use commands::ServerInfo;
-use conn::{KvConn, Shared, SWEEP_EVERY};
+use conn::{KvConn, Shared, SWEEP_EVERY, SWEEP_SOON};
 use resp::Limits;
 
 /// A Redis-compatible (RESP2) key-value server on evloop: strings with expiry, pipelining,
@@ -181,10 +181,14 @@ fn serve(addr: SocketAddr, config: Config, limits: Limits, caps: Caps) -> std::i
 }
 
 /// Redis's active expiry: a reactor-level timer sweeps the store every [`SWEEP_EVERY`],
-/// busy or idle, and sets the next one.
+/// busy or idle, or after [`SWEEP_SOON`] while keys expire faster than one sweep reclaims.
 fn sweep_every(reactor: &mut Reactor<KvConn>, shared: Rc<RefCell<Shared>>) {
-    reactor.set_timer(SWEEP_EVERY, move |reactor| {
-        shared.borrow_mut().sweep(Instant::now());
-        sweep_every(reactor, shared);
+    sweep_after(reactor, shared, SWEEP_EVERY);
+}
+
+fn sweep_after(reactor: &mut Reactor<KvConn>, shared: Rc<RefCell<Shared>>, after: std::time::Duration) {
+    reactor.set_timer(after, move |reactor| {
+        let busy = shared.borrow_mut().sweep(Instant::now());
+        sweep_after(reactor, shared, if busy { SWEEP_SOON } else { SWEEP_EVERY });
     });
 }
