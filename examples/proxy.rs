@@ -13,7 +13,14 @@
 //!   a side whose output backs up past the high watermark: its partner stops reading,
 //!   until it drains to the low one                     (memory: watermark + one read a side)
 //!   EOF on one side ──Eof──► shutdown(Write) on the other;  close ──Gone──► the other closes
+//!   (aborts, if the side went with an error: a reset client takes its upstream at once)
 //! ```
+//!
+//! A pair never outlives its use: when one side goes with an error (a reset, a failed
+//! write), the other is aborted; when it goes cleanly, the other flushes what it owes for
+//! `--fin-timeout` at most (HAProxy's `timeout client-fin`), then is cut off. At
+//! `--max-conns`, a client silent since it connected (a second or more) is displaced for a
+//! new one, its upstream with it; a pair that has talked never is.
 
 mod common;
 
@@ -22,7 +29,7 @@ use std::time::Duration;
 use clap::Parser;
 use common::cli::{count, IdleTimeout, LOGS};
 use common::Endpoint;
-use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
+use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason, TimerId};
 
 /// proxy: forwards every client to its own upstream connection, both directions.
 #[derive(Debug, Parser)]
@@ -45,6 +52,12 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     connect_timeout: u64,
 
+    /// Time a side has to flush what it owes once its partner has closed; past it, it is
+    /// cut off (an abandoned pair never holds its slots until the idle timeout)
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    fin_timeout: u64,
+
     #[command(flatten)]
     idle: IdleTimeout<300>,
 }
@@ -60,6 +73,8 @@ enum Msg {
 /// One side of a pair: a client, or the upstream connection made for it.
 struct Side {
     upstream: Endpoint,
+    /// How long this side may flush after its partner closed (`--fin-timeout`).
+    fin_timeout: Duration,
     /// The other side: a client learns its upstream's id when it starts the connect.
     partner: Option<ConnId>,
     /// Our peer has finished sending, and the partner's peer has (we shut down writing).
@@ -68,8 +83,8 @@ struct Side {
 }
 
 impl Side {
-    fn new(upstream: Endpoint, partner: Option<ConnId>) -> Side {
-        Side { upstream, partner, eof_in: false, eof_out: false }
+    fn new(upstream: Endpoint, fin_timeout: Duration, partner: Option<ConnId>) -> Side {
+        Side { upstream, fin_timeout, partner, eof_in: false, eof_out: false }
     }
 
     fn tell(&self, cx: &mut Cx<'_, Self>, message: Msg) {
@@ -96,7 +111,7 @@ impl Handler for Side {
         if self.partner.is_none() {
             // A new client: connect its upstream. Its bytes may flow at once; they wait in
             // the upstream's output until the connect completes.
-            let side = Side::new(self.upstream.clone(), Some(cx.id()));
+            let side = Side::new(self.upstream.clone(), self.fin_timeout, Some(cx.id()));
             let opened = match &self.upstream {
                 Endpoint::Tcp(addr) => cx.connect(*addr, side),
                 Endpoint::Unix(path) => cx.connect_unix(path, side),
@@ -140,9 +155,29 @@ impl Handler for Side {
                     log::warn!("client {}: upstream {}: {reason}", cx.peer_addr(), self.upstream);
                 }
                 self.partner = None;
-                cx.close();
+                if matches!(reason, Reason::Error(_)) {
+                    // Its peer reset (or a write failed): nothing this side owes will be
+                    // wanted; let go of it and its slot now.
+                    cx.abort();
+                } else {
+                    // Flush what it owes, for a while at most (`on_timer`).
+                    cx.close();
+                    cx.set_timer(self.fin_timeout);
+                }
             }
         }
+    }
+
+    /// The partner closed `--fin-timeout` ago and this side has still not flushed: its peer
+    /// is not reading what it is owed. Cut it off.
+    fn on_timer(&mut self, _id: TimerId, cx: &mut Cx<'_, Self>) {
+        log::debug!(
+            "{} ({}): not flushed {:?} after its partner closed",
+            cx.id(),
+            cx.peer_addr(),
+            self.fin_timeout
+        );
+        cx.abort();
     }
 
     fn on_close(&mut self, reason: Reason, cx: &mut Cx<'_, Self>) {
@@ -151,7 +186,8 @@ impl Handler for Side {
 }
 
 fn main() {
-    let Args { listen, upstream, max_conns, connect_timeout, idle } = Args::parse();
+    let Args { listen, upstream, max_conns, connect_timeout, fin_timeout, idle } = Args::parse();
+    let fin_timeout = Duration::from_secs(fin_timeout);
     common::init_logging();
     let config = Config {
         max_conns,
@@ -162,7 +198,8 @@ fn main() {
         ..Config::default()
     };
     let served = Reactor::new(config).and_then(|mut reactor| {
-        let bound = common::listen(&mut reactor, &listen, move || Side::new(upstream.clone(), None))?;
+        let bound =
+            common::listen(&mut reactor, &listen, move || Side::new(upstream.clone(), fin_timeout, None))?;
         common::run_reactor(reactor, bound)
     });
     if let Err(e) = served {

@@ -219,13 +219,15 @@ fn chat_drops_a_member_that_never_reads() {
 /// endpoint or a zero limit is an error naming the flag, status 2.
 #[test]
 fn proxy_command_line() {
-    let flags = "--listen=127.0.0.1:7100 --upstream --max-conns=2048 --connect-timeout=10 --idle-timeout=300";
-    let bad: [(&[&str], &str); 6] = [
+    let flags =
+        "--listen=127.0.0.1:7100 --upstream --max-conns=2048 --connect-timeout=10 --fin-timeout=5 --idle-timeout=300";
+    let bad: [(&[&str], &str); 7] = [
         (&[], "--upstream"),
         (&["--upstream", "nowhere"], "--upstream"),
         (&["--upstream", "127.0.0.1:7000", "--listen", "unix:"], "--listen"),
         (&["--upstream", "127.0.0.1:7000", "--max-conns", "0"], "--max-conns"),
         (&["--upstream", "127.0.0.1:7000", "--connect-timeout", "0"], "--connect-timeout"),
+        (&["--upstream", "127.0.0.1:7000", "--fin-timeout", "0"], "--fin-timeout"),
         (&["--upstream", "127.0.0.1:7000", "--bogus"], "--bogus"),
     ];
     check_command_line("proxy", flags, &bad);
@@ -265,4 +267,45 @@ fn chat_strips_control_characters_and_caps_what_it_sends() {
     long.push(b'\n');
     a.get_mut().write_all(&long).unwrap();
     assert_eq!(line(&mut a), "* line too long\n");
+}
+
+/// An abandoned pair is closed on both sides at once: the upstream never reads, so the
+/// proxy holds output for it; the client resets. The upstream connection goes with the
+/// client (aborted: what it owed is wanted by nobody), instead of holding its descriptor
+/// and output until the idle timeout (300 s) as it did.
+#[test]
+fn proxy_closes_both_sides_of_an_abandoned_pair() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = proxy_to(&upstream.local_addr().unwrap().to_string());
+    let proxy_pid = proxy.child.id();
+    let before = fd_count(proxy_pid);
+    let client = proxy.connect();
+    let (_held, _) = upstream.accept().unwrap(); // accepted, never read
+                                                 // Enough that the proxy holds output for the upstream (its socket buffers full).
+    client.set_nonblocking(true).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    // Until the buffers are full: 20 refusals in a row (100 ms without progress).
+    let mut refused = 0;
+    while refused < 20 {
+        match (&client).write(&chunk) {
+            Ok(_) => refused = 0,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                refused += 1;
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(fd_count(proxy_pid) > before, "the pair is open");
+    set_linger_zero(&client);
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fd_count(proxy_pid) != before {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy still holds the upstream side: {} descriptors",
+            fd_count(proxy_pid)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 }
