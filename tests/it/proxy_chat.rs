@@ -309,3 +309,18 @@ fn proxy_closes_both_sides_of_an_abandoned_pair() {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Idle fill on the proxy: silent clients take every slot (each with its upstream); a new
+/// client is still served within seconds, the silent ones being displaced after about a
+/// second each (before: locked out until the idle timeout, 300 s).
+#[test]
+fn proxy_serves_a_new_client_despite_an_idle_fill() {
+    let echo = echo_server();
+    let mut command = Command::new(example("proxy"));
+    command.args(["--listen", "127.0.0.1:0", "--upstream", &echo.addr.to_string(), "--max-conns", "10"]);
+    let proxy = Running::start_logged(command);
+    let _silent: Vec<TcpStream> = (0..12).map(|_| proxy.connect()).collect();
+    let mut client = proxy.connect();
+    client.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    round_trip(&mut client, b"let me through");
+}
