@@ -177,15 +177,22 @@ pub fn dbsize(ctx: &mut Ctx<'_>, _argv: &Argv) {
 
 /// `FLUSHALL [ASYNC|SYNC]`: both mean "now" here.
 pub fn flushall(ctx: &mut Ctx<'_>, argv: &Argv) {
-    let mode_ok = match argv.len() {
-        1 => true,
-        2 => argv.get(1).eq_ignore_ascii_case(b"async") || argv.get(1).eq_ignore_ascii_case(b"sync"),
-        _ => false,
+    let lazy = match argv.len() {
+        1 => false,
+        2 if argv.get(1).eq_ignore_ascii_case(b"async") => true,
+        2 if argv.get(1).eq_ignore_ascii_case(b"sync") => false,
+        _ => return reply::error(ctx.out, SYNTAX),
     };
-    if !mode_ok {
-        return reply::error(ctx.out, SYNTAX);
+    if lazy {
+        // Redis's lazyfree: the keyspace is emptied at once, and freed on another thread,
+        // so the loop is not held for the time it takes to free a large one.
+        let old = ctx.store.take_all();
+        if let Err(e) = std::thread::Builder::new().name("kv-lazyfree".into()).spawn(move || drop(old)) {
+            log::warn!("FLUSHALL ASYNC: no thread to free on ({e}); freed on the loop");
+        }
+    } else {
+        ctx.store.clear();
     }
-    ctx.store.clear();
     reply::ok(ctx.out);
 }
 

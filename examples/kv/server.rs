@@ -21,10 +21,20 @@ use super::resp::{parse_int, Argv};
 pub const REDIS_VERSION: &str = "7.0.0";
 
 pub fn ping(ctx: &mut Ctx<'_>, argv: &Argv) {
-    match argv.len() {
-        1 => reply::simple(ctx.out, "PONG"),
-        2 => reply::bulk(ctx.out, argv.get(1)),
-        _ => wrong_arity(ctx.out, "ping"),
+    if argv.len() > 2 {
+        return wrong_arity(ctx.out, "ping");
+    }
+    let message = if argv.len() == 2 { argv.get(1) } else { b"" };
+    if !ctx.session.subscribed.is_empty() {
+        // A subscriber's PING is answered as a push, as Redis does in subscribed mode:
+        // `*2 $4 pong $N message`, so a client reading pushes can tell it from a reply.
+        reply::array(ctx.out, 2);
+        reply::bulk(ctx.out, b"pong");
+        reply::bulk(ctx.out, message);
+    } else if argv.len() == 1 {
+        reply::simple(ctx.out, "PONG");
+    } else {
+        reply::bulk(ctx.out, message);
     }
 }
 

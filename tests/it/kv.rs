@@ -447,7 +447,9 @@ fn publish_fans_out_to_subscribers() {
     assert_eq!(b.reply(), message("news", "hello"));
     assert_eq!(b.reply(), message("sport", "goal"));
     assert!(a.call("GET k").starts_with("-ERR Can't execute 'get'"));
-    assert_eq!(a.call("PING"), "+PONG\r\n");
+    // In subscribed mode PING is answered as a push, as Redis does.
+    assert_eq!(a.call("PING"), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert_eq!(a.call("PING hi"), "*2\r\n$4\r\npong\r\n$2\r\nhi\r\n");
     assert_eq!(a.call("UNSUBSCRIBE"), "*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:0\r\n");
     assert_eq!(a.call("GET k"), "$-1\r\n", "out of subscriber mode");
     assert_eq!(publisher.call("PUBLISH news again"), ":1\r\n");
@@ -618,4 +620,24 @@ fn short_lived_keys_are_reclaimed_as_fast_as_they_expire() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `FLUSHALL ASYNC` empties the keyspace at once (the old keys are freed on another thread,
+/// off the loop), and the server goes on serving; `FLUSHALL SYNC` and plain `FLUSHALL` too.
+#[test]
+fn flushall_async_empties_at_once() {
+    let server = kv_server(&[]);
+    let mut client = Client::connect(&server);
+    let request: Vec<u8> = (0..20_000).flat_map(|i| cmd(&format!("SET k{i} v"))).collect();
+    client.send(&request);
+    for _ in 0..20_000 {
+        assert_eq!(client.reply(), "+OK\r\n");
+    }
+    assert_eq!(client.call("DBSIZE"), ":20000\r\n");
+    assert_eq!(client.call("FLUSHALL ASYNC"), "+OK\r\n");
+    assert_eq!(client.call("DBSIZE"), ":0\r\n");
+    assert_eq!(client.call("SET after v"), "+OK\r\n");
+    assert_eq!(client.call("FLUSHALL SYNC"), "+OK\r\n");
+    assert_eq!(client.call("DBSIZE"), ":0\r\n");
+    assert!(client.call("FLUSHALL LATER").starts_with("-ERR syntax error"));
 }
