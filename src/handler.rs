@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::Core;
 use crate::flags::Flags;
+pub use crate::input::Input;
 use crate::life::Life;
 use crate::offload::{Cancel, JobError, OffloadError};
 use crate::send_error::SendError;
@@ -122,65 +123,6 @@ pub trait Handler: Sized + 'static {
     /// [`Cx::connect`]); writes, timers and jobs of a closed connection go nowhere.
     fn on_close(&mut self, reason: Reason, cx: &mut Cx<'_, Self>) {
         let _ = (reason, cx);
-    }
-}
-
-/// The bytes a connection has received and not yet consumed.
-#[derive(Debug)]
-pub struct Input<'a> {
-    data: &'a [u8],
-    consumed: usize,
-}
-
-impl<'a> Input<'a> {
-    /// A view over `data`, nothing consumed. The reactor builds these; handlers' unit tests
-    /// can too.
-    pub fn new(data: &'a [u8]) -> Input<'a> {
-        Input { data, consumed: 0 }
-    }
-
-    /// The unconsumed bytes.
-    pub fn bytes(&self) -> &'a [u8] {
-        &self.data[self.consumed..]
-    }
-
-    /// How many bytes are unconsumed.
-    pub fn len(&self) -> usize {
-        self.data.len() - self.consumed
-    }
-
-    /// Is everything consumed?
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Marks the first `n` unconsumed bytes as handled.
-    ///
-    /// # Panics
-    ///
-    /// If `n` is larger than [`len`](Input::len): that is a bug in the handler.
-    pub fn consume(&mut self, n: usize) {
-        assert!(n <= self.len(), "consumed {n} bytes of {}", self.len());
-        self.consumed += n;
-    }
-
-    /// Marks every byte as handled.
-    pub fn consume_all(&mut self) {
-        self.consumed = self.data.len();
-    }
-
-    /// Takes the next line: the bytes up to and including the first `delimiter`, consumed
-    /// and returned without the delimiter. `None` (nothing consumed) if no delimiter has
-    /// arrived yet.
-    pub fn take_line(&mut self, delimiter: u8) -> Option<&'a [u8]> {
-        let rest = self.bytes();
-        let end = rest.iter().position(|&b| b == delimiter)?;
-        self.consumed += end + 1;
-        Some(&rest[..end])
-    }
-
-    pub(crate) fn consumed(&self) -> usize {
-        self.consumed
     }
 }
 

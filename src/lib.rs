@@ -70,6 +70,7 @@ mod config;
 mod conn;
 mod flags;
 mod handler;
+mod input;
 mod life;
 pub mod net;
 pub mod offload;

@@ -23,16 +23,14 @@
 //!
 //! `settle` is here, not in the reactor, because the hot path runs it inline right after
 //! `on_data` with only these two borrows in hand; it reports a close for the reactor (which
-//! owns the table) to carry out. So is `send_or_keep`, the one way output leaves a callback
-//! or a forwarder: write what the kernel takes (through `wire.rs`), keep the rest, ask for
-//! writable events.
+//! owns the table) to carry out; the writing itself is `wire.rs`'s.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Interest, Registry, Waker};
+use mio::{Registry, Waker};
 
 use crate::config::{Config, Linger};
 use crate::conn::Core;
@@ -44,6 +42,7 @@ use crate::stats::{Reason, Stats};
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::{deadline_after, TimerId, Timers};
 use crate::token::ConnId;
+use crate::wire::{keep, keep_unsent, watch_writable};
 
 /// Who a timer belongs to: decides what happens when it fires (see the reactor's
 /// `expire_timers`, which reads as this list).
@@ -542,77 +541,4 @@ impl<H, M: Send + 'static> Shared<H, M> {
         }
         result
     }
-}
-
-/// Writes `data` for the connection now: as much as the kernel takes, and what it refuses
-/// into the connection's output buffer, to go out on a writable event. The one way output
-/// leaves a callback or a forwarder (the caller has checked that it may go straight out).
-/// The common case, the kernel takes it all, is inlined into the hot path.
-#[inline(always)]
-pub(crate) fn send_or_keep(
-    core: &mut Core,
-    data: &[u8],
-    stats: &mut Stats,
-    registry: &Registry,
-) -> io::Result<()> {
-    match core.send(data) {
-        Ok(n) if n == data.len() => {
-            // No `last_active` stamp here: a callback's output counts as activity through
-            // its input (the read stamps it) or through the reactor's `callback`.
-            stats.bytes_out += n as u64;
-            Ok(())
-        }
-        sent => keep_unsent(core, data, sent, stats, registry),
-    }
-}
-
-/// The rest of [`send_or_keep`]: keeps what the kernel refused, and asks for writable
-/// events if the socket does not report them yet.
-#[cold]
-#[inline(never)]
-fn keep_unsent(
-    core: &mut Core,
-    data: &[u8],
-    sent: io::Result<usize>,
-    stats: &mut Stats,
-    registry: &Registry,
-) -> io::Result<()> {
-    let written = sent?;
-    stats.bytes_out += written as u64;
-    if written < data.len() {
-        keep(core, &data[written..], stats);
-        // Tell the handler when this has gone out (`on_drained`).
-        core.flags.insert(Flags::DRAINED_PENDING);
-    }
-    watch_writable(core, registry)
-}
-
-/// Appends `data` to the connection's pending output, counted.
-fn keep(core: &mut Core, data: &[u8], stats: &mut Stats) {
-    core.out.extend_from_slice(data);
-    stats.out_buffered += data.len() as u64;
-    let pending = core.pending_out() as u64;
-    if pending > stats.out_buffered_peak {
-        stats.out_buffered_peak = pending;
-    }
-}
-
-/// After a write: if it came up short and the socket does not report writability yet, asks
-/// it to. Sockets are registered for reading only (see `reactor/mod.rs`), so a connection
-/// that never fills its send buffer is never woken for the space each ACK frees; one that
-/// does asks once and keeps it. No writable edge is missed: the kernel checks readiness
-/// when the interest changes and reports a socket writable already.
-#[inline]
-fn watch_writable(core: &mut Core, registry: &Registry) -> io::Result<()> {
-    if core.flags.exactly(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST, Flags::WRITE_BLOCKED) {
-        register_writable(core, registry)?;
-    }
-    Ok(())
-}
-
-#[cold]
-#[inline(never)]
-fn register_writable(core: &mut Core, registry: &Registry) -> io::Result<()> {
-    core.flags.insert(Flags::WRITE_INTEREST);
-    registry.reregister(&mut core.stream, core.id.token(), Interest::READABLE | Interest::WRITABLE)
 }

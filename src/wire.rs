@@ -14,12 +14,20 @@
 //! `WRITE_BLOCKED` set when a write comes up short. `Interrupted` is retried here and never
 //! seen by callers. Reading and writing have one implementation each, so a fix to how a
 //! read or a write ends is made once for the handler path, lingering and forwarding alike.
+//!
+//! Above the system calls, the output path: `send_or_keep` writes what the kernel takes and
+//! keeps the rest in `Core::out` (`keep_unsent`, `keep`), and `watch_writable` asks for
+//! writable events after the first short write — the one way output leaves a callback
+//! (`Shared::write_staged`, `settle_later`) or a forwarder (`forward.rs`).
 
 use std::io::{self, Read, Write};
+
+use mio::{Interest, Registry};
 
 use crate::conn::{Core, KEEP_BUFFER_BYTES};
 use crate::flags::Flags;
 use crate::platform::{SHORT_READ_DRAINS, SHORT_WRITE_FILLS};
+use crate::stats::Stats;
 
 /// What a flush achieved.
 #[derive(Debug, PartialEq, Eq)]
@@ -169,4 +177,77 @@ impl Core {
         }
         self.life.fin_sent();
     }
+}
+
+/// Writes `data` for the connection now: as much as the kernel takes, and what it refuses
+/// into the connection's output buffer, to go out on a writable event. The one way output
+/// leaves a callback or a forwarder (the caller has checked that it may go straight out).
+/// The common case, the kernel takes it all, is inlined into the hot path.
+#[inline(always)]
+pub(crate) fn send_or_keep(
+    core: &mut Core,
+    data: &[u8],
+    stats: &mut Stats,
+    registry: &Registry,
+) -> io::Result<()> {
+    match core.send(data) {
+        Ok(n) if n == data.len() => {
+            // No `last_active` stamp here: a callback's output counts as activity through
+            // its input (the read stamps it) or through the reactor's `callback`.
+            stats.bytes_out += n as u64;
+            Ok(())
+        }
+        sent => keep_unsent(core, data, sent, stats, registry),
+    }
+}
+
+/// The rest of [`send_or_keep`]: keeps what the kernel refused, and asks for writable
+/// events if the socket does not report them yet.
+#[cold]
+#[inline(never)]
+pub(crate) fn keep_unsent(
+    core: &mut Core,
+    data: &[u8],
+    sent: io::Result<usize>,
+    stats: &mut Stats,
+    registry: &Registry,
+) -> io::Result<()> {
+    let written = sent?;
+    stats.bytes_out += written as u64;
+    if written < data.len() {
+        keep(core, &data[written..], stats);
+        // Tell the handler when this has gone out (`on_drained`).
+        core.flags.insert(Flags::DRAINED_PENDING);
+    }
+    watch_writable(core, registry)
+}
+
+/// Appends `data` to the connection's pending output, counted.
+pub(crate) fn keep(core: &mut Core, data: &[u8], stats: &mut Stats) {
+    core.out.extend_from_slice(data);
+    stats.out_buffered += data.len() as u64;
+    let pending = core.pending_out() as u64;
+    if pending > stats.out_buffered_peak {
+        stats.out_buffered_peak = pending;
+    }
+}
+
+/// After a write: if it came up short and the socket does not report writability yet, asks
+/// it to. Sockets are registered for reading only (see `reactor/mod.rs`), so a connection
+/// that never fills its send buffer is never woken for the space each ACK frees; one that
+/// does asks once and keeps it. No writable edge is missed: the kernel checks readiness
+/// when the interest changes and reports a socket writable already.
+#[inline]
+pub(crate) fn watch_writable(core: &mut Core, registry: &Registry) -> io::Result<()> {
+    if core.flags.exactly(Flags::WRITE_BLOCKED | Flags::WRITE_INTEREST, Flags::WRITE_BLOCKED) {
+        register_writable(core, registry)?;
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn register_writable(core: &mut Core, registry: &Registry) -> io::Result<()> {
+    core.flags.insert(Flags::WRITE_INTEREST);
+    registry.reregister(&mut core.stream, core.id.token(), Interest::READABLE | Interest::WRITABLE)
 }

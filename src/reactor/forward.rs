@@ -27,8 +27,9 @@ use super::Reactor;
 use crate::conn::Core;
 use crate::flags::Flags;
 use crate::handler::Handler;
-use crate::shared::{send_or_keep, Shared};
+use crate::shared::Shared;
 use crate::stats::Reason;
+use crate::wire::send_or_keep;
 use crate::wire::Recv;
 
 /// What one pass of the forwarding loop found.
