@@ -64,7 +64,7 @@ impl Flags {
     pub(crate) const HOLDS_FORWARDERS: Flags = Flags(1 << 14);
     /// The socket is registered for writable events as well as readable ones: from the
     /// start for an outbound connect, else since its first short write
-    /// (`Shared::watch_writable`). Never cleared.
+    /// (`wire::watch_writable`). Never cleared.
     pub(crate) const WRITE_INTEREST: Flags = Flags(1 << 15);
     /// Output a callback wrote (other than `on_data`) waits in `Core::out` for the turn's
     /// one write per connection (an entry in `Shared::flushes`): set by `Shared::settle_later`,

@@ -211,7 +211,12 @@ impl<'a, H: Handler> Cx<'a, H> {
         // Output an earlier callback of this turn left for the turn's flush is ahead of this
         // callback's (which then queued behind it): it goes first, with it.
         let result = if self.core.pending_out() > 0 {
-            self.shared.flush_out(self.core)
+            // What is left waits for the peer: the handler hears of it (`on_drained`).
+            self.shared.write_pending(self.core).map(|_| {
+                if self.core.pending_out() > 0 {
+                    self.core.flags.insert(Flags::DRAINED_PENDING);
+                }
+            })
         } else {
             self.shared.write_staged(self.core)
         };

@@ -42,7 +42,7 @@ use crate::stats::{Reason, Stats};
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::{deadline_after, TimerId, Timers};
 use crate::token::ConnId;
-use crate::wire::{keep, keep_unsent, watch_writable};
+use crate::wire::{keep, keep_unsent, watch_writable, Flushed};
 
 /// Who a timer belongs to: decides what happens when it fires (see the reactor's
 /// `expire_timers`, which reads as this list).
@@ -355,13 +355,6 @@ impl<H, M: Send + 'static> Shared<H, M> {
         result
     }
 
-    /// After a write that came up short: writable events from now on (see the free
-    /// function [`watch_writable`]).
-    #[inline]
-    pub(crate) fn watch_writable(&self, core: &mut Core) -> io::Result<()> {
-        watch_writable(core, &self.registry)
-    }
-
     /// After a callback: sends what it wrote, applies the watermarks, and carries out the
     /// write shutdown or close it asked for, once the output it waits for is sent. Returns
     /// the reason when the connection must be closed now (the caller owns the table, so it
@@ -377,12 +370,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             log::debug!("conn {} peer={} write failed: {e}", core.id, core.peer);
             return Some(Reason::Error(e.kind()));
         }
-        if core.pending_out() == 0 && core.life.is_steady() {
-            #[cfg(debug_assertions)]
-            core.check_consistent();
-            return None;
-        }
-        self.settle_rest(core)
+        self.settle_written(core)
     }
 
     /// [`Shared::settle`] for the callbacks that batch: messages, offload results, timers,
@@ -405,6 +393,13 @@ impl<H, M: Send + 'static> Shared<H, M> {
             core.flags.insert(Flags::FLUSH_QUEUED);
             self.flushes.push(core.id);
         }
+        self.settle_written(core)
+    }
+
+    /// What `settle` and `settle_later` do once the output is written or kept: nothing for a
+    /// steady connection with nothing pending (checked in debug builds), else the rest.
+    #[inline(always)]
+    fn settle_written(&mut self, core: &mut Core) -> Option<Reason> {
         if core.pending_out() == 0 && core.life.is_steady() {
             #[cfg(debug_assertions)]
             core.check_consistent();
@@ -413,23 +408,21 @@ impl<H, M: Send + 'static> Shared<H, M> {
         self.settle_rest(core)
     }
 
-    /// Writes the connection's pending output now, as far as the kernel takes it, and notes
-    /// that the handler waits for what is left (`on_drained`): `Cx::flush` when output from an
-    /// earlier callback of this turn is queued ahead of this one's.
-    pub(crate) fn flush_out(&mut self, core: &mut Core) -> io::Result<()> {
-        let before = core.pending_out();
-        let (_, written) = core.write_out()?;
+    /// Writes the connection's pending output (`Core::out`) as far as the kernel takes it,
+    /// counted, asking for writable events if it came up short: on a writable event
+    /// (`on_writable`), at the turn's flush step, and from `Cx::flush` when output of an
+    /// earlier callback of the turn is queued ahead. Returns what happened and the bytes
+    /// written.
+    pub(crate) fn write_pending(&mut self, core: &mut Core) -> io::Result<(Flushed, usize)> {
+        let done = core.write_out()?;
+        watch_writable(core, &self.registry)?;
+        let written = done.1;
         self.stats.out_buffered -= written as u64;
         self.stats.bytes_out += written as u64;
         if written > 0 {
             core.last_active = self.now;
         }
-        if core.pending_out() > 0 {
-            core.flags.insert(Flags::DRAINED_PENDING);
-            watch_writable(core, &self.registry)?;
-        }
-        debug_assert!(written <= before);
-        Ok(())
+        Ok(done)
     }
 
     /// The uncommon part of [`Shared::settle`]: output is pending, or a shutdown or close

@@ -275,17 +275,8 @@ impl<H: Handler> Reactor<H> {
         let conn = &mut self.conns[slot];
         let before = conn.core.pending_out();
         // (Called on an error or hang-up event too, which may come before any short write.)
-        let result = conn.core.write_out().and_then(|done| {
-            self.shared.watch_writable(&mut conn.core)?;
-            Ok(done)
-        });
-        match result {
+        match self.shared.write_pending(&mut conn.core) {
             Ok((flushed, written)) => {
-                self.shared.stats.out_buffered -= written as u64;
-                self.shared.stats.bytes_out += written as u64;
-                if written > 0 {
-                    conn.core.last_active = self.shared.now;
-                }
                 let below_low = before - written <= self.shared.config.out_low_watermark;
                 if below_low && conn.core.flags.has(Flags::HOLDS_FORWARDERS) {
                     self.release_forwarders(slot);

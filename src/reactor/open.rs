@@ -154,7 +154,7 @@ impl<H: Handler> Reactor<H> {
         let Opening { id, mut stream, peer, handler, origin } = opening;
         let slot = id.slot();
         // Reading only, unless connecting (the connect's end is a writable event): writable
-        // events are asked for after the first short write (`Shared::watch_writable`).
+        // events are asked for after the first short write (`wire::watch_writable`).
         let interest = match origin {
             Origin::Connecting { .. } => Interest::READABLE | Interest::WRITABLE,
             _ => Interest::READABLE,

@@ -159,15 +159,21 @@ fn line(reader: &mut BufReader<TcpStream>) -> String {
     line
 }
 
-/// Lines go to everyone else; joins and leaves are announced.
-#[test]
-fn chat_delivers_each_line_to_every_other_client() {
-    let server = chat();
+/// Two members, each welcomed, the first told of the second's joining.
+fn two_members(server: &Running) -> (BufReader<TcpStream>, BufReader<TcpStream>) {
     let mut a = BufReader::new(server.connect());
     assert!(line(&mut a).starts_with("* welcome"));
     let mut b = BufReader::new(server.connect());
     assert!(line(&mut b).starts_with("* welcome"));
     assert!(line(&mut a).contains("joined"));
+    (a, b)
+}
+
+/// Lines go to everyone else; joins and leaves are announced.
+#[test]
+fn chat_delivers_each_line_to_every_other_client() {
+    let server = chat();
+    let (mut a, mut b) = two_members(&server);
     a.get_mut().write_all(b"hello from a\n").unwrap();
     assert!(line(&mut b).ends_with(": hello from a\n"));
     drop(b);
@@ -253,11 +259,7 @@ fn chat_command_line() {
 #[test]
 fn chat_strips_control_characters_and_caps_what_it_sends() {
     let server = chat();
-    let mut a = BufReader::new(server.connect());
-    assert!(line(&mut a).starts_with("* welcome"));
-    let mut b = BufReader::new(server.connect());
-    assert!(line(&mut b).starts_with("* welcome"));
-    assert!(line(&mut a).contains("joined"));
+    let (mut a, mut b) = two_members(&server);
     a.get_mut().write_all(b"\x1b[2Jhi\r* #9.9 left (forged)\x07\r\n").unwrap();
     let got = line(&mut b);
     assert!(got.ends_with(": [2Jhi* #9.9 left (forged)\n"), "{got:?}");

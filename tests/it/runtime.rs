@@ -107,17 +107,23 @@ fn a_refused_connect_says_refused() {
     }
 }
 
-/// A connect that gets no answer (the listener's accept queue is full, so the kernel drops
-/// the SYN) ends at `Config::connect_timeout` with `Reason::ConnectTimeout`.
-#[test]
-fn a_connect_with_no_answer_times_out() {
+/// A loopback address whose connects get no answer: a listener whose accept queue is full
+/// (never accepted), so the kernel drops the SYN. Keep what it returns alive for as long.
+fn an_address_that_does_not_answer() -> (SocketAddr, (socket2::Socket, Vec<TcpStream>)) {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
     socket.listen(0).unwrap();
     let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    // Fill the accept queue (never accepted).
-    let _fillers: Vec<TcpStream> =
+    let fillers =
         (0..3).filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()).collect();
+    (addr, (socket, fillers))
+}
+
+/// A connect that gets no answer (the listener's accept queue is full, so the kernel drops
+/// the SYN) ends at `Config::connect_timeout` with `Reason::ConnectTimeout`.
+#[test]
+fn a_connect_with_no_answer_times_out() {
+    let (addr, _silent) = an_address_that_does_not_answer();
     let log: Log = Rc::default();
     let config = Config { connect_timeout: Duration::from_millis(200), ..Config::default() };
     let mut reactor = Reactor::new(config).unwrap();
@@ -133,12 +139,7 @@ fn a_connect_with_no_answer_times_out() {
 /// the reactor's: it ends at its own (the reactor's, 60 s, would outlast `turn_until`'s 20 s).
 #[test]
 fn a_connect_can_have_a_deadline_of_its_own() {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
-    socket.listen(0).unwrap();
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    let _fillers: Vec<TcpStream> =
-        (0..3).filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()).collect();
+    let (addr, _silent) = an_address_that_does_not_answer();
     let log: Log = Rc::default();
     let config = Config { connect_timeout: Duration::from_secs(60), ..Config::default() };
     let mut reactor = Reactor::new(config).unwrap();
