@@ -44,7 +44,8 @@
 //! (kqueue) it compiles and takes the portable paths instead (read and write until
 //! `WouldBlock`, one listener shared by the workers, `TCP_NODELAY` per socket), which CI runs
 //! on Linux but no test runs on those systems. Windows is not supported. The crate has no
-//! cargo features; its minimum Rust is 1.74.
+//! cargo features; its minimum Rust is 1.89 (`File::lock`, for the race-free takeover of a
+//! stale Unix socket path).
 //!
 //! # Where to read next
 //!

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! SocketAddr ─► socket2::Socket (SO_REUSEADDR, [SO_REUSEPORT], non-blocking, listen(backlog)) ─► mio::net::TcpListener
-//! Path       ─► stale socket file? remove it ─► bind, listen(backlog) ─► mio::net::UnixListener
+//! Path       ─► lock its directory ─► stale socket file? remove it ─► bind, listen(backlog) ─► mio::net::UnixListener
 //! ```
 //!
 //! `std::net::TcpListener::bind` offers no backlog or `SO_REUSEPORT`, so listeners are built
@@ -60,7 +60,8 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<mio::net::
 /// Opens a non-blocking Unix-domain listening socket at `path`.
 ///
 /// A socket file left behind by a server that is gone (nothing accepts on it: connecting
-/// is refused) is removed and the path reused; a path where a server still listens, a
+/// is refused) is removed and the path reused, under an exclusive lock on the directory so
+/// that of servers started at once on one stale path exactly one takes it over; a path where a server still listens, a
 /// path that exists and is not a socket, a path too long for `sockaddr_un` (108 bytes on
 /// Linux, 104 on macOS) and permission errors are refused with the path in the message.
 ///
@@ -73,6 +74,12 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
     let with_path =
         |e: io::Error, what: &str| io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()));
     let address = socket2::SockAddr::unix(path).map_err(|e| with_path(e, "unusable socket path"))?;
+    // Check, remove and bind under the directory's lock: without it, two servers started at
+    // once could both judge the file stale, and the second remove the first one's fresh
+    // socket and bind its own, leaving the first listening where nobody can reach it. The
+    // lock is held only for these few system calls; the listener outlives it, and a server
+    // that comes next finds the path answered.
+    let takeover = lock_directory_of(path);
     if let Ok(metadata) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
         if !metadata.file_type().is_socket() {
@@ -88,10 +95,21 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
                     format!("a server is listening there already: {}", path.display()),
                 ))
             }
-            // Nobody accepts: a stale file from a server that is gone.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            // Nobody accepts: a stale file from a server that is gone. Only under the lock
+            // is it safe to remove; without one, bind refuses the path (AddrInUse) instead.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && takeover.is_some() => {
                 log::info!("removing stale socket file {}", path.display());
                 std::fs::remove_file(path).map_err(|e| with_path(e, "cannot remove stale socket"))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "a stale socket file is in the way and its directory cannot be locked to \
+                         take it over safely; remove it: {}",
+                        path.display()
+                    ),
+                ))
             }
             Err(e) => return Err(with_path(e, "cannot check existing socket")),
         }
@@ -101,6 +119,25 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
     socket.bind(&address).map_err(|e| with_path(e, "cannot bind"))?;
     socket.listen(options.backlog).map_err(|e| with_path(e, "cannot listen"))?;
     Ok(mio::net::UnixListener::from_std(socket.into()))
+}
+
+/// An exclusive `flock` on the directory that holds `path`, released when the returned file
+/// is dropped; `None` if the directory cannot be opened or locked (then no stale file is
+/// taken over). The directory, not a lock file beside the socket, so nothing is left behind
+/// and no lock file's own removal can race.
+fn lock_directory_of(path: &Path) -> Option<std::fs::File> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file = std::fs::File::open(directory).ok()?;
+    match file.lock() {
+        Ok(()) => Some(file),
+        Err(e) => {
+            log::debug!("cannot lock {} for a socket takeover: {e}", directory.display());
+            None
+        }
+    }
 }
 
 /// Sets `TCP_NODELAY` on a listening socket, once, so accepted connections start with it;

@@ -106,7 +106,7 @@ pub fn mget(ctx: &mut Ctx<'_>, argv: &Argv) {
 }
 
 pub fn mset(ctx: &mut Ctx<'_>, argv: &Argv) {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return wrong_arity(ctx.out, "mset");
     }
     for pair in (1..argv.len()).step_by(2) {

@@ -507,3 +507,51 @@ fn a_panicking_source_is_isolated_and_the_turn_goes_on() {
     reactor.run_once(Some(Duration::from_millis(50))).unwrap();
     assert_eq!(reactor.stats().source_panics, 1);
 }
+
+/// Servers started at once on one stale path: exactly one takes it over, and a client
+/// reaches that one. Without a lock two could each see the file stale, one remove the
+/// other's fresh socket and bind its own, leaving a listener nobody can reach (issue 21,
+/// item 8). Eight threads per round, many rounds, each a fresh stale file.
+#[test]
+fn a_stale_unix_path_is_taken_over_by_exactly_one_server() {
+    use std::sync::Barrier;
+    let dir = temp_dir("unix-race");
+    let path = dir.join("race.sock");
+    for round in 0..400 {
+        // The last round's winner, gone, left its file behind: stale again.
+        if round == 0 {
+            drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        }
+        let start = Arc::new(Barrier::new(8));
+        let contenders: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, start) = (path.clone(), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    evloop::net::listen_unix(&path, evloop::net::ListenOptions::default())
+                })
+            })
+            .collect();
+        let winners: Vec<_> = contenders.into_iter().filter_map(|c| c.join().unwrap().ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {} servers think they own the path", winners.len());
+        // The path leads to the winner, not to an orphan.
+        let _client = UnixStream::connect(&path).unwrap();
+        let accepted = turn_until_accepted(&winners[0]);
+        assert!(accepted, "round {round}: the path does not reach the server that owns it");
+        drop(winners);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Accepts on a non-blocking listener for up to 5 s.
+fn turn_until_accepted(listener: &evloop::mio::net::UnixListener) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match listener.accept() {
+            Ok(_) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => thread::yield_now(),
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    false
+}
