@@ -48,10 +48,24 @@ pub struct Session {
     pub close_after_reply: bool,
     /// The connection's evloop id, for `SUBSCRIBE` (set when it opens).
     pub conn: Option<evloop::ConnId>,
-    /// Channels subscribed to: while any, only the subscriber commands run.
+    /// Channels subscribed to: while any (or any pattern), only the subscriber commands run.
     pub subscribed: std::collections::BTreeSet<Vec<u8>>,
+    /// Patterns subscribed to (`PSUBSCRIBE`).
+    pub patterns: std::collections::BTreeSet<Vec<u8>>,
     /// Messages `PUBLISH` queued for subscribers, sent by the connection after the command.
     pub outbox: Vec<(evloop::ConnId, Publication)>,
+}
+
+impl Session {
+    /// Channels and patterns subscribed to: the count each (un)subscribe confirmation ends with.
+    pub fn subscriptions(&self) -> usize {
+        self.subscribed.len() + self.patterns.len()
+    }
+
+    /// In subscribed mode: only the subscriber commands run, PING answers as a push.
+    pub fn is_subscribed(&self) -> bool {
+        self.subscriptions() > 0
+    }
 }
 
 /// The server's settings and counters, shared by every connection of the reactor.
@@ -121,6 +135,9 @@ pub static TABLE: &[Command] = &[
     Command { name: "publish", arity: 3, flags: PUBSUB_FAST, keys: (0, 0, 0), run: pubsub::publish },
     Command { name: "subscribe", arity: -2, flags: PUBSUB, keys: (0, 0, 0), run: pubsub::subscribe },
     Command { name: "unsubscribe", arity: -1, flags: PUBSUB, keys: (0, 0, 0), run: pubsub::unsubscribe },
+    Command { name: "psubscribe", arity: -2, flags: PUBSUB, keys: (0, 0, 0), run: pubsub::psubscribe },
+    Command { name: "punsubscribe", arity: -1, flags: PUBSUB, keys: (0, 0, 0), run: pubsub::punsubscribe },
+    Command { name: "reset", arity: 1, flags: CONN, keys: (0, 0, 0), run: pubsub::reset },
     Command { name: "quit", arity: -1, flags: CONN, keys: (0, 0, 0), run: server::quit },
     Command { name: "select", arity: 2, flags: CONN, keys: (0, 0, 0), run: server::select },
     Command { name: "client", arity: -2, flags: CONN, keys: (0, 0, 0), run: server::client },
@@ -141,7 +158,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: &Argv) {
     let Some(command) = lookup(argv.get(0)) else {
         return unknown_command(ctx.out, argv);
     };
-    if !ctx.session.subscribed.is_empty() && !pubsub::allowed_while_subscribed(command.name) {
+    if ctx.session.is_subscribed() && !pubsub::allowed_while_subscribed(command.name) {
         let message = format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             command.name

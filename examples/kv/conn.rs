@@ -214,7 +214,7 @@ impl KvConn {
         }
         // A subscriber waits for publications, quiet by design: no idle timeout for it (as
         // Redis never times out its pub/sub clients); unsubscribed, the timeout applies again.
-        cx.set_idle_exempt(!self.session.subscribed.is_empty());
+        cx.set_idle_exempt(self.session.is_subscribed());
         if out.capacity() > KEEP_OUT {
             *out = Vec::new();
         }
@@ -255,7 +255,7 @@ impl Handler for KvConn {
     }
 
     fn on_message(&mut self, publication: Publication, cx: &mut Cx<'_, Self>) {
-        if self.session.subscribed.is_empty() || self.state == State::Closing {
+        if !self.session.is_subscribed() || self.state == State::Closing {
             return; // unsubscribed since it was sent
         }
         if cx.pending_output() + publication.len() > self.pubsub_limit {
@@ -303,6 +303,6 @@ impl Handler for KvConn {
         if self.counted {
             shared.server.clients -= 1;
         }
-        shared.channels.drop_subscriber(cx.id(), &self.session.subscribed);
+        shared.channels.drop_subscriber(cx.id(), &self.session);
     }
 }

@@ -233,20 +233,22 @@ fn set_expiry(ctx: &mut Ctx<'_>, argv: &Argv, scale: i64, name: &str) {
     let Some(ms) = amount.checked_mul(scale) else {
         return reply::error(ctx.out, &format!("ERR invalid expire time in '{name}' command"));
     };
+    // The range is checked before the key is looked up, as Redis does.
+    let future = u64::try_from(ms).ok().filter(|&ms| ms > 0).map(|ms| deadline_in(ctx.now, ms));
+    if let Some(None) = future {
+        return reply::error(ctx.out, &format!("ERR invalid expire time in '{name}' command"));
+    }
     let key = argv.get(1);
     let Some(current) = ctx.store.deadline(key, ctx.now) else {
         return reply::int(ctx.out, 0);
     };
-    if ms <= 0 {
+    let Some(Some(at)) = future else {
         // Already in the past. (Conditions compare deadlines; a past one is below any.)
         let refused = (nx && current.is_some()) || (xx && current.is_none()) || gt;
         if !refused {
             ctx.store.remove(key, ctx.now);
         }
         return reply::int(ctx.out, i64::from(!refused));
-    }
-    let Some(at) = deadline_in(ctx.now, ms as u64) else {
-        return reply::error(ctx.out, &format!("ERR invalid expire time in '{name}' command"));
     };
     // No deadline counts as infinitely far for GT and LT.
     let refused = match current {

@@ -27,6 +27,7 @@
 
 mod commands;
 mod conn;
+mod glob;
 mod keys;
 mod pubsub;
 mod reply;

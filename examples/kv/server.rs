@@ -25,7 +25,7 @@ pub fn ping(ctx: &mut Ctx<'_>, argv: &Argv) {
         return wrong_arity(ctx.out, "ping");
     }
     let message = if argv.len() == 2 { argv.get(1) } else { b"" };
-    if !ctx.session.subscribed.is_empty() {
+    if ctx.session.is_subscribed() {
         // A subscriber's PING is answered as a push, as Redis does in subscribed mode:
         // `*2 $4 pong $N message`, so a client reading pushes can tell it from a reply.
         reply::array(ctx.out, 2);

@@ -25,7 +25,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Keys sampled per sweep round (Redis: `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`, 20).
 const SAMPLE: usize = 20;
@@ -298,8 +298,15 @@ pub fn millis_left(at: Instant, now: Instant) -> i64 {
     i64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A deadline `ms` milliseconds from `now`; `None` if it cannot be represented.
+/// A deadline `ms` milliseconds from `now`; `None` if it cannot be represented. Redis keeps
+/// deadlines as Unix milliseconds in an `i64` and refuses a time to live that would pass
+/// it; so does this, so that a client sees the same answer from both.
 pub fn deadline_in(now: Instant, ms: u64) -> Option<Instant> {
+    let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis());
+    let room = u128::from(i64::MAX.unsigned_abs()).saturating_sub(unix_now);
+    if u128::from(ms) > room {
+        return None;
+    }
     now.checked_add(Duration::from_millis(ms))
 }
 

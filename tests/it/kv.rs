@@ -19,6 +19,8 @@ use crate::util::{ReadSome, WriteSome};
 #[allow(dead_code)]
 #[path = "../../examples/kv/commands.rs"]
 mod commands;
+#[path = "../../examples/kv/glob.rs"]
+mod glob;
 #[allow(dead_code)]
 #[path = "../../examples/kv/keys.rs"]
 mod keys;
@@ -460,6 +462,40 @@ fn publish_fans_out_to_subscribers() {
     while publisher.call("PUBLISH news anyone") != ":0\r\n" {
         assert!(std::time::Instant::now() < deadline, "a closed subscriber is still counted");
         thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Pattern subscriptions and RESET, byte for byte as redis-server 7.0 answers them: a
+/// publication reaches the channel's subscribers first, then each matching pattern's as a
+/// `pmessage`, counted once per delivery; `RESET` leaves subscribed mode (issue 21, item 10).
+#[test]
+fn pattern_subscriptions_and_reset_answer_like_redis() {
+    let server = kv_server(&[]);
+    let mut a = Client::connect(&server);
+    let mut publisher = Client::connect(&server);
+    a.send(&cmd("PSUBSCRIBE n* [a-c]x\\*"));
+    assert_eq!(a.reply(), "*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:1\r\n");
+    assert_eq!(a.reply(), "*3\r\n$10\r\npsubscribe\r\n$8\r\n[a-c]x\\*\r\n:2\r\n");
+    assert_eq!(a.call("SUBSCRIBE news"), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:3\r\n");
+    assert_eq!(publisher.call("PUBLISH news hi"), ":2\r\n");
+    assert_eq!(publisher.call("PUBLISH bx* yo"), ":1\r\n");
+    assert_eq!(publisher.call("PUBLISH bxy no"), ":0\r\n");
+    assert_eq!(a.reply(), "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+    assert_eq!(a.reply(), "*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+    assert_eq!(a.reply(), "*4\r\n$8\r\npmessage\r\n$8\r\n[a-c]x\\*\r\n$3\r\nbx*\r\n$2\r\nyo\r\n");
+    assert_eq!(a.call("PUNSUBSCRIBE x"), "*3\r\n$12\r\npunsubscribe\r\n$1\r\nx\r\n:3\r\n");
+    assert_eq!(a.call("RESET"), "+RESET\r\n");
+    assert_eq!(a.call("GET x"), "$-1\r\n", "out of subscribed mode");
+    assert_eq!(publisher.call("PUBLISH news gone"), ":0\r\n");
+    assert_eq!(a.call("PUNSUBSCRIBE"), "*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n");
+    // A time to live past what Unix milliseconds in an i64 can hold is refused, as Redis does.
+    for (line, command) in [
+        ("SET k v PX 9223372036854775807", "set"),
+        ("SET k v EX 9223372036854775", "set"),
+        ("EXPIRE k 9223372036854775807", "expire"),
+        ("PEXPIRE k 9223372036854775807", "pexpire"),
+    ] {
+        assert_eq!(a.call(line), format!("-ERR invalid expire time in '{command}' command\r\n"), "{line}");
     }
 }
 
