@@ -3,6 +3,7 @@
 //! Run:  cargo run --release --example echo
 //! Talk: nc 127.0.0.1 7000        (type lines; Ctrl-D half-closes, the server echoes the rest and closes)
 //! Unix: cargo run --release --example echo -- --unix /tmp/echo.sock;  nc -U /tmp/echo.sock
+//! UDP:  cargo run --release --example echo -- --udp;  nc -u 127.0.0.1 7000  (each line comes back)
 //! Stop: Ctrl-C (SIGINT) or SIGTERM: pending output is flushed, then every connection closed.
 
 mod common;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use common::cli::{count, IdleTimeout, LOGS};
 use evloop::workers::Workers;
-use evloop::{Config, Cx, Handler, Input, Reactor};
+use evloop::{Config, Cx, DatagramAddr, DatagramCx, Datagrams, Handler, Input, Reactor};
 
 /// echo: an evloop echo server; every byte sent comes back, in order.
 #[derive(Debug, Parser)]
@@ -28,6 +29,11 @@ struct Args {
     /// that is gone is replaced); served by one reactor
     #[arg(long, value_name = "PATH", conflicts_with_all = ["addr", "workers"])]
     unix: Option<PathBuf>,
+
+    /// Echo UDP datagrams on --addr instead of TCP: each datagram goes back to its sender
+    /// whole (one reactor)
+    #[arg(long, conflicts_with_all = ["unix", "workers"])]
+    udp: bool,
 
     /// Reactor threads sharing the address with SO_REUSEPORT
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = count(1..=256))]
@@ -61,6 +67,16 @@ impl Handler for Echo {
     // Memory: nothing per connection but what the kernel could not take yet.
 }
 
+/// The same over UDP: each datagram back to its sender, whole. A full send queue (a peer
+/// that cannot take them) drops the echo and counts it, as UDP itself may drop.
+struct DatagramEcho;
+
+impl Datagrams for DatagramEcho {
+    fn on_datagram(&mut self, datagram: &[u8], from: &DatagramAddr, cx: &mut DatagramCx<'_, Self>) {
+        let _ = cx.send_to(datagram, from);
+    }
+}
+
 fn main() {
     let args = Args::parse();
     common::init_logging();
@@ -73,6 +89,7 @@ fn main() {
         ..Config::default()
     };
     let served = match args.unix {
+        None if args.udp => serve_udp(args.addr, config),
         Some(path) => serve(common::Endpoint::Unix(path), config),
         None if args.workers == 1 => serve(common::Endpoint::Tcp(args.addr), config),
         None => serve_on_workers(args.workers, args.addr, config),
@@ -88,6 +105,13 @@ fn serve(endpoint: common::Endpoint, config: Config) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
     let bound = common::listen(&mut reactor, &endpoint, || Echo)?;
     common::run_reactor(reactor, bound)
+}
+
+/// One reactor with one UDP endpoint and no streams.
+fn serve_udp(addr: SocketAddr, config: Config) -> std::io::Result<()> {
+    let mut reactor: Reactor = Reactor::new(config)?;
+    let (_id, bound) = reactor.bind_udp(addr, DatagramEcho)?;
+    common::run_reactor(reactor, format!("udp {bound}"))
 }
 
 /// `count` share-nothing reactors on their own threads; the main thread only waits.

@@ -92,9 +92,12 @@ pub mod workers;
 pub use config::{Config, Linger};
 pub use handler::{Cx, Handler, Input};
 pub use offload::{Cancel, JobError, OffloadError};
-pub use reactor::{Handle, Reactor, Ready, Sender, SourceId, Turn};
+pub use reactor::{
+    DatagramAddr, DatagramCx, DatagramOptions, Datagrams, EndpointId, Handle, NoStreams, Reactor, Ready,
+    Sender, SourceId, Turn,
+};
 pub use send_error::SendError;
-pub use stats::{ClosedBy, Reason, Stats};
+pub use stats::{ClosedBy, DatagramStats, Reason, Stats};
 pub use stream::{PeerAddr, Stream};
 pub use timer::TimerId;
 pub use token::ConnId;

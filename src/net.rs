@@ -3,6 +3,8 @@
 //! ```text
 //! SocketAddr ─► socket2::Socket (SO_REUSEADDR, [SO_REUSEPORT], non-blocking, listen(backlog)) ─► mio::net::TcpListener
 //! Path       ─► lock its directory ─► stale socket file? remove it ─► bind, listen(backlog) ─► mio::net::UnixListener
+//! SocketAddr ─► socket2::Socket (UDP, non-blocking) ─► bind ─► mio::net::UdpSocket (datagram endpoints)
+//! Path       ─► as for a listener, without listen ─► mio::net::UnixDatagram
 //! ```
 //!
 //! `std::net::TcpListener::bind` offers no backlog or `SO_REUSEPORT`, so listeners are built
@@ -69,15 +71,52 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<mio::net::
 ///
 /// As above, or whatever `socket`, `bind` or `listen` return.
 pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::UnixListener> {
-    // The OS's own words go with the path: "cannot bind /run/x/echo.sock: No such file or
-    // directory (os error 2)" says what to fix, where the path alone did not.
-    let with_path =
-        |e: io::Error, what: &str| io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()));
-    let address = socket2::SockAddr::unix(path).map_err(|e| with_path(e, "unusable socket path"))?;
+    let socket =
+        bind_unix_path(path, Type::STREAM, |path| std::os::unix::net::UnixStream::connect(path).map(drop))?;
+    socket.listen(options.backlog).map_err(|e| with_path(path, e, "cannot listen"))?;
+    Ok(mio::net::UnixListener::from_std(socket.into()))
+}
+
+/// Opens a non-blocking Unix datagram socket bound at `path`, taking over a stale socket
+/// file exactly as [`listen_unix`] does (a live one answers a datagram `connect`).
+///
+/// # Errors
+///
+/// As for [`listen_unix`].
+pub fn bind_unix_datagram(path: &Path) -> io::Result<mio::net::UnixDatagram> {
+    let socket =
+        bind_unix_path(path, Type::DGRAM, |path| std::os::unix::net::UnixDatagram::unbound()?.connect(path))?;
+    Ok(mio::net::UnixDatagram::from_std(socket.into()))
+}
+
+/// Opens a non-blocking UDP socket bound to `addr`. An IPv6 address also receives IPv4
+/// where the system's default allows it (`net.ipv6.bindv6only`).
+///
+/// # Errors
+///
+/// What `socket` or `bind` return, with the address in the message.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
+    let with_addr = |e: io::Error| io::Error::new(e.kind(), format!("{e}: {addr}"));
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into()).map_err(with_addr)?;
+    Ok(mio::net::UdpSocket::from_std(socket.into()))
+}
+
+/// "cannot bind /run/x/echo.sock: No such file or directory (os error 2)": the OS's own
+/// words go with the path, which alone did not say what to fix.
+fn with_path(path: &Path, e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// A non-blocking Unix socket of `kind` bound at `path`, after taking over a stale socket
+/// file there: one that `probe` (a connect of the right kind) finds nobody answering.
+fn bind_unix_path(path: &Path, kind: Type, probe: impl Fn(&Path) -> io::Result<()>) -> io::Result<Socket> {
+    let address = socket2::SockAddr::unix(path).map_err(|e| with_path(path, e, "unusable socket path"))?;
     // Check, remove and bind under the directory's lock: without it, two servers started at
     // once could both judge the file stale, and the second remove the first one's fresh
     // socket and bind its own, leaving the first listening where nobody can reach it. The
-    // lock is held only for these few system calls; the listener outlives it, and a server
+    // lock is held only for these few system calls; the socket outlives it, and a server
     // that comes next finds the path answered.
     let takeover = lock_directory_of(path);
     if let Ok(metadata) = std::fs::symlink_metadata(path) {
@@ -88,18 +127,18 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
                 format!("exists and is not a socket: {}", path.display()),
             ));
         }
-        match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
+        match probe(path) {
+            Ok(()) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("a server is listening there already: {}", path.display()),
                 ))
             }
-            // Nobody accepts: a stale file from a server that is gone. Only under the lock
-            // is it safe to remove; without one, bind refuses the path (AddrInUse) instead.
+            // Nobody answers: a stale file from a server that is gone. Only under the lock
+            // is it safe to remove; without one, it is refused instead.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && takeover.is_some() => {
                 log::info!("removing stale socket file {}", path.display());
-                std::fs::remove_file(path).map_err(|e| with_path(e, "cannot remove stale socket"))?;
+                std::fs::remove_file(path).map_err(|e| with_path(path, e, "cannot remove stale socket"))?;
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 return Err(io::Error::new(
@@ -111,14 +150,13 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
                     ),
                 ))
             }
-            Err(e) => return Err(with_path(e, "cannot check existing socket")),
+            Err(e) => return Err(with_path(path, e, "cannot check existing socket")),
         }
     }
-    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    let socket = Socket::new(Domain::UNIX, kind, None)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&address).map_err(|e| with_path(e, "cannot bind"))?;
-    socket.listen(options.backlog).map_err(|e| with_path(e, "cannot listen"))?;
-    Ok(mio::net::UnixListener::from_std(socket.into()))
+    socket.bind(&address).map_err(|e| with_path(path, e, "cannot bind"))?;
+    Ok(socket)
 }
 
 /// An exclusive `flock` on the directory that holds `path`, released when the returned file

@@ -184,6 +184,52 @@ pub struct Stats {
     pub slow_callbacks: u64,
     /// Reactor-level timer callbacks run ([`Reactor::set_timer`](crate::Reactor::set_timer)).
     pub loop_timers_fired: u64,
+    /// Datagram endpoints' counters ([`Reactor::bind_udp`](crate::Reactor::bind_udp)).
+    pub datagrams: DatagramStats,
+}
+
+/// What the reactor's datagram endpoints did, all of them together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatagramStats {
+    /// Endpoints open now (current value).
+    pub endpoints: u64,
+    /// Datagrams delivered to `on_datagram`.
+    pub received: u64,
+    /// Datagrams the kernel took (at once or from the send queue).
+    pub sent: u64,
+    /// Bytes in datagrams delivered.
+    pub bytes_in: u64,
+    /// Bytes in datagrams sent.
+    pub bytes_out: u64,
+    /// Datagrams longer than `DatagramOptions::max_datagram`: dropped, never delivered cut short.
+    pub truncated: u64,
+    /// Datagrams dropped on the way out: the send queue was full, or the endpoint closed
+    /// with them queued.
+    pub dropped: u64,
+    /// Errors the sockets reported (ICMP refusals, `sendto` failures), each also given to
+    /// `on_error`.
+    pub errors: u64,
+    /// Datagrams whose `on_datagram` panicked (each dropped; the endpoint goes on).
+    pub panics: u64,
+    /// The most bytes any endpoint's send queue held (a high-water mark).
+    pub queued_peak: u64,
+}
+
+impl DatagramStats {
+    fn merged(self, other: DatagramStats) -> DatagramStats {
+        DatagramStats {
+            endpoints: self.endpoints + other.endpoints,
+            received: self.received + other.received,
+            sent: self.sent + other.sent,
+            bytes_in: self.bytes_in + other.bytes_in,
+            bytes_out: self.bytes_out + other.bytes_out,
+            truncated: self.truncated + other.truncated,
+            dropped: self.dropped + other.dropped,
+            errors: self.errors + other.errors,
+            panics: self.panics + other.panics,
+            queued_peak: self.queued_peak.max(other.queued_peak),
+        }
+    }
 }
 
 impl Stats {
@@ -219,6 +265,7 @@ impl Stats {
             messages_dropped: self.messages_dropped + other.messages_dropped,
             batched_writes: self.batched_writes + other.batched_writes,
             loop_timers_fired: self.loop_timers_fired + other.loop_timers_fired,
+            datagrams: self.datagrams.merged(other.datagrams),
             slow_callbacks: self.slow_callbacks + other.slow_callbacks,
         }
     }

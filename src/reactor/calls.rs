@@ -79,16 +79,31 @@ impl<H: Handler> Cx<'_, H> {
     where
         F: FnOnce(&mut Reactor<H>) + 'static,
     {
-        self.shared_mut().calls.push(LoopCall(Box::new(move |reactor: &mut dyn Any| {
-            match reactor.downcast_mut::<Reactor<H>>() {
-                Some(reactor) => f(reactor),
-                None => unreachable!("a Cx<H> defers to a Reactor<H>"),
-            }
-        })));
+        self.shared_mut().calls.push(loop_call(f));
     }
 }
 
+/// `f` behind the downcast `Shared` needs (it knows no `Reactor` type).
+fn loop_call<H: Handler, F>(f: F) -> LoopCall
+where
+    F: FnOnce(&mut Reactor<H>) + 'static,
+{
+    LoopCall(Box::new(move |reactor: &mut dyn Any| match reactor.downcast_mut::<Reactor<H>>() {
+        Some(reactor) => f(reactor),
+        None => unreachable!("calls of a Reactor<H> run with that reactor"),
+    }))
+}
+
 impl<H: Handler> Reactor<H> {
+    /// Queues `f` to run with the reactor after this turn's events and mail (step 6 of
+    /// `turn.rs`), as `Cx::defer` does from a callback.
+    pub(super) fn defer_call<F>(&mut self, f: F)
+    where
+        F: FnOnce(&mut Reactor<H>) + 'static,
+    {
+        self.shared.calls.push(loop_call(f));
+    }
+
     /// Runs the work callbacks deferred before this call, in order; what they defer waits
     /// for the next turn.
     pub(super) fn run_calls(&mut self) {

@@ -40,7 +40,11 @@ use crate::token::ConnId;
 enum Inbound<H: Handler> {
     Message(ConnId, H::Msg),
     Adopt(Stream, Box<dyn FnOnce() -> H + Send>),
+    Call(RemoteCall<H>),
 }
+
+/// Work another thread hands the loop (`Sender::call`).
+type RemoteCall<H> = Box<dyn FnOnce(&mut Reactor<H>) + Send>;
 
 /// The queue other threads fill and the loop empties.
 pub(super) struct Inbox<H: Handler> {
@@ -172,6 +176,26 @@ impl<H: Handler> Sender<H> {
         })
     }
 
+    /// Runs `f` on the loop thread with the reactor, after the events of the turn that
+    /// takes it, in the order this thread sent: how another thread reaches what has no
+    /// connection id — a datagram endpoint ([`Reactor::with_endpoint`]), a reactor timer, a
+    /// new listener. A panic in `f` is logged and ends `f` only.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] or [`SendError::Closed`] as for [`send`](Sender::send) (`f` is
+    /// dropped unrun).
+    pub fn call<F>(&self, f: F) -> Result<(), SendError<()>>
+    where
+        F: FnOnce(&mut Reactor<H>) + Send + 'static,
+    {
+        self.push(Inbound::Call(Box::new(f))).map_err(|e| match e {
+            SendError::Full(_) => SendError::Full(()),
+            SendError::Closed(_) => SendError::Closed(()),
+            SendError::Gone(_) => SendError::Gone(()),
+        })
+    }
+
     fn push(&self, item: Inbound<H>) -> Result<(), SendError<Inbound<H>>> {
         {
             let mut queue = self.inbox.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -230,6 +254,7 @@ impl<H: Handler> Reactor<H> {
                         log::warn!("a stream handed over by another thread could not be adopted: {e}");
                     }
                 }
+                Inbound::Call(f) => self.defer_call(f),
             }
         }
     }

@@ -18,6 +18,9 @@
 //! - `calls.rs`: work a callback hands to the reactor itself (`Cx::defer`).
 //! - `timers.rs`: reactor-level timers, not tied to a connection.
 //! - `sources.rs`: the embedder's own mio sources.
+//! - `datagram.rs`: datagram endpoints as a handler sees them (`Datagrams`, `DatagramCx`).
+//! - `endpoints.rs`: how the reactor drives an endpoint: the receive loop under its budget,
+//!   the bounded send queue; endpoints live in the source table.
 //! - `handle.rs`: `Handle`, what other threads may ask of a running reactor.
 //! - `ready.rs`: `Ready`, an event's readiness converted once at the edge.
 //!
@@ -61,6 +64,8 @@ use crate::token;
 mod accept;
 mod calls;
 mod conn_io;
+mod datagram;
+mod endpoints;
 mod forward;
 mod handle;
 mod mail;
@@ -71,6 +76,7 @@ mod timers;
 mod turn;
 
 use accept::{ListenSocket, Listener};
+pub use datagram::{DatagramAddr, DatagramCx, DatagramOptions, Datagrams, EndpointId, NoStreams};
 pub use handle::Handle;
 use handle::Remote;
 use mail::Inbox;
@@ -152,7 +158,7 @@ enum Lifecycle {
 /// then runs every event's callbacks, then deferred reads and accepts, then due timers,
 /// then messages, and publishes the stats. `EINTR` from poll is an empty turn, never an
 /// error.
-pub struct Reactor<H: Handler> {
+pub struct Reactor<H: Handler = NoStreams> {
     poll: Poll,
     events: Events,
     conns: Table<Conn<H>>,

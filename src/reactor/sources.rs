@@ -27,11 +27,26 @@ use crate::token;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SourceId(usize);
 
-/// An embedder's source, type-erased: the source and its callback.
+/// An entry of the source table, type-erased: an embedder's source and its callback, or a
+/// datagram endpoint (`endpoints.rs`), which also answers the methods with defaults here.
 pub(super) trait UserSource<H: Handler> {
     fn ready(&mut self, ready: Ready<'_>, reactor: &mut Reactor<H>);
     fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
     fn reregister(&mut self, registry: &Registry, token: mio::Token, interest: Interest) -> io::Result<()>;
+    /// Carry on with work cut off by a budget (an endpoint's receive loop).
+    fn resume(&mut self, _reactor: &mut Reactor<H>) {}
+    /// Close at the reactor's or the embedder's request.
+    fn close(&mut self, _reactor: &mut Reactor<H>) {}
+    /// An endpoint's serial number (`EndpointId`); `None` for an embedder's source.
+    fn endpoint_serial(&self) -> Option<u64> {
+        None
+    }
+    /// An endpoint's socket and queue.
+    fn endpoint_io(&mut self) -> Option<&mut super::endpoints::EndpointIo> {
+        None
+    }
+    /// For a downcast to the concrete entry (`Reactor::with_endpoint`).
+    fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
 
 struct SourceEntry<S, F> {
@@ -42,11 +57,14 @@ struct SourceEntry<S, F> {
 impl<H, S, F> UserSource<H> for SourceEntry<S, F>
 where
     H: Handler,
-    S: Source,
-    F: FnMut(&mut S, Ready<'_>, &mut Reactor<H>),
+    S: Source + 'static,
+    F: FnMut(&mut S, Ready<'_>, &mut Reactor<H>) + 'static,
 {
     fn ready(&mut self, ready: Ready<'_>, reactor: &mut Reactor<H>) {
         (self.on_ready)(&mut self.source, ready, reactor);
+    }
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
     }
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         registry.deregister(&mut self.source)
@@ -105,25 +123,44 @@ impl<H: Handler> Reactor<H> {
 
     /// An event for source `index`: runs its callback with the reactor.
     pub(super) fn source_ready(&mut self, index: usize, ready: Ready<'_>) {
-        let Some(slot) = self.sources.get_mut(index) else { return };
+        self.lend_source(index, None, |entry, reactor| entry.ready(ready, reactor));
+    }
+
+    /// Takes entry `index` out of its slot, runs `f` with it and the whole reactor, and puts
+    /// it back — or, if it panicked or was removed meanwhile, deregisters and drops it.
+    /// With `serial`, only an endpoint of that serial number is lent. Returns whether `f` ran.
+    pub(super) fn lend_source(
+        &mut self,
+        index: usize,
+        serial: Option<u64>,
+        f: impl FnOnce(&mut dyn UserSource<H>, &mut Reactor<H>),
+    ) -> bool {
+        let Some(slot) = self.sources.get_mut(index) else { return false };
+        if let (Some(serial), SourceSlot::Idle(entry)) = (serial, &*slot) {
+            if entry.endpoint_serial() != Some(serial) {
+                return false; // the slot holds a later entry
+            }
+        }
         let SourceSlot::Idle(mut entry) = std::mem::replace(slot, SourceSlot::Running { interest: None })
         else {
-            // Removed, or (re-entrancy cannot happen: events are dispatched one at a time)
-            // running: nothing to call.
-            return;
+            // Removed, or running (a callback reaching its own entry): nothing to call.
+            return false;
         };
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| entry.ready(ready, self)));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(&mut *entry, self)));
         let removed = matches!(self.sources.get(index), Some(SourceSlot::Removed));
         if outcome.is_err() || removed {
             if outcome.is_err() {
                 self.shared.stats.source_panics += 1;
                 log::error!("source {index}: callback panicked; deregistering it");
+                if entry.endpoint_serial().is_some() {
+                    self.shared.stats.datagrams.endpoints -= 1;
+                }
             }
             if let Err(e) = entry.deregister(self.poll.registry()) {
                 log::debug!("source {index}: deregister failed: {e}");
             }
             self.sources.remove(index);
-            return;
+            return true;
         }
         if let Some(SourceSlot::Running { interest: Some(interest) }) = self.sources.get(index) {
             let interest = *interest;
@@ -132,6 +169,7 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.sources[index] = SourceSlot::Idle(entry);
+        true
     }
 
     pub(super) fn change_source_interest(&mut self, id: SourceId, interest: Interest) -> io::Result<()> {

@@ -20,8 +20,8 @@ use crate::handler::Handler;
 use crate::shared::TimerOwner;
 use crate::timer::{deadline_after, TimerId};
 
-/// A reactor-level timer's callback.
-pub(super) type LoopTimer<H> = Box<dyn FnOnce(&mut Reactor<H>)>;
+/// A reactor-level timer's callback, told its own id.
+pub(super) type LoopTimer<H> = Box<dyn FnOnce(&mut Reactor<H>, TimerId)>;
 
 impl<H: Handler> Reactor<H> {
     /// Runs `f` on the loop thread once, `after` from now, with the reactor: it can send
@@ -59,6 +59,15 @@ impl<H: Handler> Reactor<H> {
     where
         F: FnOnce(&mut Reactor<H>) + 'static,
     {
+        self.set_timer_with_id(after, move |reactor, _| f(reactor))
+    }
+
+    /// [`set_timer`](Reactor::set_timer) for a callback that needs its timer's id (a datagram
+    /// endpoint's `on_timer`).
+    pub(super) fn set_timer_with_id<F>(&mut self, after: Duration, f: F) -> TimerId
+    where
+        F: FnOnce(&mut Reactor<H>, TimerId) + 'static,
+    {
         let key = self.loop_timers.insert(None);
         let deadline = deadline_after(self.shared.now, after);
         let id = self.shared.timers.insert(deadline, TimerOwner::Loop(key));
@@ -83,9 +92,9 @@ impl<H: Handler> Reactor<H> {
 
     /// A reactor-level timer is due: run its callback.
     pub(super) fn loop_timer_due(&mut self, key: usize) {
-        let Some(Some((_, f))) = self.loop_timers.try_remove(key) else { return };
+        let Some(Some((id, f))) = self.loop_timers.try_remove(key) else { return };
         self.shared.stats.loop_timers_fired += 1;
-        if panic::catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
+        if panic::catch_unwind(AssertUnwindSafe(|| f(self, id))).is_err() {
             log::error!("a reactor timer's callback panicked");
         }
     }

@@ -249,6 +249,7 @@ impl<H: Handler> Reactor<H> {
         // Running jobs still deliver their results while draining; new ones are refused.
         self.shared.offload.drain();
         self.close_listeners();
+        self.close_endpoints();
         let slots = self.conns.slots();
         for slot in slots {
             self.conns[slot].core.life.close(Reason::Shutdown);

@@ -102,7 +102,8 @@ impl Running {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         if !addr.starts_with("unix:") {
-            running.addr = addr.parse().unwrap();
+            // A datagram service says `udp ADDR`.
+            running.addr = addr.trim_start_matches("udp ").parse().unwrap();
         }
         running.announced = addr.to_string();
         running
@@ -195,6 +196,74 @@ fn echo_and_proxy_over_a_unix_socket() {
     round_trip(&mut proxy.connect(), b"through the proxy");
     drop((proxy, echo));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `echo --udp`: each datagram comes back whole to its sender; SIGINT stops it cleanly.
+#[test]
+fn echo_over_udp() {
+    let mut command = Command::new(example("echo"));
+    command.args(["--udp", "--addr", "127.0.0.1:0"]);
+    let mut echo = Running::start(command);
+    assert!(echo.announced.starts_with("udp 127.0.0.1:"), "{}", echo.announced);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    socket.connect(echo.addr).unwrap();
+    let mut buffer = vec![0; 65_536];
+    for size in [0, 1, 1_400, 65_507] {
+        let datagram: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        socket.send(&datagram).unwrap();
+        let n = socket.recv(&mut buffer).unwrap();
+        assert!(buffer[..n] == datagram[..], "size {size}: {n} bytes back");
+    }
+    assert!(echo.signal_and_wait("INT").success());
+}
+
+/// The statsd sink, fed by a client as `nc -u` would: counters sum (scaled by their sample
+/// rate), gauges keep their last level, timings summarise; bad lines are counted and the
+/// sink serves on. Its summary lines are read from its stdout.
+#[test]
+fn statsd_aggregates_and_flushes() {
+    let mut child = Command::new(example("statsd"))
+        .args(["--addr", "127.0.0.1:0", "--flush-ms", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10)).expect("a line from statsd");
+    let first = next();
+    let addr: SocketAddr = first.strip_prefix("listening on udp ").expect(&first).parse().unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // One datagram, so that no flush can fall between its lines.
+    socket
+        .send_to(
+            b"hits:1|c\nload:0.5|g\nlatency:12|ms\nlatency:30|ms\nhits:3|c|@0.5\nnot a metric\nx:1|zz",
+            addr,
+        )
+        .unwrap();
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.starts_with("(skipped")) {
+        lines.push(next());
+    }
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    for expected in [
+        "hits counter 7",
+        "latency timer count=2 min=12 max=30 mean=21.000 p90=30",
+        "load gauge 0.5",
+        "(skipped: 2 bad lines, 0 new names past the cap)",
+    ] {
+        assert!(lines.iter().any(|l| l == expected), "no {expected:?} in {lines:?}");
+    }
 }
 
 /// SIGTERM stops the echo server gracefully, through the reactor's shutdown: exit status 0,

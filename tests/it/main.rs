@@ -4,6 +4,7 @@
 mod attack;
 mod batching;
 mod chaos;
+mod datagrams;
 mod echo;
 mod examples;
 mod faults;
