@@ -29,7 +29,7 @@ pub use crate::input::Input;
 use crate::life::Life;
 use crate::offload::{Cancel, JobError, OffloadError};
 use crate::send_error::SendError;
-use crate::shared::{Origin, Shared};
+use crate::shared::{Done, Origin, Shared};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::TimerId;
@@ -345,7 +345,7 @@ impl<'a, H: Handler> Cx<'a, H> {
         F: FnOnce() -> H::Msg + Send + 'static,
     {
         let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
-        self.shared.offload(self.core.id, cancel, Box::new(job))
+        self.shared.offload(self.core.id, cancel, Box::new(move || Done::Msg(job())))
     }
 
     /// [`offload`](Cx::offload) for a long job that can stop early: it gets the
@@ -361,7 +361,7 @@ impl<'a, H: Handler> Cx<'a, H> {
     {
         let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
         let flag = cancel.clone();
-        self.shared.offload(self.core.id, cancel, Box::new(move || job(&flag)))
+        self.shared.offload(self.core.id, cancel, Box::new(move || Done::Msg(job(&flag))))
     }
 
     /// Sends `message` to the connection `to` on this reactor: its

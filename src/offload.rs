@@ -334,14 +334,7 @@ fn work<T>(shared: &PoolShared<T>) {
         }
         // The job owns everything it touches (it is `Send + 'static` and runs once), so no
         // state of ours can be left half-updated by its panic.
-        let result = panic::catch_unwind(AssertUnwindSafe(job)).map_err(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_string());
-            JobError::Panicked(message)
-        });
+        let result = run_catching(job);
         lock(&shared.done).push((tag, result));
         // Result first, wake second; and only one wake per drain.
         if !shared.notified.swap(true, Ordering::SeqCst) {
@@ -350,6 +343,20 @@ fn work<T>(shared: &PoolShared<T>) {
             }
         }
     }
+}
+
+/// Runs `job`, turning a panic into `JobError::Panicked` with its message. The job owns
+/// everything it touches (it is `Send + 'static` and runs once), so no state of ours can be
+/// left half-updated by its panic.
+pub(crate) fn run_catching<T>(job: impl FnOnce() -> T) -> Result<T, JobError> {
+    panic::catch_unwind(AssertUnwindSafe(job)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string());
+        JobError::Panicked(message)
+    })
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ pub(crate) struct Shared<H, M> {
     /// The reactor's registry (a clone): to ask a socket for writable events once a write
     /// comes up short (`watch_writable`).
     pub(crate) registry: Registry,
-    pub(crate) offload: Offload<M>,
+    pub(crate) offload: Offload<Done<M>>,
     /// The slot whose `on_data` is running: if it panics, the turn's guard closes this one.
     pub(crate) in_handler: Option<usize>,
     /// Which connection slots are taken (see `slots.rs`).
@@ -180,6 +180,26 @@ pub(crate) struct Shared<H, M> {
     /// Work callbacks handed to the reactor itself (`Cx::defer`), run after the turn's mail
     /// with the whole reactor (`reactor/calls.rs`).
     pub(crate) calls: Vec<LoopCall>,
+}
+
+/// What an offloaded job hands back: a connection's message for its `on_done`, or (for a
+/// datagram endpoint, which has no message type) a closure to run with the reactor, which
+/// finds the endpoint and gives it the result.
+pub(crate) enum Done<M> {
+    Msg(M),
+    Call(Box<SendableCall>),
+}
+
+/// An `ErasedCall` that may cross threads (built on a worker, run on the loop).
+pub(crate) type SendableCall = dyn FnOnce(&mut dyn std::any::Any) + Send;
+
+impl<M> std::fmt::Debug for Done<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Done::Msg(_) => "Done::Msg",
+            Done::Call(_) => "Done::Call",
+        })
+    }
 }
 
 /// A closure for the reactor, from `Cx::defer`. Typed over `dyn Any` because this module
@@ -513,7 +533,12 @@ impl<H, M: Send + 'static> Shared<H, M> {
 
     /// Submits a job tagged with the connection's id, cancelled by `cancel`; starts the
     /// pool on first use.
-    pub(crate) fn offload(&mut self, conn: ConnId, cancel: Cancel, job: Job<M>) -> Result<(), OffloadError> {
+    pub(crate) fn offload(
+        &mut self,
+        conn: ConnId,
+        cancel: Cancel,
+        job: Job<Done<M>>,
+    ) -> Result<(), OffloadError> {
         if let Offload::NotStarted = self.offload {
             let threads = match self.config.offload_threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -79,6 +79,10 @@ impl ConnId {
         Token(self.0)
     }
 
+    /// An id no connection ever has (the waker's bits: its tag is not a connection's), for
+    /// a job that belongs to no connection.
+    pub(crate) const NONE: ConnId = ConnId(WAKER.0);
+
     /// The bits an offloaded job is tagged with (the pool knows nothing of connections).
     pub(crate) fn to_bits(self) -> u64 {
         self.0 as u64

@@ -13,6 +13,9 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../examples/http/request.rs"]
 mod request;
+#[allow(dead_code)]
+#[path = "../../examples/http/uri.rs"]
+mod uri;
 
 #[path = "../../tests/it/props/http_head.rs"]
 mod http_head;

@@ -23,8 +23,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::Reactor;
+use std::any::Any;
+
 use crate::handler::{Cx, Handler, Input};
+use crate::offload::{run_catching, Cancel, JobError, OffloadError};
+use crate::shared::Done;
 use crate::timer::TimerId;
+use crate::token::ConnId;
 
 /// Where a datagram came from, or where one goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -179,7 +184,8 @@ pub trait Datagrams<H: Handler = NoStreams>: Sized + 'static {
     fn on_close(&mut self, _cx: &mut DatagramCx<'_, Self, H>) {}
 }
 
-/// What a datagram callback may do: send, set timers, close, and reach the whole reactor.
+/// What a datagram callback may do: send, set timers, offload, close, and reach the whole
+/// reactor.
 pub struct DatagramCx<'a, D: Datagrams<H>, H: Handler = NoStreams> {
     pub(super) id: EndpointId,
     pub(super) io: &'a mut super::endpoints::EndpointIo,
@@ -249,6 +255,36 @@ impl<D: Datagrams<H>, H: Handler> DatagramCx<'_, D, H> {
         self.reactor.set_timer_with_id(after, move |reactor, timer| {
             reactor.with_endpoint(id, |endpoint: &mut D, cx| endpoint.on_timer(timer, cx));
         })
+    }
+
+    /// Runs `job` on the reactor's offload pool; `then` gets its result (or its panic) on
+    /// the loop thread with this endpoint's handler, as [`Handler::on_done`] does for a
+    /// connection. If the endpoint has closed meanwhile, `then` is dropped unrun.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Cx::offload`]: the queue is full, or the reactor is shutting down.
+    pub fn offload<R, J, T>(&mut self, job: J, then: T) -> Result<(), OffloadError>
+    where
+        R: Send + 'static,
+        J: FnOnce() -> R + Send + 'static,
+        T: FnOnce(&mut D, Result<R, JobError>, &mut DatagramCx<'_, D, H>) + Send + 'static,
+    {
+        let id = self.id;
+        let job = move || {
+            let result = run_catching(job);
+            Done::Call(Box::new(move |reactor: &mut dyn Any| {
+                if let Some(reactor) = reactor.downcast_mut::<Reactor<H>>() {
+                    let delivered =
+                        reactor.with_endpoint(id, move |endpoint: &mut D, cx| then(endpoint, result, cx));
+                    if delivered.is_none() {
+                        log::debug!("{id} closed before its job finished; result dropped");
+                    }
+                }
+            }))
+        };
+        // Tagged with no connection: the result finds its endpoint by `id`, not by tag.
+        self.reactor.shared.offload(ConnId::NONE, Cancel::new(), Box::new(job))
     }
 
     /// Cancels a timer; `false` if it already fired or was cancelled.

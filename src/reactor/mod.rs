@@ -54,7 +54,7 @@ use crate::conn::Conn;
 use crate::handler::Handler;
 use crate::net::{IntoTcpListener, IntoUnixListener};
 use crate::offload::Completion;
-use crate::shared::Shared;
+use crate::shared::{Done, Shared};
 use crate::slots::Table;
 use crate::stats::Stats;
 use crate::stream::PeerAddr;
@@ -173,7 +173,7 @@ pub struct Reactor<H: Handler = NoStreams> {
     scratch: Vec<u8>,
     remote: Arc<Remote>,
     /// Offload results taken from the pool, kept to reuse the allocation.
-    completions: Vec<Completion<H::Msg>>,
+    completions: Vec<Completion<Done<H::Msg>>>,
     lifecycle: Lifecycle,
     /// The reactor belongs to the thread that runs it; handlers need not be `Send`.
     _not_send: PhantomData<*const ()>,

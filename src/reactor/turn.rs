@@ -45,7 +45,7 @@ use mio::{Events, Token};
 use super::{Lifecycle, Reactor, Ready};
 use crate::flags::Flags;
 use crate::handler::Handler;
-use crate::shared::{Deferred, TimerOwner};
+use crate::shared::{Deferred, Done, TimerOwner};
 use crate::stats::Reason;
 use crate::timer::{deadline_after, TimerId};
 use crate::token::{self, ConnId, Service};
@@ -237,7 +237,15 @@ impl<H: Handler> Reactor<H> {
         let mut completions = std::mem::take(&mut self.completions);
         pool.drain(&mut completions);
         for (tag, result) in completions.drain(..) {
-            self.job_done(ConnId::from_bits(tag), result);
+            match result {
+                Ok(Done::Msg(message)) => self.job_done(ConnId::from_bits(tag), Ok(message)),
+                Err(error) => self.job_done(ConnId::from_bits(tag), Err(error)),
+                Ok(Done::Call(call)) => {
+                    // An endpoint's job: the closure finds the endpoint (if still open).
+                    self.shared.stats.offload_completed += 1;
+                    call(self as &mut dyn std::any::Any);
+                }
+            }
         }
         self.completions = completions;
     }

@@ -326,3 +326,40 @@ fn datagrams_and_streams_share_one_reactor() {
         assert_eq!(back, line.as_bytes());
     }
 }
+
+/// Answers `N` with fib(N), computed on the offload pool; a job that panics (N > 90
+/// overflows) is answered with its error. The answer goes out from `then`, on the loop.
+struct Offloader;
+
+impl Datagrams for Offloader {
+    fn on_datagram(&mut self, datagram: &[u8], from: &DatagramAddr, cx: &mut DatagramCx<'_, Self>) {
+        let n: u64 = String::from_utf8_lossy(datagram).trim().parse().unwrap_or(0);
+        let to = from.clone();
+        let job = move || (0..n).fold((0u64, 1u64), |(a, b), _| (b, a.checked_add(b).expect("overflow"))).0;
+        let then =
+            move |_: &mut Self, result: Result<u64, evloop::JobError>, cx: &mut DatagramCx<'_, Self>| {
+                let reply = match result {
+                    Ok(value) => value.to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = cx.send_to(reply.as_bytes(), &to);
+            };
+        if cx.offload(job, then).is_err() {
+            let _ = cx.send_to(b"busy", from);
+        }
+    }
+}
+
+#[test]
+fn an_endpoint_offloads_and_answers_from_the_result() {
+    let mut reactor: Reactor = Reactor::new(Config { offload_threads: 1, ..Config::default() }).unwrap();
+    let (_id, addr) = reactor.bind_udp(LOCALHOST.parse().unwrap(), Offloader).unwrap();
+    let socket = client();
+    socket.connect(addr).unwrap();
+    socket.send(b"90").unwrap();
+    assert_eq!(receive(&mut reactor, &socket), b"2880067194370816120");
+    socket.send(b"200").unwrap();
+    let answer = String::from_utf8(receive(&mut reactor, &socket)).unwrap();
+    assert!(answer.starts_with("error: job panicked: overflow"), "{answer}");
+    assert_eq!(reactor.stats().offload_completed, 2);
+}
