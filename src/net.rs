@@ -71,9 +71,12 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<mio::net::
 ///
 /// As above, or whatever `socket`, `bind` or `listen` return.
 pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::UnixListener> {
-    let socket =
-        bind_unix_path(path, Type::STREAM, |path| std::os::unix::net::UnixStream::connect(path).map(drop))?;
-    socket.listen(options.backlog).map_err(|e| with_path(path, e, "cannot listen"))?;
+    let probe = |path: &Path| std::os::unix::net::UnixStream::connect(path).map(drop);
+    // Listening before the lock is released: a server that comes next must find the path
+    // answered, not refused (refused reads as stale, and it would take the path over).
+    let listen =
+        |socket: &Socket| socket.listen(options.backlog).map_err(|e| with_path(path, e, "cannot listen"));
+    let socket = bind_unix_path(path, Type::STREAM, probe, listen)?;
     Ok(mio::net::UnixListener::from_std(socket.into()))
 }
 
@@ -84,8 +87,9 @@ pub fn listen_unix(path: &Path, options: ListenOptions) -> io::Result<mio::net::
 ///
 /// As for [`listen_unix`].
 pub fn bind_unix_datagram(path: &Path) -> io::Result<mio::net::UnixDatagram> {
-    let socket =
-        bind_unix_path(path, Type::DGRAM, |path| std::os::unix::net::UnixDatagram::unbound()?.connect(path))?;
+    let probe = |path: &Path| std::os::unix::net::UnixDatagram::unbound()?.connect(path);
+    // A bound datagram socket answers a connect at once: nothing more to do under the lock.
+    let socket = bind_unix_path(path, Type::DGRAM, probe, |_| Ok(()))?;
     Ok(mio::net::UnixDatagram::from_std(socket.into()))
 }
 
@@ -110,8 +114,14 @@ fn with_path(path: &Path, e: io::Error, what: &str) -> io::Error {
 }
 
 /// A non-blocking Unix socket of `kind` bound at `path`, after taking over a stale socket
-/// file there: one that `probe` (a connect of the right kind) finds nobody answering.
-fn bind_unix_path(path: &Path, kind: Type, probe: impl Fn(&Path) -> io::Result<()>) -> io::Result<Socket> {
+/// file there: one that `probe` (a connect of the right kind) finds nobody answering. `ready`
+/// runs under the lock too, after the bind: whatever makes the socket answer `probe`.
+fn bind_unix_path(
+    path: &Path,
+    kind: Type,
+    probe: impl Fn(&Path) -> io::Result<()>,
+    ready: impl FnOnce(&Socket) -> io::Result<()>,
+) -> io::Result<Socket> {
     let address = socket2::SockAddr::unix(path).map_err(|e| with_path(path, e, "unusable socket path"))?;
     // Check, remove and bind under the directory's lock: without it, two servers started at
     // once could both judge the file stale, and the second remove the first one's fresh
@@ -156,6 +166,7 @@ fn bind_unix_path(path: &Path, kind: Type, probe: impl Fn(&Path) -> io::Result<(
     let socket = Socket::new(Domain::UNIX, kind, None)?;
     socket.set_nonblocking(true)?;
     socket.bind(&address).map_err(|e| with_path(path, e, "cannot bind"))?;
+    ready(&socket)?;
     Ok(socket)
 }
 

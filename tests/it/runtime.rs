@@ -555,3 +555,43 @@ fn turn_until_accepted(listener: &evloop::mio::net::UnixListener) -> bool {
     }
     false
 }
+
+/// The same race for Unix datagram endpoints: exactly one of eight binds a stale path, and a
+/// datagram sent to the path reaches that one.
+#[test]
+fn a_stale_unix_datagram_path_is_taken_over_by_exactly_one_server() {
+    use std::sync::Barrier;
+    let dir = temp_dir("unix-dgram-race");
+    let path = dir.join("race.sock");
+    let sender = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    for round in 0..200 {
+        if round == 0 {
+            drop(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
+        }
+        let start = Arc::new(Barrier::new(8));
+        let contenders: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, start) = (path.clone(), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    evloop::net::bind_unix_datagram(&path)
+                })
+            })
+            .collect();
+        let winners: Vec<_> = contenders.into_iter().filter_map(|c| c.join().unwrap().ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {} endpoints think they own the path", winners.len());
+        sender.send_to(b"to the owner", &path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buffer = [0; 32];
+        loop {
+            match winners[0].recv(&mut buffer) {
+                Ok(n) => break assert_eq!(&buffer[..n], b"to the owner"),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    thread::yield_now()
+                }
+                Err(e) => panic!("round {round}: the owner got nothing: {e}"),
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
