@@ -135,7 +135,7 @@ fn main() {
     };
     let members = Members::default();
     let served = Reactor::new(config).and_then(|mut reactor| {
-        let bound =
+        let (_, bound) =
             reactor.listen(addr, move |_| Member { members: Rc::clone(&members), max_backlog, max_line })?;
         common::run_reactor(reactor, bound)
     });

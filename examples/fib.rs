@@ -285,7 +285,7 @@ fn main() {
 
 fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let bound = reactor.listen(addr, move |_peer| FibConn { settings, state: State::Reading })?;
+    let (_, bound) = reactor.listen(addr, move |_peer| FibConn { settings, state: State::Reading })?;
     log::info!("fib server, mode {:?}", settings.mode);
     common::run_reactor(reactor, bound)
 }

@@ -19,8 +19,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::conn::Core;
@@ -29,9 +27,9 @@ pub use crate::input::Input;
 use crate::life::Life;
 use crate::offload::{Cancel, JobError, OffloadError};
 use crate::send_error::SendError;
-use crate::shared::{Done, Origin, Shared};
+use crate::shared::{Done, Shared};
 use crate::stats::Reason;
-use crate::stream::{PeerAddr, Stream};
+use crate::stream::PeerAddr;
 use crate::timer::TimerId;
 use crate::token::ConnId;
 
@@ -118,6 +116,17 @@ pub trait Handler: Sized + 'static {
         let _ = (message, cx);
     }
 
+    /// The server is going away: a graceful drain began ([`Reactor::drain`](crate::Reactor::drain),
+    /// [`Handle::drain`](crate::Handle::drain); an upgrade's old process). Nothing new will be
+    /// accepted; this connection may finish what it is doing and should close when it can —
+    /// at once if it is idle between requests, after the answer in flight otherwise (HTTP:
+    /// `Connection: close`). Past the drain's deadline it is closed regardless. The default
+    /// does nothing: the connection goes on until its peer leaves or the deadline.
+    /// [`Cx::going_away`] says the same later, in any callback.
+    fn on_going_away(&mut self, cx: &mut Cx<'_, Self>) {
+        let _ = cx;
+    }
+
     /// The connection is closed; `self` is dropped right after. `cx` still names the
     /// connection ([`Cx::id`], [`Cx::peer_addr`]) and reaches the others ([`Cx::send`],
     /// [`Cx::connect`]); writes, timers and jobs of a closed connection go nowhere.
@@ -153,6 +162,12 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// reactor (`reactor/calls.rs`).
     pub(crate) fn shared_mut(&mut self) -> &mut Shared<H, H::Msg> {
         self.shared
+    }
+
+    /// Is the server draining ([`Handler::on_going_away`])? Then a request-response protocol
+    /// answers what is in flight and closes, rather than wait for the next request.
+    pub fn going_away(&self) -> bool {
+        self.shared.going_away
     }
 
     /// This connection's id: what its timers, jobs and messages are addressed to.
@@ -541,61 +556,5 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// [`forward_to`](Cx::forward_to); `None` also once forwarding ended by itself).
     pub fn forwarding_to(&self) -> Option<ConnId> {
         self.core.forward
-    }
-
-    /// Opens an outbound TCP connection served by `handler`: its [`Handler::on_open`] runs
-    /// once the connect completes; a refused, unreachable or timed-out connect ends in its
-    /// [`Handler::on_close`] with [`Reason::ConnectFailed`] or [`Reason::ConnectTimeout`].
-    /// It has the same buffering, limits, timers and offload as an accepted connection.
-    /// Returns its id at once, so messages can be sent to it before it is established.
-    ///
-    /// # Errors
-    ///
-    /// Creating the socket or starting the connect failed at once (no descriptors left,
-    /// no route): `handler` is dropped without callbacks.
-    pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
-        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
-        let origin = Origin::Connecting { timeout: None };
-        Ok(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, origin))
-    }
-
-    /// [`connect`](Cx::connect) with a deadline of its own instead of
-    /// [`Config::connect_timeout`](crate::Config::connect_timeout): past it the new
-    /// connection closes with [`Reason::ConnectTimeout`].
-    ///
-    /// # Errors
-    ///
-    /// As for `connect`.
-    pub fn connect_timeout(&mut self, addr: SocketAddr, timeout: Duration, handler: H) -> io::Result<ConnId> {
-        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
-        let origin = Origin::Connecting { timeout: Some(timeout) };
-        Ok(self.shared.open_later(stream, PeerAddr::Tcp(addr), handler, origin))
-    }
-
-    /// [`connect`](Cx::connect) to a Unix-domain socket at `path`.
-    ///
-    /// # Errors
-    ///
-    /// As for `connect`, and at once when nothing listens at `path` (a Unix connect does not
-    /// wait): `NotFound`, `ConnectionRefused`, `PermissionDenied`.
-    pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
-        let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
-        let peer = PeerAddr::Unix(Some(path.to_path_buf()));
-        Ok(self.shared.open_later(stream, peer, handler, Origin::Connecting { timeout: None }))
-    }
-
-    /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking here)
-    /// with `handler`, from this reactor: received over a Unix socket, handed over by
-    /// another part of the program. Its `on_open` runs after this callback returns.
-    ///
-    /// # Errors
-    ///
-    /// The stream could not be made non-blocking or its peer read (it is not connected).
-    pub fn adopt(&mut self, stream: impl Into<Stream>, handler: H) -> io::Result<ConnId> {
-        let stream = stream.into();
-        stream.set_nonblocking()?;
-        let peer = stream.peer_addr()?;
-        self.shared.stats.adopted += 1;
-        Ok(self.shared.open_later(stream, peer, handler, Origin::Adopted))
     }
 }

@@ -93,8 +93,8 @@ pub use config::{Config, Linger};
 pub use handler::{Cx, Handler, Input};
 pub use offload::{Cancel, JobError, OffloadError};
 pub use reactor::{
-    DatagramAddr, DatagramCx, DatagramOptions, Datagrams, EndpointId, Handle, NoStreams, Reactor, Ready,
-    Sender, SourceId, Turn,
+    DatagramAddr, DatagramCx, DatagramOptions, Datagrams, EndpointId, Handle, ListenerId, NoStreams, Reactor,
+    Ready, Sender, SourceId, Turn,
 };
 pub use send_error::SendError;
 pub use stats::{ClosedBy, DatagramStats, Reason, Stats};

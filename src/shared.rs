@@ -180,6 +180,8 @@ pub(crate) struct Shared<H, M> {
     /// Work callbacks handed to the reactor itself (`Cx::defer`), run after the turn's mail
     /// with the whole reactor (`reactor/calls.rs`).
     pub(crate) calls: Vec<LoopCall>,
+    /// A graceful drain has begun (`Reactor::drain`): `Cx::going_away` says so.
+    pub(crate) going_away: bool,
 }
 
 /// What an offloaded job hands back: a connection's message for its `on_done`, or (for a
@@ -236,6 +238,7 @@ impl<H, M: Send + 'static> Shared<H, M> {
             forward_waits: Vec::new(),
             flushes: Vec::new(),
             calls: Vec::new(),
+            going_away: false,
         }
     }
 

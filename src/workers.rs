@@ -253,7 +253,7 @@ where
     let started = (|| -> io::Result<(Reactor<H>, SocketAddr)> {
         let mut reactor = Reactor::new(config)?;
         let factory = setup(index, &mut reactor);
-        let bound = reactor.add_listener(listener?, factory)?;
+        let (_id, bound) = reactor.add_listener(listener?, factory)?;
         Ok((reactor, bound))
     })();
     match started {

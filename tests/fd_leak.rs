@@ -27,7 +27,7 @@ fn a_thousand_connections_then_shutdown_leak_no_descriptors() {
     let (tx, rx) = mpsc::channel();
     let server = thread::spawn(move || {
         let mut reactor = Reactor::new(Config::default())?;
-        let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo)?;
+        let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo)?;
         tx.send((addr, reactor.handle())).unwrap();
         reactor.run()
     });

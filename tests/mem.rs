@@ -69,7 +69,7 @@ fn start() -> (std::net::SocketAddr, evloop::Handle, thread::JoinHandle<()>) {
     let server = thread::spawn(move || {
         COUNTED.with(|c| c.set(true));
         let mut reactor = Reactor::new(Config::default()).unwrap();
-        let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo).unwrap();
+        let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo).unwrap();
         tx.send((addr, reactor.handle())).unwrap();
         reactor.run().unwrap();
     });

@@ -54,7 +54,7 @@ pub fn start_evloop() -> Server {
         .spawn(move || {
             // The reactor is not Send: build it on the thread that runs it.
             let mut reactor = Reactor::<Echo>::new(Config::default()).expect("evloop: reactor");
-            let addr = reactor.listen(loopback(), |_peer| Echo).expect("evloop: listen");
+            let (_, addr) = reactor.listen(loopback(), |_peer| Echo).expect("evloop: listen");
             tx.send((addr, reactor.handle(), current_tid())).expect("evloop: report");
             reactor.run().expect("evloop: run");
         })

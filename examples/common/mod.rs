@@ -133,8 +133,8 @@ pub fn listen<H: Handler>(
     mut factory: impl FnMut() -> H + 'static,
 ) -> io::Result<Endpoint> {
     match endpoint {
-        Endpoint::Tcp(addr) => reactor.listen(*addr, move |_| factory()).map(Endpoint::Tcp),
-        Endpoint::Unix(path) => reactor.listen_unix(path, move |_| factory()).map(|()| endpoint.clone()),
+        Endpoint::Tcp(addr) => reactor.listen(*addr, move |_| factory()).map(|(_, addr)| Endpoint::Tcp(addr)),
+        Endpoint::Unix(path) => reactor.listen_unix(path, move |_| factory()).map(|_| endpoint.clone()),
     }
 }
 

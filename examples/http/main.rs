@@ -494,7 +494,7 @@ fn main() {
 
 fn serve(addr: std::net::SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let bound = reactor.listen(addr, move |_peer| HttpConn::new(settings))?;
+    let (_, bound) = reactor.listen(addr, move |_peer| HttpConn::new(settings))?;
     common::run_reactor(reactor, bound)
 }
 

@@ -173,7 +173,7 @@ fn serve(addr: SocketAddr, config: Config, limits: Limits, caps: Caps) -> std::i
         commands: 0,
     })));
     let for_conns = Rc::clone(&shared);
-    let bound = reactor
+    let (_, bound) = reactor
         .listen(addr, move |_peer| KvConn::new(Rc::clone(&for_conns), limits, max_query, pubsub_limit))?;
     shared.borrow_mut().server.port = bound.port();
     sweep_every(&mut reactor, shared);

@@ -68,7 +68,10 @@ impl ListenSocket {
 
 /// A listening socket and the factory that makes a handler for each connection it accepts.
 pub(super) struct Listener<H> {
-    socket: ListenSocket,
+    pub(super) socket: ListenSocket,
+    /// Paused by request (`Reactor::pause_listener`): accepts nothing until resumed. Apart
+    /// from `paused`, which the reactor sets and clears on its own.
+    pub(super) held: bool,
     factory: Box<dyn FnMut(PeerAddr) -> H>,
     /// Why the listener is not accepting, if it is not.
     paused: Option<Pause>,
@@ -129,6 +132,7 @@ impl<H: Handler> Reactor<H> {
         socket.register(self.poll.registry(), token::listener(index))?;
         self.listeners.push(Some(Listener {
             socket,
+            held: false,
             factory,
             paused: None,
             last_warning: None,
@@ -145,7 +149,7 @@ impl<H: Handler> Reactor<H> {
             let full = self.shared.slots.len() >= self.shared.config.max_conns;
             let reclaim = if full { self.reclaimable() } else { Reclaim::Nothing };
             let Some(Some(listener)) = self.listeners.get_mut(index) else { return };
-            if listener.paused.is_some() {
+            if listener.paused.is_some() || listener.held {
                 return;
             }
             if full && reclaim == Reclaim::NextTurn {
@@ -316,12 +320,23 @@ impl<H: Handler> Reactor<H> {
     /// Closes every listener (shutdown): clients still in the backlogs are refused by the
     /// kernel from now on.
     pub(super) fn close_listeners(&mut self) {
-        for listener in self.listeners.iter_mut() {
-            if let Some(mut listener) = listener.take() {
-                if let Err(e) = listener.socket.deregister(self.poll.registry()) {
-                    log::debug!("deregistering a listener failed: {e}");
-                }
+        for index in 0..self.listeners.len() {
+            self.close_listener(index);
+        }
+    }
+
+    /// Deregisters and closes one listener; its id names nothing from now on.
+    pub(super) fn close_listener(&mut self, index: usize) {
+        if let Some(mut listener) = self.listeners.get_mut(index).and_then(Option::take) {
+            if let Err(e) = listener.socket.deregister(self.poll.registry()) {
+                log::debug!("deregistering listener {index} failed: {e}");
             }
         }
+    }
+
+    /// Stops taking anything new: listeners and datagram endpoints close (shutdown, drain).
+    pub(super) fn stop_accepting(&mut self) {
+        self.close_listeners();
+        self.close_endpoints();
     }
 }

@@ -1,5 +1,6 @@
-//! `Handle`: what other threads may ask of a running reactor — shut it down, read its
-//! counters. Everything crosses through two shared values and the reactor's one `Waker`.
+//! `Handle`: what other threads may ask of a running reactor — shut it down or drain it,
+//! pause, resume or remove a listener, read its counters. Everything crosses through
+//! `Remote` (a flag, a request queue, the stats) and the reactor's one `Waker`.
 //!
 //! ```text
 //!   any thread ──Handle::shutdown──► Remote.shutdown = true ──► Waker ──► loop: begin draining
@@ -11,9 +12,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use mio::Waker;
 
+use super::listeners::{ListenerId, Request};
 use crate::stats::Stats;
 
 /// What other threads can see and ask for.
@@ -21,12 +24,19 @@ use crate::stats::Stats;
 pub(super) struct Remote {
     pub(super) shutdown: AtomicBool,
     pub(super) stats: Mutex<Stats>,
+    /// Listener changes and drains asked for, in order (`listeners.rs` carries them out).
+    requests: Mutex<Vec<Request>>,
 }
 
 impl Remote {
     /// Has any thread asked for shutdown?
     pub(super) fn shutdown_requested(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// What was asked since the last call.
+    pub(super) fn take_requests(&self) -> Vec<Request> {
+        std::mem::take(&mut *self.requests.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -51,6 +61,35 @@ impl Handle {
         self.remote.shutdown.store(true, Ordering::SeqCst);
         if let Err(e) = self.waker.wake() {
             log::error!("shutdown could not wake the reactor: {e}");
+        }
+    }
+
+    /// Drains gracefully ([`Reactor::drain`](crate::Reactor::drain)): stop accepting, let
+    /// accepted connections finish, close the rest after `timeout`. From any thread.
+    pub fn drain(&self, timeout: Duration) {
+        self.ask(Request::Drain(timeout));
+    }
+
+    /// [`Reactor::pause_listener`](crate::Reactor::pause_listener), from any thread (an
+    /// unknown id is logged on the loop).
+    pub fn pause_listener(&self, id: ListenerId) {
+        self.ask(Request::Pause(id));
+    }
+
+    /// [`Reactor::resume_listener`](crate::Reactor::resume_listener), from any thread.
+    pub fn resume_listener(&self, id: ListenerId) {
+        self.ask(Request::Resume(id));
+    }
+
+    /// [`Reactor::remove_listener`](crate::Reactor::remove_listener), from any thread.
+    pub fn remove_listener(&self, id: ListenerId) {
+        self.ask(Request::Remove(id));
+    }
+
+    fn ask(&self, request: Request) {
+        self.remote.requests.lock().unwrap_or_else(PoisonError::into_inner).push(request);
+        if let Err(e) = self.waker.wake() {
+            log::error!("{request:?} could not wake the reactor: {e}");
         }
     }
 

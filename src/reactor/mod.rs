@@ -10,6 +10,8 @@
 //!   The hot path (`read_input` → `deliver` → `Shared::settle`) lives here.
 //! - `accept.rs`: listeners (TCP and Unix), accepting in batches, pausing at the cap or on
 //!   descriptor exhaustion.
+//! - `listeners.rs`: listeners' lifecycle (ids, pause, resume, remove, their descriptors)
+//!   and the graceful drain.
 //! - `open.rs`: every way a connection enters the table (accepted, connected, adopted) and
 //!   the end of an outbound connect.
 //! - `forward.rs`: a connection's input written straight to another one (`Cx::forward_to`):
@@ -68,6 +70,7 @@ mod datagram;
 mod endpoints;
 mod forward;
 mod handle;
+mod listeners;
 mod mail;
 mod open;
 mod ready;
@@ -79,6 +82,7 @@ use accept::{ListenSocket, Listener};
 pub use datagram::{DatagramAddr, DatagramCx, DatagramOptions, Datagrams, EndpointId, NoStreams};
 pub use handle::Handle;
 use handle::Remote;
+pub use listeners::ListenerId;
 use mail::Inbox;
 pub use mail::Sender;
 pub use ready::Ready;
@@ -135,7 +139,7 @@ enum Lifecycle {
 ///
 /// # fn main() -> std::io::Result<()> {
 /// let mut reactor = Reactor::new(Config::default())?;
-/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
+/// let (_id, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
 /// let handle = reactor.handle();
 /// let client = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
 ///     let mut stream = std::net::TcpStream::connect(addr)?;
@@ -175,6 +179,8 @@ pub struct Reactor<H: Handler = NoStreams> {
     /// Offload results taken from the pool, kept to reuse the allocation.
     completions: Vec<Completion<Done<H::Msg>>>,
     lifecycle: Lifecycle,
+    /// A shutdown came during a drain and closed what was left (done once).
+    shutdown_escalated: bool,
     /// The reactor belongs to the thread that runs it; handlers need not be `Send`.
     _not_send: PhantomData<*const ()>,
 }
@@ -213,6 +219,7 @@ impl<H: Handler> Reactor<H> {
             remote: Arc::new(Remote::default()),
             completions: Vec::new(),
             lifecycle: Lifecycle::Running,
+            shutdown_escalated: false,
             shared: Shared::new(config, waker, poll.registry().try_clone()?),
             poll,
             _not_send: PhantomData,
@@ -220,12 +227,13 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Listens on `addr`; every accepted connection gets a handler from `factory(peer)`.
-    /// Returns the bound address (useful with port 0).
+    /// Returns the listener's id (to pause, resume or remove it) and the bound address
+    /// (useful with port 0).
     ///
     /// # Errors
     ///
     /// Binding or listening failed (address in use, permission denied, ...).
-    pub fn listen<F>(&mut self, addr: SocketAddr, factory: F) -> io::Result<SocketAddr>
+    pub fn listen<F>(&mut self, addr: SocketAddr, factory: F) -> io::Result<(ListenerId, SocketAddr)>
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
@@ -236,7 +244,7 @@ impl<H: Handler> Reactor<H> {
     /// Serves connections from a listener built elsewhere: with `SO_REUSEPORT` through
     /// [`net::listen`](crate::net::listen), inherited from a supervisor, or a plain
     /// `std::net::TcpListener` (std's or mio's: it is made non-blocking here, so a blocking
-    /// one cannot stall the loop). Returns its local address.
+    /// one cannot stall the loop). Returns its id and its local address.
     ///
     /// # Errors
     ///
@@ -259,13 +267,17 @@ impl<H: Handler> Reactor<H> {
     /// # fn main() -> std::io::Result<()> {
     /// let mut reactor = Reactor::new(Config::default())?;
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?; // blocking, as std makes it
-    /// let addr = reactor.add_listener(listener, |_peer| Quiet)?;
+    /// let (_id, addr) = reactor.add_listener(listener, |_peer| Quiet)?;
     /// let _client = std::net::TcpStream::connect(addr)?;
     /// reactor.run_once(Some(std::time::Duration::from_millis(10)))?; // accepts, and returns
     /// # Ok(())
     /// # }
     /// ```
-    pub fn add_listener<F>(&mut self, socket: impl IntoTcpListener, mut factory: F) -> io::Result<SocketAddr>
+    pub fn add_listener<F>(
+        &mut self,
+        socket: impl IntoTcpListener,
+        mut factory: F,
+    ) -> io::Result<(ListenerId, SocketAddr)>
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
@@ -273,36 +285,40 @@ impl<H: Handler> Reactor<H> {
         crate::net::set_nonblocking(socket.as_fd())?;
         let addr = socket.local_addr()?;
         let factory = move |peer: PeerAddr| factory(peer.tcp().expect("cannot fail: a TCP listener's peer"));
-        self.add_listen_socket(ListenSocket::Tcp(socket), Box::new(factory))?;
-        Ok(addr)
+        let index = self.add_listen_socket(ListenSocket::Tcp(socket), Box::new(factory))?;
+        Ok((ListenerId(index), addr))
     }
 
     /// [`add_listener`](Reactor::add_listener) for a Unix-domain listener (std's or mio's,
     /// made non-blocking here): every accepted connection gets a handler from
-    /// `factory(peer)`.
+    /// `factory(peer)`. Returns its id.
     ///
     /// # Errors
     ///
     /// It could not be made non-blocking, or registering it with the poll failed.
-    pub fn add_unix_listener<F>(&mut self, socket: impl IntoUnixListener, factory: F) -> io::Result<()>
+    pub fn add_unix_listener<F>(
+        &mut self,
+        socket: impl IntoUnixListener,
+        factory: F,
+    ) -> io::Result<ListenerId>
     where
         F: FnMut(PeerAddr) -> H + 'static,
     {
         let socket = socket.into_mio();
         crate::net::set_nonblocking(socket.as_fd())?;
-        self.add_listen_socket(ListenSocket::Unix(socket), Box::new(factory))?;
-        Ok(())
+        let index = self.add_listen_socket(ListenSocket::Unix(socket), Box::new(factory))?;
+        Ok(ListenerId(index))
     }
 
     /// Listens on a Unix-domain socket at `path` (a stale socket file left by a server that
     /// is gone is replaced; see [`net::listen_unix`](crate::net::listen_unix)); every accepted
     /// connection gets a handler from `factory(peer)`. The socket file is not removed when
-    /// the reactor stops (a restart replaces it).
+    /// the reactor stops (a restart replaces it). Returns the listener's id.
     ///
     /// # Errors
     ///
     /// The path is too long, in use by a running server, not a socket, or not writable.
-    pub fn listen_unix<F>(&mut self, path: &Path, factory: F) -> io::Result<()>
+    pub fn listen_unix<F>(&mut self, path: &Path, factory: F) -> io::Result<ListenerId>
     where
         F: FnMut(PeerAddr) -> H + 'static,
     {

@@ -21,20 +21,80 @@
 //! writable event.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use mio::Interest;
 
 use super::Reactor;
 use crate::conn::{Conn, Core};
 use crate::flags::Flags;
-use crate::handler::Handler;
+use crate::handler::{Cx, Handler};
 use crate::life::Life;
 use crate::shared::{Opening, Origin, TimerOwner};
 use crate::stats::Reason;
 use crate::stream::{PeerAddr, Stream};
 use crate::timer::deadline_after;
 use crate::token::ConnId;
+
+impl<H: Handler> Cx<'_, H> {
+    /// Opens an outbound TCP connection served by `handler`: its [`Handler::on_open`] runs
+    /// once the connect completes; a refused, unreachable or timed-out connect ends in its
+    /// [`Handler::on_close`] with [`Reason::ConnectFailed`] or [`Reason::ConnectTimeout`].
+    /// It has the same buffering, limits, timers and offload as an accepted connection.
+    /// Returns its id at once, so messages can be sent to it before it is established.
+    ///
+    /// # Errors
+    ///
+    /// Creating the socket or starting the connect failed at once (no descriptors left,
+    /// no route): `handler` is dropped without callbacks.
+    pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
+        let origin = Origin::Connecting { timeout: None };
+        Ok(self.shared_mut().open_later(stream, PeerAddr::Tcp(addr), handler, origin))
+    }
+
+    /// [`connect`](Cx::connect) with a deadline of its own instead of
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout): past it the new
+    /// connection closes with [`Reason::ConnectTimeout`].
+    ///
+    /// # Errors
+    ///
+    /// As for `connect`.
+    pub fn connect_timeout(&mut self, addr: SocketAddr, timeout: Duration, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
+        let origin = Origin::Connecting { timeout: Some(timeout) };
+        Ok(self.shared_mut().open_later(stream, PeerAddr::Tcp(addr), handler, origin))
+    }
+
+    /// [`connect`](Cx::connect) to a Unix-domain socket at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As for `connect`, and at once when nothing listens at `path` (a Unix connect does not
+    /// wait): `NotFound`, `ConnectionRefused`, `PermissionDenied`.
+    pub fn connect_unix(&mut self, path: &Path, handler: H) -> io::Result<ConnId> {
+        let stream = Stream::Unix(mio::net::UnixStream::connect(path)?);
+        let peer = PeerAddr::Unix(Some(path.to_path_buf()));
+        Ok(self.shared_mut().open_later(stream, peer, handler, Origin::Connecting { timeout: None }))
+    }
+
+    /// Serves an already connected stream (TCP or Unix, std or mio; made non-blocking here)
+    /// with `handler`, from this reactor: received over a Unix socket, handed over by
+    /// another part of the program. Its `on_open` runs after this callback returns.
+    ///
+    /// # Errors
+    ///
+    /// The stream could not be made non-blocking or its peer read (it is not connected).
+    pub fn adopt(&mut self, stream: impl Into<Stream>, handler: H) -> io::Result<ConnId> {
+        let stream = stream.into();
+        stream.set_nonblocking()?;
+        let peer = stream.peer_addr()?;
+        self.shared_mut().stats.adopted += 1;
+        Ok(self.shared_mut().open_later(stream, peer, handler, Origin::Adopted))
+    }
+}
 
 impl<H: Handler> Reactor<H> {
     /// Opens an outbound TCP connection served by `handler` (see [`Cx::connect`](crate::Cx::connect),

@@ -46,7 +46,7 @@ fn recorders(names: &[&'static str]) -> (Reactor<Recorder>, std::net::SocketAddr
     let mut names: Vec<&'static str> = names.iter().rev().copied().collect();
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let factory_log = Rc::clone(&log);
-    let addr = reactor
+    let (_, addr) = reactor
         .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder {
             name: names.pop().expect("more connections than names"),
             log: Rc::clone(&factory_log),
@@ -152,7 +152,7 @@ fn a_failed_flush_in_a_callback_closes_the_connection() {
         }
     }
     let mut reactor = Reactor::new(Config::default()).unwrap();
-    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Flusher).unwrap();
+    let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Flusher).unwrap();
     let mut client = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conn_count() == 1);
     let (_, conn) = reactor.conns.iter().next().unwrap();
@@ -172,9 +172,10 @@ fn accepted_sockets_have_nodelay_from_their_listener() {
     for nodelay in [true, false] {
         let mut reactor = Reactor::new(Config { nodelay, ..Config::default() }).unwrap();
         let log = Log::default();
-        let addr = reactor
-            .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder { name: "N", log: Rc::clone(&log) });
-        let _client = std::net::TcpStream::connect(addr.unwrap()).unwrap();
+        let (_, addr) = reactor
+            .listen("127.0.0.1:0".parse().unwrap(), move |_| Recorder { name: "N", log: Rc::clone(&log) })
+            .unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
         turn_until(&mut reactor, |r| r.conn_count() == 1);
         let (_, conn) = reactor.conns.iter().next().unwrap();
         let crate::Stream::Tcp(accepted) = &conn.core.stream else { panic!("a TCP connection") };
@@ -201,7 +202,7 @@ impl Handler for Bulk {
 #[test]
 fn writable_events_are_asked_for_after_the_first_short_write() {
     let mut reactor = Reactor::new(Config::default()).unwrap();
-    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Bulk).unwrap();
+    let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Bulk).unwrap();
     let mut client = std::net::TcpStream::connect(addr).unwrap();
     turn_until(&mut reactor, |r| r.conns.iter().count() == 1);
     let interest = |r: &Reactor<Bulk>| r.conns.iter().next().unwrap().1.core.flags.has(Flags::WRITE_INTEREST);

@@ -229,9 +229,19 @@ impl<H: Handler> Reactor<H> {
     /// The waker fired: another thread asked for shutdown, sent messages or streams, or
     /// offload jobs finished.
     fn woken(&mut self) {
-        if self.remote.shutdown_requested() && self.lifecycle == Lifecycle::Running {
-            self.begin_shutdown();
+        if self.remote.shutdown_requested() {
+            match self.lifecycle {
+                Lifecycle::Running => self.begin_shutdown(),
+                // Asked to stop while draining: what is left closes now.
+                Lifecycle::Draining { .. } if !self.shutdown_escalated => {
+                    self.shutdown_escalated = true;
+                    self.shared.offload.drain();
+                    self.close_all_gracefully();
+                }
+                _ => {}
+            }
         }
+        self.serve_requests();
         self.take_inbox();
         let Some(pool) = self.shared.offload.pool() else { return };
         let mut completions = std::mem::take(&mut self.completions);
@@ -256,8 +266,7 @@ impl<H: Handler> Reactor<H> {
         log::info!("shutting down: {} connections open", self.conn_count());
         // Running jobs still deliver their results while draining; new ones are refused.
         self.shared.offload.drain();
-        self.close_listeners();
-        self.close_endpoints();
+        self.stop_accepting();
         let slots = self.conns.slots();
         for slot in slots {
             self.conns[slot].core.life.close(Reason::Shutdown);

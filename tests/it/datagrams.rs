@@ -305,7 +305,7 @@ impl Handler for TcpEcho {
 #[test]
 fn datagrams_and_streams_share_one_reactor() {
     let mut reactor: Reactor<TcpEcho> = Reactor::new(Config::default()).unwrap();
-    let tcp_addr = reactor.listen(LOCALHOST.parse().unwrap(), |_| TcpEcho).unwrap();
+    let (_, tcp_addr) = reactor.listen(LOCALHOST.parse().unwrap(), |_| TcpEcho).unwrap();
     let (_id, udp_addr): (_, SocketAddr) = reactor.bind_udp(LOCALHOST.parse().unwrap(), Echo).unwrap();
     let mut stream = std::net::TcpStream::connect(tcp_addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_millis(5))).unwrap();

@@ -96,7 +96,7 @@ fn joint_reactor(config: Config) -> (Reactor<Joint>, SocketAddr, Board) {
     let board = Board::default();
     let mut reactor = Reactor::new(config).unwrap();
     let theirs = Rc::clone(&board);
-    let addr = reactor
+    let (_, addr) = reactor
         .listen("127.0.0.1:0".parse().unwrap(), move |_| Joint { board: Rc::clone(&theirs), partner: None })
         .unwrap();
     (reactor, addr, board)

@@ -17,6 +17,7 @@ mod kv;
 mod lab;
 mod limits;
 mod linger;
+mod listeners;
 mod model;
 mod offload;
 mod props;

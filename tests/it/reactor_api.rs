@@ -67,7 +67,7 @@ fn shutdown_flushes_pending_output() {
 #[test]
 fn run_once_drives_the_loop_and_user_sources_fire() {
     let mut reactor: Reactor<Echo> = Reactor::new(small_config()).unwrap();
-    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo).unwrap();
+    let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo).unwrap();
     let udp = evloop::mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let udp_addr = udp.local_addr().unwrap();
     let datagrams = Rc::new(Cell::new(0));
@@ -388,7 +388,7 @@ fn yield_now_interleaves_pipelining_clients() {
 fn a_blocking_listener_cannot_stall_the_loop() {
     let mut reactor = Reactor::new(Config { accept_batch: 2, ..Config::default() }).unwrap();
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = reactor.add_listener(tcp, |_| Echo).unwrap();
+    let (_, addr) = reactor.add_listener(tcp, |_| Echo).unwrap();
     let dir = std::env::temp_dir().join(format!("evloop-blocking-listener-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -76,7 +76,8 @@ fn connect_succeeds_and_the_connection_is_a_full_connection() {
     let log: Log = Rc::default();
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let server_log = Rc::clone(&log);
-    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), move |_| probe("server", &server_log)).unwrap();
+    let (_, addr) =
+        reactor.listen("127.0.0.1:0".parse().unwrap(), move |_| probe("server", &server_log)).unwrap();
     let client = Probe { name: "client", log: Rc::clone(&log), greeting: Some(b"hello") };
     let id = reactor.connect(addr, client).unwrap();
     assert!(!has(&log, "client open"), "on_open waits for the connect");
@@ -328,7 +329,7 @@ fn messages_between_connections_on_the_loop() {
     let got: Log = Rc::default();
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let (factory_to, factory_got) = (Rc::clone(&to), Rc::clone(&got));
-    let addr = reactor
+    let (_, addr) = reactor
         .listen("127.0.0.1:0".parse().unwrap(), move |_| Relay {
             to: Rc::clone(&factory_to),
             got: Rc::clone(&factory_got),
@@ -449,7 +450,8 @@ fn reactor_timers_reach_connections() {
     let log: Log = Rc::default();
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let server_log = Rc::clone(&log);
-    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), move |_| probe("server", &server_log)).unwrap();
+    let (_, addr) =
+        reactor.listen("127.0.0.1:0".parse().unwrap(), move |_| probe("server", &server_log)).unwrap();
     let (ours, _theirs) = UnixStream::pair().unwrap();
     let id = reactor.adopt(ours, probe("adopted", &log)).unwrap();
     reactor.set_timer(Duration::from_millis(20), move |r| {
@@ -477,7 +479,8 @@ fn a_panicking_source_is_isolated_and_the_turn_goes_on() {
     let log: Log = Rc::default();
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let server_log = Rc::clone(&log);
-    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), move |_| probe("server", &server_log)).unwrap();
+    let (_, addr) =
+        reactor.listen("127.0.0.1:0".parse().unwrap(), move |_| probe("server", &server_log)).unwrap();
     let bad = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let good = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let (bad_addr, good_addr) = (bad.local_addr().unwrap(), good.local_addr().unwrap());

@@ -49,7 +49,7 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let thread = thread::spawn(move || {
             let mut reactor = Reactor::new(config)?;
-            let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), factory)?;
+            let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), factory)?;
             let tid = current_tid();
             tx.send((addr, reactor.handle(), tid)).unwrap();
             reactor.run()
