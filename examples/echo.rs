@@ -5,6 +5,9 @@
 //! Unix: cargo run --release --example echo -- --unix /tmp/echo.sock;  nc -U /tmp/echo.sock
 //! UDP:  cargo run --release --example echo -- --udp;  nc -u 127.0.0.1 7000  (each line comes back)
 //! Stop: Ctrl-C (SIGINT) or SIGTERM: pending output is flushed, then every connection closed.
+//!       SIGQUIT drains: no new clients, the open ones served until they leave (--drain-timeout).
+//! Upgrade: --pid-file PATH, then `kill -USR2 $(cat PATH)`: a new process of the binary takes
+//!       the listening sockets, rewrites the pid file, and this one drains and exits.
 
 mod common;
 
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::cli::{count, IdleTimeout, LOGS};
+use common::upgrade::{self, Inherited, UpgradeFlags};
 use evloop::workers::Workers;
 use evloop::{Config, Cx, DatagramAddr, DatagramCx, Datagrams, Handler, Input, Reactor};
 
@@ -46,6 +50,9 @@ struct Args {
 
     #[command(flatten)]
     idle: IdleTimeout<300>,
+
+    #[command(flatten)]
+    upgrade: UpgradeFlags,
 
     /// Warn when a callback holds the loop longer (0: off; on, it costs two clock reads per
     /// message)
@@ -88,23 +95,31 @@ fn main() {
         slow_callback: (args.slow_callback_ms > 0).then(|| Duration::from_millis(args.slow_callback_ms)),
         ..Config::default()
     };
-    let served = match args.unix {
+    let served = upgrade::take_inherited().and_then(|inherited| match args.unix {
         None if args.udp => serve_udp(args.addr, config),
-        Some(path) => serve(common::Endpoint::Unix(path), config),
-        None if args.workers == 1 => serve(common::Endpoint::Tcp(args.addr), config),
-        None => serve_on_workers(args.workers, args.addr, config),
-    };
+        Some(path) => serve(common::Endpoint::Unix(path), config, inherited, &args.upgrade),
+        None if args.workers == 1 => {
+            serve(common::Endpoint::Tcp(args.addr), config, inherited, &args.upgrade)
+        }
+        None => serve_on_workers(args.workers, args.addr, config, inherited, &args.upgrade),
+    });
     if let Err(e) = served {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-/// One reactor on the main thread, on TCP or a Unix-domain socket.
-fn serve(endpoint: common::Endpoint, config: Config) -> std::io::Result<()> {
+/// One reactor on the main thread, on TCP or a Unix-domain socket (or the sockets an older
+/// process or a supervisor handed this one).
+fn serve(
+    endpoint: common::Endpoint,
+    config: Config,
+    inherited: Vec<Inherited>,
+    upgrade: &UpgradeFlags,
+) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let bound = common::listen(&mut reactor, &endpoint, || Echo)?;
-    common::run_reactor(reactor, bound)
+    let bound = common::listen_or_inherit(&mut reactor, &endpoint, || Echo, inherited)?;
+    common::serve_reactor(reactor, bound, Some(upgrade))
 }
 
 /// One reactor with one UDP endpoint and no streams.
@@ -114,7 +129,23 @@ fn serve_udp(addr: SocketAddr, config: Config) -> std::io::Result<()> {
     common::run_reactor(reactor, format!("udp {bound}"))
 }
 
-/// `count` share-nothing reactors on their own threads; the main thread only waits.
-fn serve_on_workers(count: usize, addr: SocketAddr, config: Config) -> std::io::Result<()> {
-    common::run_workers(Workers::start(count, addr, config, |_worker| |_peer| Echo)?)
+/// `count` share-nothing reactors on their own threads (one per inherited listener, if this
+/// process was handed some); the main thread only waits.
+fn serve_on_workers(
+    count: usize,
+    addr: SocketAddr,
+    config: Config,
+    inherited: Vec<Inherited>,
+    upgrade: &UpgradeFlags,
+) -> std::io::Result<()> {
+    let workers = if inherited.is_empty() {
+        Workers::start(count, addr, config, |_worker| |_peer| Echo)?
+    } else {
+        Workers::from_listeners(
+            common::tcp_only(inherited)?,
+            config,
+            |_worker, _reactor: &mut Reactor<Echo>| |_peer| Echo,
+        )?
+    };
+    common::serve_workers(workers, Some(upgrade))
 }

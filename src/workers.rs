@@ -82,6 +82,17 @@ pub struct Workers {
     addr: SocketAddr,
     handles: Vec<Handle>,
     threads: Vec<JoinHandle<io::Result<()>>>,
+    /// A duplicate descriptor of each listening socket the workers serve (one per worker
+    /// with `SO_REUSEPORT`, one in all when they share it), for a handover.
+    listeners: Vec<std::net::TcpListener>,
+}
+
+/// Where a worker's listener comes from.
+enum Source {
+    /// Bind the address with `SO_REUSEPORT`, in the worker's thread.
+    Bind(SocketAddr),
+    /// Serve this one: a duplicate of a shared socket, or one handed over.
+    Given(std::net::TcpListener),
 }
 
 impl Workers {
@@ -144,7 +155,7 @@ impl Workers {
         S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
     {
         config.validate()?;
-        let mut workers = Workers { addr, handles: Vec::new(), threads: Vec::new() };
+        let mut workers = Workers { addr, handles: Vec::new(), threads: Vec::new(), listeners: Vec::new() };
         // Bound here, once, when the workers share it; each takes a duplicate descriptor.
         let shared = match spread {
             Spread::SharedListener => {
@@ -155,40 +166,113 @@ impl Workers {
             }
             Spread::ReusePort => None,
         };
+        if let Some(shared) = &shared {
+            workers.listeners.push(shared.try_clone()?);
+        }
         for index in 0..count.max(1) {
-            // Worker 0 may bind port 0; the others must join the port it got.
-            let bind_to = workers.addr;
-            let (ready_tx, ready_rx) = mpsc::channel();
-            let (config, setup) = (config.clone(), setup.clone());
-            let result = (|| {
-                // A duplicate of the shared listener, or (in the thread) a socket of its own.
-                let duplicate = shared.as_ref().map(std::net::TcpListener::try_clone).transpose()?;
-                let thread =
-                    thread::Builder::new().name(format!("evloop-worker-{index}")).spawn(move || {
-                        let listener = match duplicate {
-                            Some(listener) => Ok(mio::net::TcpListener::from_std(listener)),
-                            None => {
-                                listen(bind_to, ListenOptions { backlog: config.backlog, reuse_port: true })
-                            }
-                        };
-                        run_worker(index, config, setup, listener, ready_tx)
-                    })?;
-                workers.threads.push(thread);
-                ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
-            })();
-            match result {
-                Ok((bound, handle)) => {
-                    workers.addr = bound;
-                    workers.handles.push(handle);
-                }
-                Err(e) => {
-                    workers.shutdown();
-                    let _ = workers.join_all();
-                    return Err(e);
-                }
-            }
+            // A duplicate of the shared listener, or (in the thread) a socket of its own;
+            // worker 0 may bind port 0, and the others join the port it got.
+            let source = match &shared {
+                Some(listener) => Source::Given(listener.try_clone()?),
+                None => Source::Bind(workers.addr),
+            };
+            workers.add_worker(index, &config, &setup, source, shared.is_none())?;
         }
         Ok(workers)
+    }
+
+    /// Serves listening sockets made elsewhere — inherited from an older process of the same
+    /// server (an upgrade), or from a supervisor (socket activation) — one worker per
+    /// listener, each with `setup` as in [`start_with`](Workers::start_with).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for no listeners; otherwise as for `start`.
+    pub fn from_listeners<H, F, S>(
+        listeners: Vec<std::net::TcpListener>,
+        config: Config,
+        setup: S,
+    ) -> io::Result<Workers>
+    where
+        H: Handler,
+        F: FnMut(SocketAddr) -> H + 'static,
+        S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
+    {
+        config.validate()?;
+        let first =
+            listeners.first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listeners"))?;
+        let mut workers = Workers {
+            addr: first.local_addr()?,
+            handles: Vec::new(),
+            threads: Vec::new(),
+            listeners: Vec::new(),
+        };
+        for (index, listener) in listeners.into_iter().enumerate() {
+            workers.listeners.push(listener.try_clone()?);
+            workers.add_worker(index, &config, &setup, Source::Given(listener), false)?;
+        }
+        Ok(workers)
+    }
+
+    /// Starts worker `index` on `source` and waits until it serves; on failure, shuts down
+    /// and joins the workers already started. With `keep`, a duplicate of the listener it
+    /// bound is kept (for a handover).
+    fn add_worker<H, F, S>(
+        &mut self,
+        index: usize,
+        config: &Config,
+        setup: &S,
+        source: Source,
+        keep: bool,
+    ) -> io::Result<()>
+    where
+        H: Handler,
+        F: FnMut(SocketAddr) -> H + 'static,
+        S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
+    {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (config, setup) = (config.clone(), setup.clone());
+        let result = (|| {
+            let thread = thread::Builder::new().name(format!("evloop-worker-{index}")).spawn(move || {
+                let listener = match source {
+                    Source::Given(listener) => Ok(mio::net::TcpListener::from_std(listener)),
+                    Source::Bind(addr) => {
+                        listen(addr, ListenOptions { backlog: config.backlog, reuse_port: true })
+                    }
+                };
+                run_worker(index, config, setup, listener, ready_tx)
+            })?;
+            self.threads.push(thread);
+            ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
+        })();
+        match result {
+            Ok((bound, handle, duplicate)) => {
+                self.addr = bound;
+                self.handles.push(handle);
+                if keep {
+                    self.listeners.push(duplicate);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.shutdown();
+                let _ = self.join_all();
+                Err(e)
+            }
+        }
+    }
+
+    /// The listening sockets the workers serve (duplicate descriptors of them), to hand to
+    /// a new process in an upgrade: one per worker with `SO_REUSEPORT`, else one for all.
+    pub fn listeners(&self) -> &[std::net::TcpListener] {
+        &self.listeners
+    }
+
+    /// Drains every worker gracefully (see [`Handle::drain`]).
+    pub fn drain(&self, timeout: std::time::Duration) {
+        for handle in &self.handles {
+            handle.drain(timeout);
+        }
     }
 
     /// The address every worker listens on.
@@ -243,23 +327,25 @@ fn run_worker<H, F, S>(
     config: Config,
     setup: S,
     listener: io::Result<mio::net::TcpListener>,
-    ready: mpsc::Sender<io::Result<(SocketAddr, Handle)>>,
+    ready: mpsc::Sender<io::Result<(SocketAddr, Handle, std::net::TcpListener)>>,
 ) -> io::Result<()>
 where
     H: Handler,
     F: FnMut(SocketAddr) -> H + 'static,
     S: Fn(usize, &mut Reactor<H>) -> F,
 {
-    let started = (|| -> io::Result<(Reactor<H>, SocketAddr)> {
+    let started = (|| -> io::Result<(Reactor<H>, SocketAddr, std::net::TcpListener)> {
         let mut reactor = Reactor::new(config)?;
         let factory = setup(index, &mut reactor);
-        let (_id, bound) = reactor.add_listener(listener?, factory)?;
-        Ok((reactor, bound))
+        let listener = listener?;
+        let duplicate = std::net::TcpListener::from(socket2::SockRef::from(&listener).try_clone()?);
+        let (_id, bound) = reactor.add_listener(listener, factory)?;
+        Ok((reactor, bound, duplicate))
     })();
     match started {
-        Ok((mut reactor, bound)) => {
+        Ok((mut reactor, bound, duplicate)) => {
             // The receiver waits for this message; it cannot have gone away.
-            let _ = ready.send(Ok((bound, reactor.handle())));
+            let _ = ready.send(Ok((bound, reactor.handle(), duplicate)));
             reactor.run()
         }
         Err(e) => {

@@ -6,15 +6,27 @@
 #![allow(dead_code)]
 
 pub mod cli;
+mod fds;
+pub mod upgrade;
 
+use std::cell::RefCell;
 use std::io;
+use std::os::fd::AsFd;
 use std::process::exit;
+use std::rc::Rc;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use evloop::workers::Workers;
 use evloop::{Handler, Reactor};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
+use upgrade::{Inherited, UpgradeFlags};
+
+/// How long SIGQUIT lets connections finish in an example that has no `--drain-timeout`.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
 /// The examples turn the loop-stall detector on at this: a callback holding the loop
 /// longer is logged as a warning (`Config::slow_callback`).
@@ -25,30 +37,122 @@ pub fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 }
 
-/// Makes SIGINT and SIGTERM shut the reactor down gracefully: the signals arrive through a
-/// self-pipe registered as one more source in the loop (signal-hook-mio), not in a handler
-/// that could run at any point.
-pub fn stop_on_signals<H: Handler>(reactor: &mut Reactor<H>) -> io::Result<()> {
-    let signals = Signals::new([SIGINT, SIGTERM])?;
+/// Signals, as nginx reads them: SIGINT and SIGTERM shut the reactor down (a second one
+/// exits at once); SIGQUIT drains it (stop accepting, let open connections finish); SIGUSR2
+/// upgrades, when `upgrade` is given (`upgrade.rs`). The signals arrive through a self-pipe
+/// registered as one more source in the loop (signal-hook-mio), not in a handler that could
+/// run at any point.
+pub fn handle_signals<H: Handler>(
+    reactor: &mut Reactor<H>,
+    upgrade: Option<&UpgradeFlags>,
+) -> io::Result<()> {
+    let signals = Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGUSR2])?;
     let handles = vec![reactor.handle()];
+    let drain = upgrade.map_or(DEFAULT_DRAIN, UpgradeFlags::drain_timeout);
+    let upgradable = upgrade.is_some();
     let mut stopping = false;
-    reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _ready, _reactor| {
+    let successor: Rc<RefCell<Option<Successor>>> = Rc::default();
+    reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _ready, reactor| {
         for signal in signals.pending() {
-            on_stop_signal(signal, &mut stopping, &handles);
+            match signal {
+                SIGQUIT => {
+                    if let Some(successor) = successor.borrow_mut().as_mut() {
+                        successor.quit_received = true;
+                    }
+                    log::info!("SIGQUIT: draining (at most {drain:?}), then exiting");
+                    reactor.drain(drain);
+                }
+                SIGUSR2 if !upgradable => log::warn!("SIGUSR2: this server cannot be upgraded; ignored"),
+                SIGUSR2 if successor.borrow().is_some() => {
+                    log::warn!("SIGUSR2: an upgrade is already under way")
+                }
+                SIGUSR2 => {
+                    let ids = reactor.listeners();
+                    let fds: Vec<_> = ids.iter().filter_map(|&id| reactor.listener_fd(id)).collect();
+                    match upgrade::spawn_successor(&fds) {
+                        Ok(child) => {
+                            *successor.borrow_mut() =
+                                Some(Successor { child, started: Instant::now(), quit_received: false });
+                            watch_successor(reactor, Rc::clone(&successor));
+                        }
+                        Err(e) => log::error!("upgrade failed: {e}; still serving"),
+                    }
+                }
+                _ => on_stop_signal(signal, &mut stopping, &handles),
+            }
         }
     })?;
     Ok(())
 }
 
+/// An upgrade's new process, watched until it takes over or fails.
+struct Successor {
+    child: std::process::Child,
+    started: Instant,
+    quit_received: bool,
+}
+
+/// Checks on the new process every 100 ms (a reactor timer) until it asks this one to drain
+/// or fails; then forgets it.
+fn watch_successor<H: Handler>(reactor: &mut Reactor<H>, state: Rc<RefCell<Option<Successor>>>) {
+    let watching = match state.borrow_mut().as_mut() {
+        Some(s) => upgrade::check_successor(&mut s.child, s.started, s.quit_received),
+        None => false,
+    };
+    if watching {
+        reactor.set_timer(Duration::from_millis(100), move |reactor| watch_successor(reactor, state));
+    } else if !state.borrow().as_ref().is_some_and(|s| s.quit_received) {
+        // Failed: a later SIGUSR2 may try again.
+        *state.borrow_mut() = None;
+    }
+}
+
 /// The same for several reactors on their own threads ([`Workers`]): a thread waits for the
-/// signals and shuts every worker down.
-pub fn stop_workers_on_signals(workers: &Workers) -> io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+/// signals; SIGQUIT drains every worker, SIGUSR2 hands the workers' listening sockets to a
+/// new process.
+pub fn handle_workers_signals(workers: &Workers, upgrade: Option<&UpgradeFlags>) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGUSR2])?;
     let handles = workers.handles().to_vec();
+    let listeners: Vec<std::net::TcpListener> =
+        workers.listeners().iter().map(std::net::TcpListener::try_clone).collect::<io::Result<_>>()?;
+    let drain = upgrade.map_or(DEFAULT_DRAIN, UpgradeFlags::drain_timeout);
+    let upgradable = upgrade.is_some();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut stopping = false;
+        let quit_received = Arc::new(AtomicBool::new(false));
+        let mut upgrading: Option<std::thread::JoinHandle<()>> = None;
         for signal in signals.forever() {
-            on_stop_signal(signal, &mut stopping, &handles);
+            match signal {
+                SIGQUIT => {
+                    quit_received.store(true, Ordering::SeqCst);
+                    log::info!("SIGQUIT: draining (at most {drain:?}), then exiting");
+                    handles.iter().for_each(|handle| handle.drain(drain));
+                }
+                SIGUSR2 if !upgradable => log::warn!("SIGUSR2: this server cannot be upgraded; ignored"),
+                SIGUSR2 if upgrading.as_ref().is_some_and(|t| !t.is_finished()) => {
+                    log::warn!("SIGUSR2: an upgrade is already under way");
+                }
+                SIGUSR2 => {
+                    let fds: Vec<_> = listeners.iter().map(AsFd::as_fd).collect();
+                    match upgrade::spawn_successor(&fds) {
+                        Ok(mut child) => {
+                            let quit = Arc::clone(&quit_received);
+                            let started = Instant::now();
+                            upgrading = Some(std::thread::spawn(move || {
+                                while upgrade::check_successor(
+                                    &mut child,
+                                    started,
+                                    quit.load(Ordering::SeqCst),
+                                ) {
+                                    std::thread::sleep(Duration::from_millis(100));
+                                }
+                            }));
+                        }
+                        Err(e) => log::error!("upgrade failed: {e}; still serving"),
+                    }
+                }
+                _ => on_stop_signal(signal, &mut stopping, &handles),
+            }
         }
     })?;
     Ok(())
@@ -69,16 +173,37 @@ fn on_stop_signal(signal: i32, stopping: &mut bool, handles: &[evloop::Handle]) 
 /// Prints the bound address on stdout, one line, so scripts and tests can find the port.
 pub fn announce(addr: impl std::fmt::Display) {
     use std::io::Write;
-    println!("listening on {addr}");
-    let _ = io::stdout().flush();
+    // Not `println!`: an upgrade's new process inherits a stdout whose reader may be gone
+    // (a script that read the first process's line and left); that must not be fatal.
+    let mut stdout = io::stdout();
+    let _ = writeln!(stdout, "listening on {addr}").and_then(|()| stdout.flush());
 }
 
 /// The end of every single-reactor example's `main`: stop on SIGINT/SIGTERM, say where it
 /// listens, run until shut down, log the final counters.
-pub fn run_reactor<H: Handler>(mut reactor: Reactor<H>, bound: impl std::fmt::Display) -> io::Result<()> {
-    stop_on_signals(&mut reactor)?;
+pub fn run_reactor<H: Handler>(reactor: Reactor<H>, bound: impl std::fmt::Display) -> io::Result<()> {
+    serve_reactor(reactor, bound, None)
+}
+
+/// [`run_reactor`] for a server that can be upgraded in place (`upgrade.rs`): the pid file
+/// written once it serves (and the old process of an upgrade asked to drain), SIGUSR2
+/// handled, the pid file removed at exit if it is still this process's.
+pub fn serve_reactor<H: Handler>(
+    mut reactor: Reactor<H>,
+    bound: impl std::fmt::Display,
+    upgrade: Option<&UpgradeFlags>,
+) -> io::Result<()> {
+    handle_signals(&mut reactor, upgrade)?;
+    // The pid file first: a script that waits for `listening on` may read it at once.
+    if let Some(flags) = upgrade {
+        upgrade::serving(flags);
+    }
     announce(bound);
-    reactor.run()?;
+    let ran = reactor.run();
+    if let Some(flags) = upgrade {
+        upgrade::exiting(flags);
+    }
+    ran?;
     log::info!("stats: {:?}", reactor.stats());
     Ok(())
 }
@@ -86,12 +211,65 @@ pub fn run_reactor<H: Handler>(mut reactor: Reactor<H>, bound: impl std::fmt::Di
 /// The same for share-nothing reactors on their own threads: the main thread only waits
 /// for them, and logs their summed counters.
 pub fn run_workers(workers: Workers) -> io::Result<()> {
-    stop_workers_on_signals(&workers)?;
+    serve_workers(workers, None)
+}
+
+/// [`run_workers`] for a server that can be upgraded in place, as [`serve_reactor`].
+pub fn serve_workers(workers: Workers, upgrade: Option<&UpgradeFlags>) -> io::Result<()> {
+    handle_workers_signals(&workers, upgrade)?;
     log::info!("{} workers", workers.handles().len());
+    if let Some(flags) = upgrade {
+        upgrade::serving(flags);
+    }
     announce(workers.addr());
-    let stats = workers.join()?;
-    log::info!("stats: {stats:?}");
+    let joined = workers.join();
+    if let Some(flags) = upgrade {
+        upgrade::exiting(flags);
+    }
+    log::info!("stats: {:?}", joined?);
     Ok(())
+}
+
+/// The inherited listeners as TCP listeners (for `Workers`, which serve TCP only).
+///
+/// # Errors
+///
+/// `InvalidInput` for a Unix-domain one.
+pub fn tcp_only(inherited: Vec<Inherited>) -> io::Result<Vec<std::net::TcpListener>> {
+    inherited
+        .into_iter()
+        .map(|socket| match socket {
+            Inherited::Tcp(listener) => Ok(listener),
+            Inherited::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an inherited Unix-domain listener; workers serve TCP",
+            )),
+        })
+        .collect()
+}
+
+/// Listens on `endpoint`, or, when this process was handed listening sockets (an upgrade,
+/// socket activation), serves those instead; returns what to announce.
+pub fn listen_or_inherit<H: Handler>(
+    reactor: &mut Reactor<H>,
+    endpoint: &Endpoint,
+    factory: impl Fn() -> H + Clone + 'static,
+    inherited: Vec<Inherited>,
+) -> io::Result<String> {
+    if inherited.is_empty() {
+        return listen(reactor, endpoint, factory).map(|bound| bound.to_string());
+    }
+    let mut described = Vec::new();
+    for socket in inherited {
+        described.push(upgrade::describe(&socket));
+        let factory = factory.clone();
+        match socket {
+            Inherited::Tcp(listener) => drop(reactor.add_listener(listener, move |_| factory())?),
+            Inherited::Unix(listener) => drop(reactor.add_unix_listener(listener, move |_| factory())?),
+        }
+    }
+    log::info!("serving inherited listeners: {}", described.join(", "));
+    Ok(described.join(", "))
 }
 
 /// Where to listen or connect: `HOST:PORT` for TCP, `unix:PATH` for a Unix-domain socket.

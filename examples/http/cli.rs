@@ -17,7 +17,7 @@ use evloop::Config;
 
 use super::route::Limits;
 
-const ROUTES: &str = "\
+pub const ROUTES: &str = "\
 Routes:
   GET|HEAD /            200 \"hello\\n\"
   POST|PUT /echo        200, the request body streamed back as it arrives

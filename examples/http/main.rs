@@ -53,6 +53,7 @@ use evloop::workers::Workers;
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
 
 use cli::{Args, Settings};
+use common::upgrade::{self, Inherited, UpgradeFlags};
 use request::{Head, Method, Refusal};
 use response::{Persistence, ResponseHead, Status};
 use route::{route, Route};
@@ -191,6 +192,8 @@ impl HttpConn {
     /// Routes a complete head and starts its response (or its body).
     fn start(&mut self, head: &Head<'_>, cx: &mut Cx<'_, Self>) {
         let persistence = match (head.persistent(), head.http11) {
+            // Draining (an upgrade's old process): this answer is the connection's last.
+            _ if cx.going_away() => Persistence::Close,
             (false, _) => Persistence::Close,
             (true, true) => Persistence::KeepOpen11,
             (true, false) => Persistence::KeepOpen10,
@@ -360,7 +363,9 @@ impl HttpConn {
 
     /// A response is complete: on to the next request, or close.
     fn finish(&mut self, persistence: Persistence, cx: &mut Cx<'_, Self>) {
-        if persistence == Persistence::Close || self.peer_done {
+        // Draining: a response begun before the drain (its head said keep-alive) is still the
+        // connection's last; a client must expect a close after any complete response.
+        if persistence == Persistence::Close || self.peer_done || cx.going_away() {
             self.close(cx);
         } else {
             self.state = State::Head;
@@ -434,6 +439,15 @@ impl Handler for HttpConn {
         self.pump(cx);
     }
 
+    /// The server drains (SIGQUIT, an upgrade): a keep-alive connection between requests
+    /// closes now (nginx closes idle keep-alive connections the same way); one with a request
+    /// under way answers it with `Connection: close` and closes then (`start`, `finish`).
+    fn on_going_away(&mut self, cx: &mut Cx<'_, Self>) {
+        if matches!(self.state, State::Head) && !self.head_begun {
+            self.close(cx);
+        }
+    }
+
     fn on_done(&mut self, result: Result<u64, JobError>, cx: &mut Cx<'_, Self>) {
         let State::Computing { request } = self.state else { return };
         match result {
@@ -477,25 +491,46 @@ impl Handler for HttpConn {
     }
 }
 
+/// The command line: the server's flags (`cli.rs`) and the upgrade's (`--pid-file`,
+/// `--drain-timeout`).
+#[derive(Debug, Parser)]
+#[command(name = "http", version, after_help = cli::ROUTES)]
+struct Command {
+    #[command(flatten)]
+    args: Args,
+    #[command(flatten)]
+    upgrade: UpgradeFlags,
+}
+
 fn main() {
     common::init_logging();
-    let args = Args::parse();
+    let Command { args, upgrade } = Command::parse();
     let (settings, config) = (args.settings(), args.config());
-    let served = if args.workers == 1 {
-        serve(args.addr, config, settings)
-    } else {
-        serve_on_workers(args.workers, args.addr, config, settings)
-    };
+    let served = upgrade::take_inherited().and_then(|inherited| {
+        if args.workers == 1 {
+            serve(args.addr, config, settings, inherited, &upgrade)
+        } else {
+            serve_on_workers(args.workers, args.addr, config, settings, inherited, &upgrade)
+        }
+    });
     if let Err(e) = served {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
-fn serve(addr: std::net::SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
+fn serve(
+    addr: std::net::SocketAddr,
+    config: Config,
+    settings: Settings,
+    inherited: Vec<Inherited>,
+    upgrade: &UpgradeFlags,
+) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let (_, bound) = reactor.listen(addr, move |_peer| HttpConn::new(settings))?;
-    common::run_reactor(reactor, bound)
+    let endpoint = common::Endpoint::Tcp(addr);
+    let bound =
+        common::listen_or_inherit(&mut reactor, &endpoint, move || HttpConn::new(settings), inherited)?;
+    common::serve_reactor(reactor, bound, Some(upgrade))
 }
 
 fn serve_on_workers(
@@ -503,8 +538,14 @@ fn serve_on_workers(
     addr: std::net::SocketAddr,
     config: Config,
     settings: Settings,
+    inherited: Vec<Inherited>,
+    upgrade: &UpgradeFlags,
 ) -> std::io::Result<()> {
-    common::run_workers(Workers::start(count, addr, config, move |_worker| {
-        move |_peer| HttpConn::new(settings)
-    })?)
+    let workers = if inherited.is_empty() {
+        Workers::start(count, addr, config, move |_worker| move |_peer| HttpConn::new(settings))?
+    } else {
+        let setup = move |_worker, _reactor: &mut Reactor<HttpConn>| move |_peer| HttpConn::new(settings);
+        Workers::from_listeners(common::tcp_only(inherited)?, config, setup)?
+    };
+    common::serve_workers(workers, Some(upgrade))
 }

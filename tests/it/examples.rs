@@ -100,7 +100,7 @@ impl Running {
         let addr = line
             .trim()
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; its log:\n{}", running.log()));
         if !addr.starts_with("unix:") {
             // A datagram service says `udp ADDR`.
             running.addr = addr.trim_start_matches("udp ").parse().unwrap();

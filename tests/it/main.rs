@@ -25,5 +25,6 @@ mod proxy_chat;
 mod reactor_api;
 mod runtime;
 mod select;
+mod upgrade;
 mod util;
 mod workers;
