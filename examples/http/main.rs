@@ -58,6 +58,10 @@ use request::{Head, Method, Refusal};
 use response::{Persistence, ResponseHead, Status};
 use route::{route, Route};
 
+/// How long a keep-alive connection between requests may still bring one more request once
+/// the server drains (see `HttpConn::on_going_away`).
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Requests answered per `on_data` call before yielding to the other connections, so one
 /// client pipelining thousands of requests cannot hold the loop.
 const MAX_REQUESTS_PER_TURN: usize = 64;
@@ -105,6 +109,10 @@ struct HttpConn {
     body_timer: Option<TimerId>,
     /// The client half-closed while a response was still being produced: close after it.
     peer_done: bool,
+    /// Armed when the server drains while this connection is between requests: a request
+    /// that arrives before it fires is answered (with `Connection: close`); none, and the
+    /// connection closes then.
+    grace_timer: Option<TimerId>,
 }
 
 impl HttpConn {
@@ -116,6 +124,7 @@ impl HttpConn {
             head_begun: false,
             body_timer: None,
             peer_done: false,
+            grace_timer: None,
         }
     }
 
@@ -439,12 +448,15 @@ impl Handler for HttpConn {
         self.pump(cx);
     }
 
-    /// The server drains (SIGQUIT, an upgrade): a keep-alive connection between requests
-    /// closes now (nginx closes idle keep-alive connections the same way); one with a request
-    /// under way answers it with `Connection: close` and closes then (`start`, `finish`).
+    /// The server drains (SIGQUIT, an upgrade): a request under way, or one that arrives
+    /// within `DRAIN_GRACE`, is answered with `Connection: close` and the connection closes
+    /// after it (`start`, `finish`); a keep-alive connection still idle after the grace
+    /// closes then. nginx closes idle keep-alive connections at once; the grace spares a
+    /// busy client the race of a request crossing the close on the wire (a request sent in
+    /// that instant would otherwise get no answer, and wrk counts a read error for it).
     fn on_going_away(&mut self, cx: &mut Cx<'_, Self>) {
         if matches!(self.state, State::Head) && !self.head_begun {
-            self.close(cx);
+            self.grace_timer = Some(cx.set_timer(DRAIN_GRACE));
         }
     }
 
@@ -487,6 +499,11 @@ impl Handler for HttpConn {
         } else if self.body_timer == Some(id) {
             self.body_timer = None;
             self.check_body_rate(cx);
+        } else if self.grace_timer == Some(id) {
+            self.grace_timer = None;
+            if matches!(self.state, State::Head) && !self.head_begun {
+                self.close(cx);
+            }
         }
     }
 }
