@@ -26,7 +26,7 @@ use std::thread::{self, JoinHandle};
 
 use crate::net::{listen, ListenOptions};
 use crate::platform::REUSEPORT_BALANCES;
-use crate::{Config, Handle, Handler, Reactor, Stats};
+use crate::{Config, Handle, Handler, ListenerId, Reactor, Stats};
 
 /// How the workers' listening sockets share the address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,8 @@ pub struct Workers {
     /// A duplicate descriptor of each listening socket the workers serve (one per worker
     /// with `SO_REUSEPORT`, one in all when they share it), for a handover.
     listeners: Vec<std::net::TcpListener>,
+    /// Each worker's listener on its reactor, in worker order.
+    listener_ids: Vec<ListenerId>,
 }
 
 /// Where a worker's listener comes from.
@@ -155,7 +157,13 @@ impl Workers {
         S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
     {
         config.validate()?;
-        let mut workers = Workers { addr, handles: Vec::new(), threads: Vec::new(), listeners: Vec::new() };
+        let mut workers = Workers {
+            addr,
+            handles: Vec::new(),
+            threads: Vec::new(),
+            listeners: Vec::new(),
+            listener_ids: Vec::new(),
+        };
         // Bound here, once, when the workers share it; each takes a duplicate descriptor.
         let shared = match spread {
             Spread::SharedListener => {
@@ -206,6 +214,7 @@ impl Workers {
             handles: Vec::new(),
             threads: Vec::new(),
             listeners: Vec::new(),
+            listener_ids: Vec::new(),
         };
         for (index, listener) in listeners.into_iter().enumerate() {
             workers.listeners.push(listener.try_clone()?);
@@ -246,9 +255,10 @@ impl Workers {
             ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("worker thread died while starting")))
         })();
         match result {
-            Ok((bound, handle, duplicate)) => {
+            Ok((bound, handle, duplicate, id)) => {
                 self.addr = bound;
                 self.handles.push(handle);
+                self.listener_ids.push(id);
                 if keep {
                     self.listeners.push(duplicate);
                 }
@@ -266,6 +276,21 @@ impl Workers {
     /// a new process in an upgrade: one per worker with `SO_REUSEPORT`, else one for all.
     pub fn listeners(&self) -> &[std::net::TcpListener] {
         &self.listeners
+    }
+
+    /// Stops every worker accepting (see [`Reactor::pause_listener`]): new clients wait in
+    /// the kernel's backlog; open connections are served on.
+    pub fn pause(&self) {
+        for (handle, &id) in self.handles.iter().zip(&self.listener_ids) {
+            handle.pause_listener(id);
+        }
+    }
+
+    /// Every worker accepts again (see [`Reactor::resume_listener`]).
+    pub fn resume(&self) {
+        for (handle, &id) in self.handles.iter().zip(&self.listener_ids) {
+            handle.resume_listener(id);
+        }
     }
 
     /// Drains every worker gracefully (see [`Handle::drain`]).
@@ -327,25 +352,25 @@ fn run_worker<H, F, S>(
     config: Config,
     setup: S,
     listener: io::Result<mio::net::TcpListener>,
-    ready: mpsc::Sender<io::Result<(SocketAddr, Handle, std::net::TcpListener)>>,
+    ready: mpsc::Sender<io::Result<(SocketAddr, Handle, std::net::TcpListener, ListenerId)>>,
 ) -> io::Result<()>
 where
     H: Handler,
     F: FnMut(SocketAddr) -> H + 'static,
     S: Fn(usize, &mut Reactor<H>) -> F,
 {
-    let started = (|| -> io::Result<(Reactor<H>, SocketAddr, std::net::TcpListener)> {
+    let started = (|| -> io::Result<(Reactor<H>, SocketAddr, std::net::TcpListener, ListenerId)> {
         let mut reactor = Reactor::new(config)?;
         let factory = setup(index, &mut reactor);
         let listener = listener?;
         let duplicate = std::net::TcpListener::from(socket2::SockRef::from(&listener).try_clone()?);
-        let (_id, bound) = reactor.add_listener(listener, factory)?;
-        Ok((reactor, bound, duplicate))
+        let (id, bound) = reactor.add_listener(listener, factory)?;
+        Ok((reactor, bound, duplicate, id))
     })();
     match started {
-        Ok((mut reactor, bound, duplicate)) => {
+        Ok((mut reactor, bound, duplicate, id)) => {
             // The receiver waits for this message; it cannot have gone away.
-            let _ = ready.send(Ok((bound, reactor.handle(), duplicate)));
+            let _ = ready.send(Ok((bound, reactor.handle(), duplicate, id)));
             reactor.run()
         }
         Err(e) => {

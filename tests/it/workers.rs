@@ -131,3 +131,50 @@ fn each_worker_takes_adopted_streams_messages_and_timers() {
     assert_eq!(stats.adopted, 2);
     assert_eq!(stats.messages_delivered, 4);
 }
+
+/// Workers' listeners have a lifecycle too: paused, clients wait in the backlog unanswered;
+/// resumed, they are served; workers started from listeners made elsewhere (an upgrade's
+/// inherited sockets) serve each; a drain ends them once their clients leave.
+#[test]
+fn workers_pause_resume_drain_and_start_from_listeners() {
+    use std::io::Write;
+    let workers = Workers::start(2, "127.0.0.1:0".parse().unwrap(), small_config(), |_| |_| Echo).unwrap();
+    assert_eq!(workers.listeners().len(), 2, "one SO_REUSEPORT socket per worker, kept for a handover");
+    let turns = |w: &Workers| w.handles().iter().map(|h| h.stats().turns).collect::<Vec<_>>();
+    let before = turns(&workers);
+    workers.pause();
+    // Each worker is woken by the request and carries it out in that turn: once every one
+    // has turned since, the pause is in force.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while turns(&workers).iter().zip(&before).any(|(now, then)| now <= then) {
+        assert!(std::time::Instant::now() < deadline, "the workers did not wake");
+        thread::yield_now();
+    }
+    let mut waiting = TcpStream::connect(workers.addr()).unwrap();
+    waiting.write_all(b"queued").unwrap();
+    waiting.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    assert!(waiting.read_some(&mut [0; 8]).is_err(), "answered while paused");
+    workers.resume();
+    waiting.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut back = [0; 6];
+    waiting.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"queued");
+
+    // The same sockets, handed to a second set of workers (as an upgrade's new process gets
+    // them): both sets serve the one address until the first drains.
+    let handed: Vec<_> = workers.listeners().iter().map(|l| l.try_clone().unwrap()).collect();
+    let successor =
+        Workers::from_listeners(handed, small_config(), |_, _: &mut evloop::Reactor<Echo>| |_| Echo).unwrap();
+    assert_eq!(successor.addr(), workers.addr());
+    workers.drain(Duration::from_secs(10));
+    drop(waiting);
+    let stats = workers.join().unwrap();
+    assert_eq!(stats.closed.shutdown, 0, "the drain cut a client off");
+    for _ in 0..10 {
+        let mut stream = TcpStream::connect(successor.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        round_trip(&mut stream, b"after the drain");
+    }
+    successor.shutdown();
+    assert_eq!(successor.join().unwrap().accepted, 10);
+}
