@@ -14,7 +14,7 @@
 #                 then system calls per connection (strace, 2 s)
 #   -r ROUNDS     rounds for cpu and echo, server order rotated per round (default 3)
 #   -t SECS       seconds per echo run (default 5)
-# env: BENCH   the shared bench folder, built (default ../shared/bench beside the repo)
+# env: BENCH   the bench harness, built (default benches/harness: benches/harness/build.sh)
 # Needs: cargo build --release --examples; cargo bench --bench conn_per_msg --no-run;
 #        apt-get install -y apache2-utils nginx siege strace.
 # Servers run pinned to CPU $SERVER_CPU (0), clients to CPU $CLIENT_CPU (1). Only the

@@ -4,7 +4,7 @@
 # usage: benches/cpu_split.sh [-c CONNS] [-s SIZE] [-n MSGS] [-r ROUNDS]
 #
 # Each round starts every server (evloop's echo example, tokio current_thread and the C epoll
-# echo from ../shared/bench), pinned to CPU 0, and drives it with ../shared/bench's loadgen,
+# echo from benches/harness), pinned to CPU 0, and drives it with benches/harness's loadgen,
 # pinned to CPU 1, for MSGS messages after a warm-up. It reads the server's utime and stime
 # from /proc/PID/stat before and after, and prints user and kernel microseconds per message;
 # the order of the servers rotates each round. The last lines are medians over the rounds and
@@ -17,16 +17,16 @@
 # kernel's part. utime/stime are sampled at the scheduler tick (10 ms), so use enough
 # messages for a few hundred ticks per run (the default, 2,000,000, gives ~300-600).
 #
-# Needs ../shared/bench built (./build.sh there) and a release build of the echo example.
+# Needs benches/harness built (benches/harness/build.sh) and a release build of the echo example.
 # Loopback only; stops only the servers it started.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-bench=$(cd "$here/../shared/bench" && pwd)
+bench=$(cd "${BENCH:-$here/benches/harness}" && pwd)
 conns=50 size=64 msgs=2000000 rounds=3
 while getopts c:s:n:r: o; do
     case $o in c) conns=$OPTARG ;; s) size=$OPTARG ;; n) msgs=$OPTARG ;; r) rounds=$OPTARG ;; *) exit 2 ;; esac
 done
-[ -x "$bench/target/release/loadgen" ] || { echo "build ../shared/bench first (./build.sh)" >&2; exit 2; }
+[ -x "$bench/target/release/loadgen" ] || { echo "build the harness first: benches/harness/build.sh" >&2; exit 2; }
 [ -x "$here/target/release/examples/echo" ] || (cd "$here" && cargo build --release --example echo)
 hz=$(getconf CLK_TCK)
 pid=

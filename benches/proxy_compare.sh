@@ -8,8 +8,8 @@
 #   -t SECS     measured seconds per run (default 3)
 #   -s SIZES    message sizes, comma-separated (default 64,16384); 50 connections each
 #   -o DIR      keep the raw lines and the peers' logs there
-# env: BENCH   the shared bench folder, writable and built (default ../shared/bench beside the
-#              repo; its proxy_compare.sh runs the four proxies)
+# env: BENCH   the bench harness, built (default benches/harness: benches/harness/build.sh;
+#              its proxy_compare.sh runs the four proxies)
 # Needs: cargo build --release --example proxy; apt-get install -y nginx libnginx-mod-stream haproxy
 # The proxies run on CPU $SERVER_CPU (0); the load generator and the echo server share CPU
 # $CLIENT_CPU (1), so every proxy has a core of its own and the rest is the same for each,

@@ -1,5 +1,5 @@
 //! Redraws BENCHMARKS.md's echo figure, throughput by connections, from the raw result lines
-//! that `../shared/bench/echo_compare.sh -o DIR` keeps (`server=... rc=0 ... conns=N ...
+//! that `benches/harness/echo_compare.sh -o DIR` keeps (`server=... rc=0 ... conns=N ...
 //! msgs_per_s=X`): the median msgs/s per server and connection count, one line per server.
 //! The chart code is the lab's (`examples/lab/plot.rs`), so the repository needs no Python
 //! to redraw its figures.

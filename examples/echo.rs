@@ -1,7 +1,7 @@
 //! The echo server: every byte a client sends comes back, in order.
 //!
 //! Run:  cargo run --release --example echo
-//! Talk: nc 127.0.0.1 7000        (type lines; Ctrl-D half-closes, the server echoes the rest and closes)
+//! Talk: nc -N 127.0.0.1 7000     (type lines; Ctrl-D half-closes, the server echoes the rest and closes)
 //! Unix: cargo run --release --example echo -- --unix /tmp/echo.sock;  nc -U /tmp/echo.sock
 //! UDP:  cargo run --release --example echo -- --udp;  nc -u 127.0.0.1 7000  (each line comes back)
 //! Stop: Ctrl-C (SIGINT) or SIGTERM: pending output is flushed, then every connection closed.

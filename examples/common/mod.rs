@@ -46,6 +46,7 @@ pub fn handle_signals<H: Handler>(
     reactor: &mut Reactor<H>,
     upgrade: Option<&UpgradeFlags>,
 ) -> io::Result<()> {
+    exit_on_second_signal()?;
     let signals = Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGUSR2])?;
     let handles = vec![reactor.handle()];
     let drain = upgrade.map_or(DEFAULT_DRAIN, UpgradeFlags::drain_timeout);
@@ -111,6 +112,7 @@ fn watch_successor<H: Handler>(reactor: &mut Reactor<H>, state: Rc<RefCell<Optio
 /// signals; SIGQUIT drains every worker, SIGUSR2 hands the workers' listening sockets to a
 /// new process.
 pub fn handle_workers_signals(workers: &Workers, upgrade: Option<&UpgradeFlags>) -> io::Result<()> {
+    exit_on_second_signal()?;
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGUSR2])?;
     let handles = workers.handles().to_vec();
     let listeners: Vec<std::net::TcpListener> =
@@ -161,13 +163,77 @@ pub fn handle_workers_signals(workers: &Workers, upgrade: Option<&UpgradeFlags>)
 /// The first signal shuts the reactors down gracefully; a second exits at once (shutdown
 /// waits for running offload jobs, and an impatient user should not wait for a fib(90)).
 fn on_stop_signal(signal: i32, stopping: &mut bool, handles: &[evloop::Handle]) {
+    let name = signal_name(signal);
     if *stopping {
-        log::warn!("signal {signal} again: exiting now");
-        exit(130);
+        log::warn!("{name} again: exiting now");
+        exit(128 + signal);
     }
-    log::info!("signal {signal}: shutting down (again to exit at once)");
+    log::info!("{name}: shutting down (again to exit at once)");
     *stopping = true;
     handles.iter().for_each(evloop::Handle::shutdown);
+}
+
+/// A second SIGINT or SIGTERM ends the process at once, from inside the signal handler, so
+/// it works even while a callback holds the loop (which then never reads the first one):
+/// the first signal raises a flag, and a signal that finds it raised exits with 128 + its
+/// number, nginx's and the shell's convention. The loop's own handling (`on_stop_signal`)
+/// still runs the graceful shutdown after the first.
+fn exit_on_second_signal() -> io::Result<()> {
+    let stopping = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stopping))?;
+        signal_hook::flag::register(signal, Arc::clone(&stopping))?;
+    }
+    Ok(())
+}
+
+/// "SIGINT" rather than "signal 2" in the logs.
+fn signal_name(signal: i32) -> String {
+    match signal {
+        SIGINT => "SIGINT".into(),
+        SIGTERM => "SIGTERM".into(),
+        SIGQUIT => "SIGQUIT".into(),
+        SIGUSR2 => "SIGUSR2".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// The final counters: a short block at info level, every counter at debug level
+/// (`RUST_LOG=debug`).
+pub fn log_stats(stats: &evloop::Stats) {
+    let closed = stats.closed;
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    log::info!(
+        "served {} connections ({} accepted, {} connected out, {} adopted); {:.1} MiB in, {:.1} MiB out",
+        stats.accepted + stats.connected + stats.adopted,
+        stats.accepted,
+        stats.connected,
+        stats.adopted,
+        mib(stats.bytes_in),
+        mib(stats.bytes_out),
+    );
+    log::info!(
+        "closed: peer {}, local {}, idle {}, error {}, over a limit {}, shutdown {}, reclaimed {}",
+        closed.peer,
+        closed.local,
+        closed.idle_timeout,
+        closed.error,
+        closed.input_limit,
+        closed.shutdown,
+        closed.reclaimed,
+    );
+    if stats.datagrams.received + stats.datagrams.sent > 0 {
+        let d = stats.datagrams;
+        log::info!(
+            "datagrams: {} in, {} out, {} dropped, {} too long",
+            d.received,
+            d.sent,
+            d.dropped,
+            d.truncated
+        );
+    }
+    log::debug!("every counter: {stats:#?}");
 }
 
 /// Prints the bound address on stdout, one line, so scripts and tests can find the port.
@@ -177,6 +243,7 @@ pub fn announce(addr: impl std::fmt::Display) {
     // (a script that read the first process's line and left); that must not be fatal.
     let mut stdout = io::stdout();
     let _ = writeln!(stdout, "listening on {addr}").and_then(|()| stdout.flush());
+    log::info!("serving; Ctrl-C (SIGINT) or SIGTERM stops, SIGQUIT drains, a second SIGINT exits at once");
 }
 
 /// The end of every single-reactor example's `main`: stop on SIGINT/SIGTERM, say where it
@@ -204,7 +271,7 @@ pub fn serve_reactor<H: Handler>(
         upgrade::exiting(flags);
     }
     ran?;
-    log::info!("stats: {:?}", reactor.stats());
+    log_stats(&reactor.stats());
     Ok(())
 }
 
@@ -226,7 +293,7 @@ pub fn serve_workers(workers: Workers, upgrade: Option<&UpgradeFlags>) -> io::Re
     if let Some(flags) = upgrade {
         upgrade::exiting(flags);
     }
-    log::info!("stats: {:?}", joined?);
+    log_stats(&joined?);
     Ok(())
 }
 

@@ -68,7 +68,7 @@ fn echo_example_with_workers() {
     assert!(status.success(), "{status}");
     // Every worker shut down through its reactor, closing all 12 clients between them.
     let log = server.log();
-    assert!(log.contains("shutdown: 12 }"), "not a graceful shutdown of every worker:\n{log}");
+    assert!(log.contains("shutdown 12,"), "not a graceful shutdown of every worker:\n{log}");
     for client in &mut clients {
         let mut buf = [0; 8];
         assert_eq!(client.read_some(&mut buf).unwrap(), 0, "EOF after shutdown");
