@@ -14,6 +14,7 @@ use std::io;
 /// Why a connection was closed. Handed to [`Handler::on_close`](crate::Handler::on_close)
 /// and counted in [`Stats::closed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// The peer finished sending (EOF) and the connection then closed normally.
     PeerClosed,
@@ -56,6 +57,7 @@ impl fmt::Display for Reason {
 
 /// Connections closed, by [`Reason`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClosedBy {
     /// [`Reason::PeerClosed`].
     pub peer: u64,
@@ -119,6 +121,7 @@ impl ClosedBy {
 /// A snapshot of the reactor's counters. All counts are totals since the reactor was built,
 /// except the ones documented as current values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Loop turns (one `poll` each).
     pub turns: u64,
@@ -190,6 +193,7 @@ pub struct Stats {
 
 /// What the reactor's datagram endpoints did, all of them together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DatagramStats {
     /// Endpoints open now (current value).
     pub endpoints: u64,

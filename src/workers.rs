@@ -78,6 +78,7 @@ impl Spread {
 /// # }
 /// ```
 #[derive(Debug)]
+#[must_use = "dropping Workers shuts every worker down at once: keep it, and join() it"]
 pub struct Workers {
     addr: SocketAddr,
     handles: Vec<Handle>,

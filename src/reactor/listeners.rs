@@ -53,12 +53,14 @@ pub(super) enum Request {
 
 impl<H: Handler> Reactor<H> {
     /// The listeners serving now, in the order they were added.
+    #[must_use]
     pub fn listeners(&self) -> Vec<ListenerId> {
         self.listeners.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| ListenerId(i)).collect()
     }
 
     /// The listening socket of `id`, to hand to another process (set it inheritable and
     /// spawn, or send it with `SCM_RIGHTS`). `None` if `id` is removed.
+    #[must_use]
     pub fn listener_fd(&self, id: ListenerId) -> Option<BorrowedFd<'_>> {
         let listener = self.listeners.get(id.0)?.as_ref()?;
         Some(match &listener.socket {

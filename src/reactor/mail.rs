@@ -220,6 +220,7 @@ impl<H: Handler> Sender<H> {
 impl<H: Handler> Reactor<H> {
     /// A [`Sender`] for other threads: messages to this reactor's connections, streams to
     /// adopt.
+    #[must_use]
     pub fn sender(&self) -> Sender<H> {
         Sender::new(Arc::clone(&self.inbox), Arc::clone(&self.shared.waker))
     }

@@ -95,6 +95,7 @@ const STAGING_KEEP_BYTES: usize = 256 * 1024;
 
 /// What [`Reactor::run_once`] left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Turn {
     /// The reactor is still running.
     Running,
@@ -391,11 +392,13 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// A handle other threads can use to stop this reactor or read its stats.
+    #[must_use]
     pub fn handle(&self) -> Handle {
         Handle::new(Arc::clone(&self.shared.waker), Arc::clone(&self.remote))
     }
 
     /// The counters, as of now.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         self.shared.stats
     }
@@ -403,6 +406,14 @@ impl<H: Handler> Reactor<H> {
     /// Connections open now (and ones a callback opened, about to be installed).
     fn conn_count(&self) -> usize {
         self.shared.slots.len()
+    }
+
+    /// How long an outer loop that nests this reactor (see its `AsRawFd`) may wait before
+    /// calling [`run_once`](Reactor::run_once): zero while work is pending, until the
+    /// nearest timer otherwise, `None` when only an event on its descriptor can give it work.
+    #[must_use]
+    pub fn next_timeout(&mut self) -> Option<Duration> {
+        self.poll_timeout(None)
     }
 
     /// Runs turns until shutdown completes.
@@ -473,3 +484,44 @@ impl<H: Handler> Reactor<H> {
 
 #[cfg(test)]
 mod tests;
+
+/// The reactor's poll descriptor (epoll or kqueue), so the reactor can be nested in another
+/// event loop (GTK's, another epoll, a `mio::Poll` of the host's): register it for
+/// readability there, and when it is readable, or when [`Reactor::next_timeout`] has passed,
+/// call `run_once(Some(Duration::ZERO))`. (`AsFd` would need `unsafe` here: mio's `Poll`
+/// offers only the raw descriptor.)
+///
+/// # Examples
+///
+/// ```
+/// use evloop::{Config, Cx, Handler, Input, Reactor};
+/// use std::os::fd::AsRawFd;
+/// use std::time::Duration;
+///
+/// struct Quiet;
+/// impl Handler for Quiet {
+///     type Msg = ();
+///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+///         input.consume_all();
+///     }
+/// }
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut reactor = Reactor::<Quiet>::new(Config::default())?;
+/// reactor.set_timer(Duration::from_millis(5), |r| r.handle().shutdown());
+/// // The host's own loop: a mio::Poll watching the reactor's descriptor.
+/// let mut host = mio::Poll::new()?;
+/// let fd = reactor.as_raw_fd();
+/// host.registry().register(&mut mio::unix::SourceFd(&fd), mio::Token(0), mio::Interest::READABLE)?;
+/// let mut events = mio::Events::with_capacity(8);
+/// while reactor.run_once(Some(Duration::ZERO))? == evloop::Turn::Running {
+///     host.poll(&mut events, reactor.next_timeout())?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+impl<H: Handler> std::os::fd::AsRawFd for Reactor<H> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.poll.as_raw_fd()
+    }
+}

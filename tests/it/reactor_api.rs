@@ -449,3 +449,43 @@ fn a_blocking_listener_cannot_stall_the_loop() {
     drop(reactor);
     unblocker.join().unwrap();
 }
+
+/// The reactor nested in another event loop through its descriptor (`AsRawFd`): a host's
+/// own `mio::Poll` watches it, sleeps at most `next_timeout()`, and turns the reactor when it
+/// wakes. Connections are served and reactor timers fire, with the host's loop the only one
+/// that blocks.
+#[test]
+fn a_reactor_nested_in_another_poll_serves_and_keeps_its_timers() {
+    use std::os::fd::AsRawFd;
+    let mut reactor = Reactor::new(Config::default()).unwrap();
+    let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Echo).unwrap();
+    let fired = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = std::rc::Rc::clone(&fired);
+    reactor.set_timer(Duration::from_millis(30), move |_| counter.set(counter.get() + 1));
+    let mut host = mio::Poll::new().unwrap();
+    let fd = reactor.as_raw_fd();
+    host.registry().register(&mut mio::unix::SourceFd(&fd), mio::Token(7), mio::Interest::READABLE).unwrap();
+    let client = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for round in 0..20 {
+            round_trip(&mut stream, format!("nested {round}\n").as_bytes());
+        }
+    });
+    let mut events = mio::Events::with_capacity(8);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut woken_by_the_reactor = 0;
+    while !client.is_finished() || fired.get() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the nested reactor stalled");
+        // The host sleeps until the reactor's next timer, or (no timer) a long while: only
+        // the reactor's descriptor can wake it sooner.
+        let wait = reactor.next_timeout().unwrap_or(Duration::from_secs(5));
+        host.poll(&mut events, Some(wait)).unwrap();
+        woken_by_the_reactor += usize::from(!events.is_empty());
+        reactor.run_once(Some(Duration::ZERO)).unwrap();
+    }
+    client.join().unwrap();
+    assert_eq!(fired.get(), 1);
+    assert!(woken_by_the_reactor >= 20, "the descriptor woke the host {woken_by_the_reactor} times");
+    assert_eq!(reactor.stats().bytes_in, (0..20).map(|r: i32| format!("nested {r}\n").len() as u64).sum());
+}
