@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use clap::Parser;
-use common::cli::{count, IdleTimeout, LOGS};
+use common::cli::{self, IdleTimeout, LOGS};
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
 
 /// chat: every line a client sends is delivered to every other client.
@@ -31,15 +31,15 @@ use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
 #[command(name = "chat", version, allow_negative_numbers = true, after_help = LOGS)]
 struct Args {
     /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7001")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7001", value_parser = cli::addr)]
     addr: SocketAddr,
 
     /// Output a client may leave unread before it is disconnected
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = count(1..))]
+    #[arg(long, value_name = "BYTES", default_value = "1m", value_parser = cli::size(1, usize::MAX))]
     max_backlog: usize,
 
     /// Longest line accepted; a longer one closes its sender
-    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = count(1..))]
+    #[arg(long, value_name = "BYTES", default_value = "4k", value_parser = cli::size(1, usize::MAX))]
     max_line: usize,
 
     #[command(flatten)]

@@ -13,10 +13,9 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
-use common::cli::{count, IdleTimeout, LOGS};
+use common::cli::{self, IdleTimeout, Millis, LOGS};
 use common::upgrade::{self, Inherited, UpgradeFlags};
 use evloop::workers::Workers;
 use evloop::{Config, Cx, DatagramAddr, DatagramCx, Datagrams, Handler, Input, Reactor};
@@ -26,7 +25,7 @@ use evloop::{Config, Cx, DatagramAddr, DatagramCx, Datagrams, Handler, Input, Re
 #[command(name = "echo", version, allow_negative_numbers = true, after_help = LOGS)]
 struct Args {
     /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7000")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7000", value_parser = cli::addr)]
     addr: SocketAddr,
 
     /// Listen on a Unix-domain socket at PATH instead (a stale socket file from a server
@@ -40,12 +39,12 @@ struct Args {
     udp: bool,
 
     /// Reactor threads sharing the address with SO_REUSEPORT
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = count(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = cli::count(1, 256))]
     workers: usize,
 
     /// Most clients served at once, per worker; past it, the one quiet longest makes room
     /// (else new ones wait in the listen backlog)
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = count(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = cli::count(1, usize::MAX))]
     max_conns: usize,
 
     #[command(flatten)]
@@ -56,8 +55,9 @@ struct Args {
 
     /// Warn when a callback holds the loop longer (0: off; on, it costs two clock reads per
     /// message)
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    slow_callback_ms: u64,
+    #[arg(long, alias = "slow-callback-ms", value_name = "MS", default_value_t = Millis::from(0),
+          value_parser = cli::duration_ms)]
+    slow_callback: Millis,
 }
 
 /// One client's protocol: echo is stateless, so the state machine has a single state.
@@ -92,7 +92,7 @@ fn main() {
         idle_timeout: args.idle.get(),
         // Off unless asked: echo is the hot-path benchmark, and two clock reads per
         // callback double its user-space instructions per message (BENCHMARKS.md).
-        slow_callback: (args.slow_callback_ms > 0).then(|| Duration::from_millis(args.slow_callback_ms)),
+        slow_callback: (!args.slow_callback.0.is_zero()).then_some(args.slow_callback.0),
         ..Config::default()
     };
     let served = upgrade::take_inherited().and_then(|inherited| match args.unix {

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum};
-use common::cli::{count, IdleTimeout};
+use common::cli::{self, IdleTimeout};
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
 use line::{parse, Request};
 
@@ -35,7 +35,7 @@ When the server is full, a client waiting for its next request makes room for a 
 #[command(name = "fib", version, allow_negative_numbers = true, after_help = REQUESTS)]
 struct Args {
     /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:40404")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:40404", value_parser = cli::addr)]
     addr: SocketAddr,
 
     /// Where fib(N) is computed
@@ -43,20 +43,20 @@ struct Args {
     mode: Mode,
 
     /// Offload worker threads (0: one per CPU)
-    #[arg(long, value_name = "K", default_value_t = 0, value_parser = count(0..=1024))]
+    #[arg(long, value_name = "K", default_value_t = 0, value_parser = cli::count(0, 1024))]
     threads: usize,
 
     /// Jobs that may wait for a worker before clients get `ERR busy`
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = count(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = cli::count(1, usize::MAX))]
     queue: usize,
 
     /// Largest N accepted (fib(93) overflows 64 bits)
-    #[arg(long, value_name = "N", default_value_t = 45, value_parser = clap::value_parser!(u32).range(0..=92))]
+    #[arg(long, value_name = "N", default_value_t = 45, value_parser = cli::number(0, 92))]
     max_n: u32,
 
     /// Compute fib(N) as soon as a client connects, send the decimal digits, close (the
     /// classic demo server whose clients only recv); N at most --max-n
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=92))]
+    #[arg(long, value_name = "N", value_parser = cli::number(0, 92))]
     on_connect: Option<u32>,
 
     #[command(flatten)]

@@ -1,7 +1,7 @@
 //! A TCP (or Unix-domain) proxy: each client gets its own connection to the upstream, and
 //! bytes flow both ways with backpressure and half-close carried across.
 //!
-//! Run:  cargo run --release --example proxy -- --listen 127.0.0.1:7100 --upstream 127.0.0.1:7000
+//! Run:  cargo run --release --example proxy -- --addr 127.0.0.1:7100 --upstream 127.0.0.1:7000
 //! Try:  cargo run --release --example echo  &  nc 127.0.0.1 7100
 //!
 //! Each client is a pair of connections on one reactor. Bytes go from one to the other by
@@ -27,7 +27,7 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use common::cli::{count, IdleTimeout, LOGS};
+use common::cli::{self, IdleTimeout, Secs, LOGS};
 use common::Endpoint;
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason, TimerId};
 
@@ -36,27 +36,25 @@ use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason, TimerId};
 #[command(name = "proxy", version, allow_negative_numbers = true, after_help = LOGS)]
 struct Args {
     /// Where clients connect: HOST:PORT or unix:PATH
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7100")]
-    listen: Endpoint,
+    #[arg(long, visible_alias = "listen", value_name = "ADDR", default_value = "127.0.0.1:7100")]
+    addr: Endpoint,
 
     /// Where to forward: HOST:PORT or unix:PATH
     #[arg(long, value_name = "ADDR")]
     upstream: Endpoint,
 
     /// Most connections at once, clients and upstreams together
-    #[arg(long, value_name = "N", default_value_t = 2048, value_parser = count(1..))]
+    #[arg(long, value_name = "N", default_value_t = 2048, value_parser = cli::count(1, usize::MAX))]
     max_conns: usize,
 
     /// Time an upstream has to accept the connection; past it, its client is closed
-    #[arg(long, value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    connect_timeout: u64,
+    #[arg(long, value_name = "SECS", default_value_t = Secs::from(10), value_parser = cli::positive_secs)]
+    connect_timeout: Secs,
 
     /// Time a side has to flush what it owes once its partner has closed; past it, it is
     /// cut off (an abandoned pair never holds its slots until the idle timeout)
-    #[arg(long, value_name = "SECS", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    fin_timeout: u64,
+    #[arg(long, value_name = "SECS", default_value_t = Secs::from(5), value_parser = cli::positive_secs)]
+    fin_timeout: Secs,
 
     #[command(flatten)]
     idle: IdleTimeout<300>,
@@ -186,12 +184,12 @@ impl Handler for Side {
 }
 
 fn main() {
-    let Args { listen, upstream, max_conns, connect_timeout, fin_timeout, idle } = Args::parse();
-    let fin_timeout = Duration::from_secs(fin_timeout);
+    let Args { addr: listen, upstream, max_conns, connect_timeout, fin_timeout, idle } = Args::parse();
+    let fin_timeout = fin_timeout.0;
     common::init_logging();
     let config = Config {
         max_conns,
-        connect_timeout: Duration::from_secs(connect_timeout),
+        connect_timeout: connect_timeout.0,
         // A side closed for silence takes its partner along (`Gone`).
         idle_timeout: idle.get(),
         slow_callback: Some(common::SLOW_CALLBACK),

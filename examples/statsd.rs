@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use common::cli::{count, LOGS};
+use common::cli::{self, Millis, LOGS};
 use evloop::{Config, DatagramAddr, DatagramCx, Datagrams, Reactor, TimerId};
 
 /// statsd: a statsd-style metrics sink over UDP.
@@ -27,15 +27,16 @@ use evloop::{Config, DatagramAddr, DatagramCx, Datagrams, Reactor, TimerId};
 #[command(name = "statsd", version, after_help = LOGS)]
 struct Args {
     /// Address to receive metrics on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8125")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8125", value_parser = cli::addr)]
     addr: SocketAddr,
 
-    /// Print and reset the aggregates this often, in milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    flush_ms: u64,
+    /// Print and reset the aggregates this often: milliseconds, or with a unit (10s)
+    #[arg(long, alias = "flush-ms", value_name = "MS", default_value_t = Millis::from(10_000),
+          value_parser = cli::positive_ms)]
+    flush: Millis,
 
     /// Most metric names held at once; lines for new names past it are dropped
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = count(1..))]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = cli::count(1, usize::MAX))]
     max_metrics: usize,
 }
 
@@ -151,7 +152,7 @@ impl Datagrams for Sink {
 fn main() {
     let args = Args::parse();
     common::init_logging();
-    let flush_every = Duration::from_millis(args.flush_ms);
+    let flush_every = args.flush.0;
     let sink = Sink {
         metrics: BTreeMap::new(),
         max_metrics: args.max_metrics,

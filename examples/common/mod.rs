@@ -353,10 +353,9 @@ impl FromStr for Endpoint {
         match text.strip_prefix("unix:") {
             Some("") => Err("unix: needs a path".into()),
             Some(path) => Ok(Endpoint::Unix(path.into())),
-            None => text
-                .parse()
+            None => cli::addr(text)
                 .map(Endpoint::Tcp)
-                .map_err(|_| format!("expected HOST:PORT or unix:PATH, got {text:?}")),
+                .map_err(|e| format!("{e} (expected HOST:PORT or unix:PATH)")),
         }
     }
 }

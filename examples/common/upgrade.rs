@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use super::cli::Secs;
 use super::fds;
 
 /// How long a new process has to say it serves before the old one gives up on it.
@@ -39,14 +40,14 @@ pub struct UpgradeFlags {
     pub pid_file: Option<PathBuf>,
 
     /// On SIGQUIT (or once an upgrade's new process serves), stop accepting and let open
-    /// connections finish for at most this long, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub drain_timeout: u64,
+    /// connections finish for at most this long: seconds, or with a unit (2m)
+    #[arg(long, value_name = "SECS", default_value_t = Secs::from(30), value_parser = super::cli::duration_secs)]
+    pub drain_timeout: Secs,
 }
 
 impl UpgradeFlags {
     pub fn drain_timeout(&self) -> Duration {
-        Duration::from_secs(self.drain_timeout)
+        self.drain_timeout.0
     }
 }
 

@@ -11,10 +11,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 use evloop::Config;
 
+use super::common::cli::{self, Millis, Secs};
 use super::route::Limits;
 
 pub const ROUTES: &str = "\
@@ -35,53 +35,48 @@ from its first byte. A body has --body-timeout, extended by one second for every
 #[command(name = "http", version, after_help = ROUTES)]
 pub struct Args {
     /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080", value_parser = cli::addr)]
     pub addr: SocketAddr,
 
     /// Reactor threads sharing the address with SO_REUSEPORT
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = cli::count(1, 256))]
     pub workers: usize,
 
     /// Most clients served at once, per worker
-    #[arg(long, value_name = "N", default_value_t = 1024,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = cli::count(1, usize::MAX))]
     pub max_conns: usize,
 
-    /// Close a connection silent this long, e.g. between keep-alive requests (0: never)
-    #[arg(long, value_name = "SECS", default_value_t = 15)]
-    pub idle_timeout: u64,
+    /// Close a connection silent this long, e.g. between keep-alive requests: seconds, or
+    /// with a unit (500ms, 2m); 0: never
+    #[arg(long, value_name = "SECS", default_value_t = Secs::from(15), value_parser = cli::duration_secs)]
+    pub idle_timeout: Secs,
 
     /// Time for a request head: from the accept for the first request, from its first byte
-    /// for later ones
-    #[arg(long, value_name = "MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub header_timeout: u64,
+    /// for later ones: milliseconds, or with a unit (10s)
+    #[arg(long, value_name = "MS", default_value_t = Millis::from(10_000), value_parser = cli::positive_ms)]
+    pub header_timeout: Millis,
 
-    /// Time for a request body, before the extension earned by --body-min-rate
-    #[arg(long, value_name = "MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub body_timeout: u64,
+    /// Time for a request body, before the extension earned by --body-min-rate:
+    /// milliseconds, or with a unit (10s)
+    #[arg(long, value_name = "MS", default_value_t = Millis::from(10_000), value_parser = cli::positive_ms)]
+    pub body_timeout: Millis,
 
     /// Body bytes that earn one more second of --body-timeout
-    #[arg(long, value_name = "BYTES", default_value_t = 500,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub body_min_rate: u64,
+    #[arg(long, value_name = "BYTES", default_value_t = 500, value_parser = cli::size(1, usize::MAX))]
+    pub body_min_rate: usize,
 
     /// After an answer that closes, how long to read and discard what the client still
-    /// sends, waiting for its close, before the slot is freed regardless
-    #[arg(long, value_name = "MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    pub linger_timeout: u64,
+    /// sends, waiting for its close, before the slot is freed regardless: milliseconds, or
+    /// with a unit (1s); at most a minute
+    #[arg(long, value_name = "MS", default_value_t = Millis::from(1000), value_parser = linger)]
+    pub linger_timeout: Millis,
 
     /// Largest request head accepted (larger: 431; a request line alone larger: 414)
-    #[arg(long, value_name = "BYTES", default_value_t = 8192,
-          value_parser = RangedU64ValueParser::<usize>::new().range(64..=1 << 20))]
+    #[arg(long, value_name = "BYTES", default_value = "8k", value_parser = cli::size(64, 1 << 20))]
     pub max_head: usize,
 
     /// Largest N for /fib/N (fib(93) overflows 64 bits)
-    #[arg(long, value_name = "N", default_value_t = 40,
-          value_parser = clap::value_parser!(u32).range(0..=92))]
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = cli::number(0, 92))]
     pub max_fib: u32,
 
     /// Largest N for /bytes/N
@@ -89,8 +84,7 @@ pub struct Args {
     pub max_bytes: u64,
 
     /// Offload worker threads per reactor (0: one per CPU)
-    #[arg(long, value_name = "K", default_value_t = 0,
-          value_parser = RangedU64ValueParser::<usize>::new().range(0..=1024))]
+    #[arg(long, value_name = "K", default_value_t = 0, value_parser = cli::count(0, 1024))]
     pub threads: usize,
 }
 
@@ -104,12 +98,23 @@ pub struct Settings {
     pub limits: Limits,
 }
 
+/// `--linger-timeout`: more than 0, at most a minute.
+fn linger(text: &str) -> Result<Millis, String> {
+    cli::positive_ms(text).and_then(|ms| {
+        if ms.0 > Duration::from_secs(60) {
+            Err("must be at most a minute".into())
+        } else {
+            Ok(ms)
+        }
+    })
+}
+
 impl Args {
     pub fn settings(&self) -> Settings {
         Settings {
-            header_timeout: Duration::from_millis(self.header_timeout),
-            body_timeout: Duration::from_millis(self.body_timeout),
-            body_min_rate: self.body_min_rate,
+            header_timeout: self.header_timeout.0,
+            body_timeout: self.body_timeout.0,
+            body_min_rate: self.body_min_rate as u64,
             max_head: self.max_head,
             limits: Limits { max_fib: self.max_fib, max_bytes: self.max_bytes },
         }
@@ -118,28 +123,16 @@ impl Args {
     pub fn config(&self) -> Config {
         Config {
             max_conns: self.max_conns,
-            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
+            idle_timeout: (!self.idle_timeout.0.is_zero()).then_some(self.idle_timeout.0),
             // Room for a whole head plus pipelined requests behind it.
             max_input: (self.max_head * 2).max(Config::default().max_input),
             // The default (2 s) is kind to slow links; a server under attack wants its slots
             // back sooner, and a client that reads its answer closes within a round trip.
-            linger_timeout: Duration::from_millis(self.linger_timeout),
+            linger_timeout: self.linger_timeout.0,
             offload_threads: self.threads,
-            // The loop-stall detector, at the examples' 100 ms (`common::SLOW_CALLBACK`;
-            // not named here because this file is also compiled into the tests).
-            slow_callback: Some(Duration::from_millis(100)),
+            // The loop-stall detector, at the examples' 100 ms.
+            slow_callback: Some(super::common::SLOW_CALLBACK),
             ..Config::default()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Args::command().debug_assert();
     }
 }

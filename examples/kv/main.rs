@@ -44,6 +44,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
+use common::cli::{self, Secs};
 use evloop::{Config, Reactor};
 
 use commands::ServerInfo;
@@ -57,58 +58,38 @@ use resp::Limits;
 #[command(name = "kv", version)]
 struct Args {
     /// Address to listen on (port 0 picks a free one)
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6380")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6380", value_parser = cli::addr)]
     addr: SocketAddr,
 
     /// Longest bulk string (key or value) accepted; longer is a protocol error. Accepts
     /// k/m/g suffixes. Redis's proto-max-bulk-len is 512m; this default is small on purpose
-    #[arg(long, value_name = "BYTES", default_value = "1m", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = "1m", value_parser = cli::size(1, usize::MAX))]
     max_bulk: usize,
 
     /// Largest request (one command's bytes) held while incomplete; beyond it the client
     /// gets a protocol error and is closed. Default: 4 × --max-bulk
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = cli::size(1, usize::MAX))]
     max_query: Option<usize>,
 
     /// Largest reply one command may build (MGET of large values): a larger one is refused
     /// with an error while it is built. Accepts k/m/g suffixes
-    #[arg(long, value_name = "BYTES", default_value = "16m", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = "16m", value_parser = cli::size(1, usize::MAX))]
     max_reply: usize,
 
     /// Most clients connected at once; one more is answered `-ERR max number of clients
     /// reached` and closed (Redis: maxclients)
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = cli::count(1, usize::MAX))]
     max_clients: usize,
 
     /// Unread publications a subscriber may leave before it is disconnected (Redis:
     /// client-output-buffer-limit pubsub, soft 8mb)
-    #[arg(long, value_name = "BYTES", default_value = "8m", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", default_value = "8m", value_parser = cli::size(1, usize::MAX))]
     pubsub_limit: usize,
 
     /// Close a client silent this long, 0 = never (Redis: timeout, 0 by default; a server
     /// facing the open network wants one: idle clients otherwise hold their slots)
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    idle_timeout: u64,
-}
-
-/// `1048576`, `512k`, `1m`, `1mb`, `2g` (powers of 1024, as in redis.conf).
-fn parse_size(text: &str) -> Result<usize, String> {
-    let lower = text.to_ascii_lowercase();
-    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(digits_end);
-    let scale: usize = match unit {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        _ => return Err(format!("unknown unit {unit:?} (use k, m or g)")),
-    };
-    let n: usize = digits.parse().map_err(|_| format!("{text:?} is not a size in bytes"))?;
-    match n.checked_mul(scale) {
-        Some(0) => Err("must be at least 1".into()),
-        Some(bytes) => Ok(bytes),
-        None => Err(format!("{text:?} is too large")),
-    }
+    #[arg(long, value_name = "SECS", default_value_t = Secs::from(300), value_parser = cli::duration_secs)]
+    idle_timeout: Secs,
 }
 
 fn main() {
@@ -120,11 +101,6 @@ fn main() {
         let message = "--max-query must be at least --max-bulk + 1024 bytes";
         Args::command().error(clap::error::ErrorKind::ValueValidation, message).exit();
     }
-    if args.max_clients == 0 {
-        Args::command()
-            .error(clap::error::ErrorKind::ValueValidation, "--max-clients must be at least 1")
-            .exit();
-    }
     let limits = Limits { max_bulk: args.max_bulk, ..Limits::default() };
     let config = Config {
         // Room for the refusals too: a client past --max-clients is accepted, told, closed.
@@ -132,7 +108,7 @@ fn main() {
         // The reactor keeps at most this much unconsumed input per connection: the
         // largest incomplete request (conn.rs answers before the reactor would close).
         max_input: max_query,
-        idle_timeout: (args.idle_timeout > 0).then(|| std::time::Duration::from_secs(args.idle_timeout)),
+        idle_timeout: (!args.idle_timeout.0.is_zero()).then_some(args.idle_timeout.0),
         slow_callback: Some(common::SLOW_CALLBACK),
         ..Config::default()
     };

@@ -158,7 +158,7 @@ impl Drop for Running {
 #[test]
 fn echo_command_line() {
     let flags = "--addr=127.0.0.1:7000 --unix --workers=1 --max-conns=1024 --idle-timeout=300 \
-                 --slow-callback-ms=0";
+                 --slow-callback=0";
     let bad: [(&[&str], &str); 8] = [
         (&["--bogus"], "--bogus"),
         (&["--max-conns", "many"], "--max-conns"),
@@ -196,6 +196,52 @@ fn echo_and_proxy_over_a_unix_socket() {
     round_trip(&mut proxy.connect(), b"through the proxy");
     drop((proxy, echo));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One vocabulary on every command line (issue 24): host names resolve, durations and sizes
+/// take units everywhere, `--addr` is every server's listening flag (the proxy's old
+/// `--listen` still works), and a value out of range says the range in words.
+#[test]
+fn one_vocabulary_on_every_command_line() {
+    let started = |name: &str, args: &[&str]| {
+        let mut command = Command::new(example(name));
+        command.args(args);
+        Running::start(command)
+    };
+    let echo =
+        started("echo", &["--addr", "localhost:0", "--idle-timeout", "5m", "--slow-callback", "100ms"]);
+    assert!(echo.addr.ip().is_loopback(), "localhost resolved to {}", echo.addr);
+    let http =
+        started("http", &["--addr", "localhost:0", "--header-timeout", "5s", "--idle-timeout", "1500ms"]);
+    round_trip(
+        &mut echo.connect(),
+        b"named
+",
+    );
+    let upstream = format!("localhost:{}", echo.addr.port());
+    let proxy =
+        started("proxy", &["--listen", "127.0.0.1:0", "--upstream", &upstream, "--fin-timeout", "2s"]);
+    round_trip(
+        &mut proxy.connect(),
+        b"through a named upstream
+",
+    );
+    let chat = started("chat", &["--addr", "127.0.0.1:0", "--max-line", "1k", "--max-backlog", "64k"]);
+    let kv = started("kv", &["--addr", "127.0.0.1:0", "--idle-timeout", "10m", "--max-bulk", "2m"]);
+    let statsd = started("statsd", &["--addr", "127.0.0.1:0", "--flush", "2s"]);
+    drop((http, chat, kv, statsd));
+    for (name, args, says) in [
+        ("echo", &["--max-conns", "0"][..], "must be at least 1"),
+        ("echo", &["--workers", "300"][..], "must be between 1 and 256"),
+        ("http", &["--header-timeout", "5 fortnights"][..], "unknown unit"),
+        ("http", &["--max-head", "2m"][..], "must be between 64 and 1048576 bytes"),
+        ("chat", &["--max-line", "1q"][..], "unknown unit"),
+    ] {
+        let out = Command::new(example(name)).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+        assert!(stderr.contains(says), "{name} {args:?}: {stderr}");
+    }
 }
 
 /// `echo --udp`: each datagram comes back whole to its sender; SIGINT stops it cleanly.

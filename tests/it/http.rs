@@ -16,9 +16,6 @@ use crate::util::{ReadSome, Rng};
 // `cargo test` (an example's own `#[cfg(test)]` code only runs if it is built as a test,
 // and then its binary is not). Only their tests and the property tests (`props`) use them.
 #[allow(dead_code)]
-#[path = "../../examples/http/cli.rs"]
-mod cli;
-#[allow(dead_code)]
 #[path = "../../examples/http/request.rs"]
 pub(crate) mod request;
 #[allow(dead_code)]

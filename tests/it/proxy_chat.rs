@@ -226,11 +226,11 @@ fn chat_drops_a_member_that_never_reads() {
 #[test]
 fn proxy_command_line() {
     let flags =
-        "--listen=127.0.0.1:7100 --upstream --max-conns=2048 --connect-timeout=10 --fin-timeout=5 --idle-timeout=300";
+        "--addr=127.0.0.1:7100 --upstream --max-conns=2048 --connect-timeout=10 --fin-timeout=5 --idle-timeout=300";
     let bad: [(&[&str], &str); 7] = [
         (&[], "--upstream"),
         (&["--upstream", "nowhere"], "--upstream"),
-        (&["--upstream", "127.0.0.1:7000", "--listen", "unix:"], "--listen"),
+        (&["--upstream", "127.0.0.1:7000", "--addr", "unix:"], "--addr"),
         (&["--upstream", "127.0.0.1:7000", "--max-conns", "0"], "--max-conns"),
         (&["--upstream", "127.0.0.1:7000", "--connect-timeout", "0"], "--connect-timeout"),
         (&["--upstream", "127.0.0.1:7000", "--fin-timeout", "0"], "--fin-timeout"),
@@ -243,7 +243,7 @@ fn proxy_command_line() {
 /// version; a zero or non-numeric limit is an error naming the flag, status 2.
 #[test]
 fn chat_command_line() {
-    let flags = "--addr=127.0.0.1:7001 --max-backlog=1048576 --max-line=4096 --idle-timeout=600";
+    let flags = "--addr=127.0.0.1:7001 --max-backlog=1m --max-line=4k --idle-timeout=600";
     let bad: [(&[&str], &str); 4] = [
         (&["--max-backlog", "0"], "--max-backlog"),
         (&["--max-line", "long"], "--max-line"),
