@@ -19,15 +19,15 @@
 
 use std::fmt;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::conn::Core;
 use crate::flags::Flags;
 pub use crate::input::Input;
 use crate::life::Life;
-use crate::offload::{Cancel, JobError, OffloadError};
+use crate::offload::JobError;
 use crate::send_error::SendError;
-use crate::shared::{Done, Shared};
+use crate::shared::Shared;
 use crate::stats::Reason;
 use crate::stream::PeerAddr;
 use crate::timer::TimerId;
@@ -137,9 +137,11 @@ pub trait Handler: Sized + 'static {
 
 /// What a handler can do to its connection and the reactor during a callback.
 ///
-/// It borrows two things from the reactor for the length of the callback: this connection
-/// (`Core`) and the loop services a callback may use (`Shared`: clock, output staging,
-/// timers, deferral, offload). Nothing else of the reactor is reachable from here.
+/// It borrows two things from the reactor for the length of the callback: this connection,
+/// and the loop's services a callback may use (the clock, output, timers, messages, the
+/// offload pool, work handed to the reactor). Its methods are written beside what they
+/// concern: writing and closing here, timers in `reactor/timers.rs`, offload and `defer` in
+/// `reactor/calls.rs`, `connect` and `adopt` in `reactor/open.rs`.
 pub struct Cx<'a, H: Handler> {
     core: &'a mut Core,
     shared: &'a mut Shared<H, H::Msg>,
@@ -162,6 +164,12 @@ impl<'a, H: Handler> Cx<'a, H> {
     /// reactor (`reactor/calls.rs`).
     pub(crate) fn shared_mut(&mut self) -> &mut Shared<H, H::Msg> {
         self.shared
+    }
+
+    /// This connection and the loop's services at once (for `Cx` methods written beside
+    /// the part of the reactor they concern: timers, offload, opening connections).
+    pub(crate) fn parts(&mut self) -> (&mut Core, &mut Shared<H, H::Msg>) {
+        (self.core, self.shared)
     }
 
     /// Is the server draining ([`Handler::on_going_away`])? Then a request-response protocol
@@ -191,6 +199,44 @@ impl<'a, H: Handler> Cx<'a, H> {
     ///
     /// Writes after [`close`](Cx::close), [`abort`](Cx::abort) or
     /// [`shutdown_write`](Cx::shutdown_write) are discarded.
+    ///
+    /// # Examples
+    ///
+    /// Each line back in capitals; the reply to a line leaves in the line's own turn:
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor};
+    /// use std::io::{Read, Write};
+    ///
+    /// struct Upper;
+    /// impl Handler for Upper {
+    ///     type Msg = ();
+    ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+    ///         while let Some(line) = input.take_line(b'\n') {
+    ///             cx.write(&line.to_ascii_uppercase());
+    ///             cx.write(b"\n"); // take_line leaves the delimiter out
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// # theirs.set_read_timeout(Some(std::time::Duration::from_secs(10)))?; // a failure fails, not hangs
+    /// reactor.adopt(ours, Upper)?;
+    /// let handle = reactor.handle();
+    /// let client = std::thread::spawn(move || {
+    ///     theirs.write_all(b"hello\n").unwrap();
+    ///     let mut reply = [0; 6];
+    ///     theirs.read_exact(&mut reply).unwrap();
+    ///     handle.shutdown();
+    ///     reply
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(&client.join().unwrap(), b"HELLO\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn write(&mut self, data: &[u8]) {
         if self.core.can_write_through() {
@@ -247,6 +293,45 @@ impl<'a, H: Handler> Cx<'a, H> {
 
     /// Closes the connection gracefully: no more input is read; pending output is flushed,
     /// then the socket is closed and [`Handler::on_close`] called.
+    ///
+    /// # Examples
+    ///
+    /// A one-shot greeting (the classic "daytime" server): write, close; the greeting is
+    /// sent before the FIN.
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor};
+    /// use std::io::Read;
+    ///
+    /// struct Daytime;
+    /// impl Handler for Daytime {
+    ///     type Msg = ();
+    ///     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+    ///         cx.write(b"it is now\n");
+    ///         cx.close();
+    ///     }
+    ///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+    ///         input.consume_all();
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// # theirs.set_read_timeout(Some(std::time::Duration::from_secs(10)))?; // a failure fails, not hangs
+    /// reactor.adopt(ours, Daytime)?;
+    /// let handle = reactor.handle();
+    /// let client = std::thread::spawn(move || {
+    ///     let mut everything = String::new();
+    ///     theirs.read_to_string(&mut everything).unwrap(); // until the close
+    ///     handle.shutdown();
+    ///     everything
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(client.join().unwrap(), "it is now\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&mut self) {
         self.core.life.close_by_handler();
     }
@@ -328,55 +413,6 @@ impl<'a, H: Handler> Cx<'a, H> {
     pub fn yield_now(&mut self) {
         self.core.flags.insert(Flags::YIELDED);
         self.shared.defer_read(self.core);
-    }
-
-    /// Arms a timer that calls [`Handler::on_timer`] once, `after` from now.
-    pub fn set_timer(&mut self, after: Duration) -> TimerId {
-        let id = self.shared.set_conn_timer(self.core.id, after);
-        self.core.timers.push(id);
-        id
-    }
-
-    /// Cancels a timer this connection set. Returns `false` if it already fired, was
-    /// cancelled, or belongs to another connection.
-    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        let cancelled = self.shared.cancel_conn_timer(self.core.id, id);
-        if cancelled {
-            self.core.forget_timer(id);
-        }
-        cancelled
-    }
-
-    /// Runs `job` on the offload pool's worker threads; its result comes back to
-    /// [`Handler::on_done`] on the loop thread. Results for a connection that has closed
-    /// meanwhile are dropped.
-    ///
-    /// # Errors
-    ///
-    /// [`OffloadError::Busy`] when the pool's queue is full — answer "busy" rather than
-    /// queue without bound — and [`OffloadError::Closed`] once the reactor is shutting down.
-    pub fn offload<F>(&mut self, job: F) -> Result<(), OffloadError>
-    where
-        F: FnOnce() -> H::Msg + Send + 'static,
-    {
-        let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
-        self.shared.offload(self.core.id, cancel, Box::new(move || Done::Msg(job())))
-    }
-
-    /// [`offload`](Cx::offload) for a long job that can stop early: it gets the
-    /// connection's [`Cancel`] flag, raised when the connection closes, to poll now and then
-    /// (a job still waiting when the connection closes never runs at all, either way).
-    ///
-    /// # Errors
-    ///
-    /// As for `offload`.
-    pub fn offload_cancellable<F>(&mut self, job: F) -> Result<(), OffloadError>
-    where
-        F: FnOnce(&Cancel) -> H::Msg + Send + 'static,
-    {
-        let cancel = self.core.cancel.get_or_insert_with(Cancel::new).clone();
-        let flag = cancel.clone();
-        self.shared.offload(self.core.id, cancel, Box::new(move || Done::Msg(job(&flag))))
     }
 
     /// Sends `message` to the connection `to` on this reactor: its

@@ -7,7 +7,24 @@
 //!                                                      └── the rest is held for the next call
 //! ```
 
-/// The bytes a connection has received and not yet consumed.
+/// The bytes a connection has received and not yet consumed: what `on_data` gets. What the
+/// handler consumes is gone; the rest is handed to it again with what arrives next, so a
+/// message split across reads is never lost and never needs copying by the handler.
+///
+/// # Examples
+///
+/// A line protocol takes whole lines and leaves a partial one for later:
+///
+/// ```
+/// use evloop::Input;
+///
+/// let mut input = Input::new(b"GET a\nGET b\nGE");
+/// assert_eq!(input.take_line(b'\n'), Some(&b"GET a"[..]));
+/// assert_eq!(input.take_line(b'\n'), Some(&b"GET b"[..]));
+/// assert_eq!(input.take_line(b'\n'), None); // "GE" waits for the rest
+/// assert_eq!(input.bytes(), b"GE");
+/// assert_eq!(input.len(), 2);
+/// ```
 #[derive(Debug)]
 pub struct Input<'a> {
     data: &'a [u8],

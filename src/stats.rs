@@ -119,7 +119,38 @@ impl ClosedBy {
 }
 
 /// A snapshot of the reactor's counters. All counts are totals since the reactor was built,
-/// except the ones documented as current values.
+/// except the ones documented as current values. [`Reactor::stats`](crate::Reactor::stats)
+/// on the loop, [`Handle::stats`](crate::Handle::stats) from anywhere (as of the end of the
+/// latest turn); [`Workers::stats`](crate::workers::Workers::stats) adds the workers' up.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::{Config, Cx, Handler, Input, Reactor};
+/// use std::io::Write;
+///
+/// struct Sink;
+/// impl Handler for Sink {
+///     type Msg = ();
+///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+///         input.consume_all();
+///     }
+/// }
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut reactor = Reactor::new(Config::default())?;
+/// let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
+/// reactor.adopt(ours, Sink)?;
+/// theirs.write_all(b"twelve bytes")?;
+/// drop(theirs);
+/// while reactor.stats().active > 0 {
+///     reactor.run_once(Some(std::time::Duration::from_millis(10)))?;
+/// }
+/// let stats = reactor.stats();
+/// assert_eq!((stats.adopted, stats.bytes_in, stats.closed.peer), (1, 12, 1));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -1,4 +1,5 @@
-//! Work a callback hands to the reactor itself: `Cx::defer(|reactor| …)`. A callback holds one
+//! Work a callback hands off: to the offload pool (`Cx::offload`: CPU-bound jobs, results to
+//! `on_done`), or to the reactor itself: `Cx::defer(|reactor| …)`. A callback holds one
 //! connection of the table and the loop's services (`Shared`), never the whole reactor; what
 //! only the reactor can do — set a reactor timer, connect, register a source, anything of
 //! its public API — is queued here and run with the reactor once the turn's mail is
@@ -16,7 +17,8 @@ use std::panic::{self, AssertUnwindSafe};
 
 use super::Reactor;
 use crate::handler::{Cx, Handler};
-use crate::shared::LoopCall;
+use crate::offload::{Cancel, OffloadError};
+use crate::shared::{Done, LoopCall};
 
 impl<H: Handler> Cx<'_, H> {
     /// Runs `f` with the reactor itself, after this callback returns (in this turn, once the
@@ -80,6 +82,89 @@ impl<H: Handler> Cx<'_, H> {
         F: FnOnce(&mut Reactor<H>) + 'static,
     {
         self.shared_mut().calls.push(loop_call(f));
+    }
+}
+
+impl<H: Handler> Cx<'_, H> {
+    /// Runs `job` on the offload pool's worker threads; its result comes back to
+    /// [`Handler::on_done`] on the loop thread. Results for a connection that has closed
+    /// meanwhile are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`OffloadError::Busy`] when the pool's queue is full — answer "busy" rather than
+    /// queue without bound — and [`OffloadError::Closed`] once the reactor is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// CPU-bound work off the loop: the sum of 1..=N for each line N, the loop free for
+    /// others meanwhile.
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, JobError, Reactor};
+    /// use std::io::{Read, Write};
+    ///
+    /// struct Summer;
+    /// impl Handler for Summer {
+    ///     type Msg = u64;
+    ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+    ///         while let Some(line) = input.take_line(b'\n') {
+    ///             let n: u64 = std::str::from_utf8(line).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    ///             if cx.offload(move || (1..=n).sum()).is_err() {
+    ///                 cx.write(b"busy\n");
+    ///             }
+    ///         }
+    ///     }
+    ///     fn on_done(&mut self, result: Result<u64, JobError>, cx: &mut Cx<'_, Self>) {
+    ///         match result {
+    ///             Ok(sum) => cx.write(format!("{sum}\n").as_bytes()),
+    ///             Err(e) => cx.write(format!("error: {e}\n").as_bytes()),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new(Config { offload_threads: 1, ..Config::default() })?;
+    /// let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// # theirs.set_read_timeout(Some(std::time::Duration::from_secs(10)))?; // a failure fails, not hangs
+    /// reactor.adopt(ours, Summer)?;
+    /// let handle = reactor.handle();
+    /// let client = std::thread::spawn(move || {
+    ///     theirs.write_all(b"1000000\n").unwrap();
+    ///     let mut reply = [0; 13];
+    ///     theirs.read_exact(&mut reply).unwrap();
+    ///     handle.shutdown();
+    ///     reply
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(&client.join().unwrap(), b"500000500000\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn offload<F>(&mut self, job: F) -> Result<(), OffloadError>
+    where
+        F: FnOnce() -> H::Msg + Send + 'static,
+    {
+        let (core, shared) = self.parts();
+        let cancel = core.cancel.get_or_insert_with(Cancel::new).clone();
+        shared.offload(core.id, cancel, Box::new(move || Done::Msg(job())))
+    }
+
+    /// [`offload`](Cx::offload) for a long job that can stop early: it gets the
+    /// connection's [`Cancel`] flag, raised when the connection closes, to poll now and then
+    /// (a job still waiting when the connection closes never runs at all, either way).
+    ///
+    /// # Errors
+    ///
+    /// As for `offload`.
+    pub fn offload_cancellable<F>(&mut self, job: F) -> Result<(), OffloadError>
+    where
+        F: FnOnce(&Cancel) -> H::Msg + Send + 'static,
+    {
+        let (core, shared) = self.parts();
+        let cancel = core.cancel.get_or_insert_with(Cancel::new).clone();
+        let flag = cancel.clone();
+        shared.offload(core.id, cancel, Box::new(move || Done::Msg(job(&flag))))
     }
 }
 

@@ -40,8 +40,44 @@ impl Remote {
     }
 }
 
-/// A thread-safe handle to a running [`Reactor`](crate::Reactor): ask it to shut down, read
-/// its stats.
+/// A thread-safe handle to a running [`Reactor`](crate::Reactor): ask it to shut down or
+/// drain, pause or resume its listeners, read its stats. Cheap to clone.
+///
+/// # Examples
+///
+/// The reactor runs on its own thread; the main thread watches it and stops it:
+///
+/// ```
+/// use evloop::{Config, Cx, Handler, Input, Reactor};
+/// use std::time::Duration;
+///
+/// struct Quiet;
+/// impl Handler for Quiet {
+///     type Msg = ();
+///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+///         input.consume_all();
+///     }
+/// }
+///
+/// # fn main() -> std::io::Result<()> {
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let server = std::thread::spawn(move || -> std::io::Result<()> {
+///     let mut reactor = Reactor::new(Config::default())?;
+///     let (_id, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Quiet)?;
+///     tx.send((reactor.handle(), addr)).unwrap(); // a Handle is Send; the reactor is not
+///     reactor.run()
+/// });
+/// let (handle, addr) = rx.recv().unwrap();
+/// let _client = std::net::TcpStream::connect(addr)?;
+/// while handle.stats().accepted == 0 {
+///     std::thread::sleep(Duration::from_millis(1));
+/// }
+/// handle.shutdown(); // from any thread; run() returns once every connection is closed
+/// server.join().unwrap()?;
+/// assert_eq!(handle.stats().closed.shutdown, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Handle {
     waker: Arc<Waker>,

@@ -433,6 +433,47 @@ impl<H: Handler> Reactor<H> {
     /// # Errors
     ///
     /// Only if polling itself fails.
+    ///
+    /// # Examples
+    ///
+    /// A host's loop that does its own work between turns, and stops the reactor when done:
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor, Turn};
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     type Msg = ();
+    ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+    ///         cx.write(input.bytes());
+    ///         input.consume_all();
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let (_id, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
+    /// let mut client = std::net::TcpStream::connect(addr)?;
+    /// client.write_all(b"ping")?;
+    /// client.set_nonblocking(true)?;
+    /// let mut reply = Vec::new();
+    /// let mut turns = 0;
+    /// while reply.len() < 4 && turns < 1000 {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?; // the reactor's turn
+    ///     let mut buffer = [0; 16];
+    ///     if let Ok(n) = client.read(&mut buffer) {
+    ///         reply.extend_from_slice(&buffer[..n]); // the host's own work
+    ///     }
+    ///     turns += 1;
+    /// }
+    /// assert_eq!(reply, b"ping");
+    /// reactor.handle().shutdown();
+    /// while reactor.run_once(Some(Duration::from_millis(10)))? != Turn::Stopped {}
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<Turn> {
         if matches!(self.lifecycle, Lifecycle::Stopped) {
             return Ok(Turn::Stopped);

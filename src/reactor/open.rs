@@ -49,6 +49,84 @@ impl<H: Handler> Cx<'_, H> {
     ///
     /// Creating the socket or starting the connect failed at once (no descriptors left,
     /// no route): `handler` is dropped without callbacks.
+    ///
+    /// # Examples
+    ///
+    /// A client connection opened from a server's callback: each request line is looked
+    /// up on a backend, and its answer relayed back (the backend here is a thread).
+    ///
+    /// ```
+    /// use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
+    /// use std::io::{BufRead, BufReader, Read, Write};
+    /// use std::net::SocketAddr;
+    ///
+    /// enum Side {
+    ///     Front { backend: SocketAddr },
+    ///     Back { front: ConnId, question: Vec<u8> },
+    /// }
+    /// impl Handler for Side {
+    ///     type Msg = Vec<u8>;
+    ///     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+    ///         if let Side::Back { question, .. } = self {
+    ///             cx.write(question); // connected: ask
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
+    ///         match self {
+    ///             Side::Front { backend } => {
+    ///                 while let Some(line) = input.take_line(b'\n') {
+    ///                     let question = [line, b"\n"].concat();
+    ///                     let back = Side::Back { front: cx.id(), question };
+    ///                     if let Err(e) = cx.connect(*backend, back) {
+    ///                         cx.write(format!("backend unreachable: {e}\n").as_bytes());
+    ///                     }
+    ///                 }
+    ///             }
+    ///             Side::Back { front, .. } => {
+    ///                 let _ = cx.send(*front, input.bytes().to_vec()); // the answer, to the front
+    ///                 input.consume_all();
+    ///                 cx.close();
+    ///             }
+    ///         }
+    ///     }
+    ///     fn on_message(&mut self, answer: Vec<u8>, cx: &mut Cx<'_, Self>) {
+    ///         cx.write(&answer);
+    ///     }
+    ///     fn on_close(&mut self, reason: Reason, _cx: &mut Cx<'_, Self>) {
+    ///         if let (Side::Back { .. }, Reason::ConnectFailed(e)) = (self, reason) {
+    ///             eprintln!("backend refused: {e}");
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// // The backend: answers one line per connection with its length.
+    /// let backend = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let backend_addr = backend.local_addr()?;
+    /// std::thread::spawn(move || {
+    ///     for stream in backend.incoming().flatten() {
+    ///         let mut line = String::new();
+    ///         BufReader::new(&stream).read_line(&mut line).unwrap();
+    ///         writeln!(&stream, "{} bytes", line.len()).unwrap();
+    ///     }
+    /// });
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// # theirs.set_read_timeout(Some(std::time::Duration::from_secs(10)))?; // a failure fails, not hangs
+    /// reactor.adopt(ours, Side::Front { backend: backend_addr })?;
+    /// let handle = reactor.handle();
+    /// let client = std::thread::spawn(move || {
+    ///     theirs.write_all(b"hello\n").unwrap();
+    ///     let mut answer = [0; 8];
+    ///     theirs.read_exact(&mut answer).unwrap();
+    ///     handle.shutdown();
+    ///     answer
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(&client.join().unwrap(), b"6 bytes\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
         let stream = Stream::Tcp(mio::net::TcpStream::connect(addr)?);
         let origin = Origin::Connecting { timeout: None };

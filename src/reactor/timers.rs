@@ -9,16 +9,85 @@
 //!
 //! A callback that wants to run again sets a new timer from inside itself; a timer set
 //! during the expiry pass waits for the next turn, so a zero-delay timer cannot hold the
-//! loop. Connection timers (`Cx::set_timer`) are separate: they belong to a connection and
-//! die with it.
+//! loop. Connection timers (`Cx::set_timer`, written here too) are separate: they belong to a
+//! connection, fire its `on_timer`, and die with it.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::Reactor;
-use crate::handler::Handler;
+use crate::handler::{Cx, Handler};
 use crate::shared::TimerOwner;
 use crate::timer::{deadline_after, TimerId};
+
+impl<H: Handler> Cx<'_, H> {
+    /// Arms a timer that calls [`Handler::on_timer`] once, `after` from now. It dies with
+    /// the connection.
+    ///
+    /// # Examples
+    ///
+    /// A heartbeat: `tick` every 10 ms until the peer has three.
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor, TimerId};
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    ///
+    /// struct Heartbeat {
+    ///     beats: u32,
+    /// }
+    /// impl Handler for Heartbeat {
+    ///     type Msg = ();
+    ///     fn on_open(&mut self, cx: &mut Cx<'_, Self>) {
+    ///         cx.set_timer(Duration::from_millis(10));
+    ///     }
+    ///     fn on_timer(&mut self, _id: TimerId, cx: &mut Cx<'_, Self>) {
+    ///         cx.write(b"tick\n");
+    ///         self.beats += 1;
+    ///         if self.beats < 3 {
+    ///             cx.set_timer(Duration::from_millis(10)); // the next one
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+    ///         input.consume_all();
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new(Config::default())?;
+    /// let (ours, mut theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// # theirs.set_read_timeout(Some(std::time::Duration::from_secs(10)))?; // a failure fails, not hangs
+    /// reactor.adopt(ours, Heartbeat { beats: 0 })?;
+    /// let handle = reactor.handle();
+    /// let client = std::thread::spawn(move || {
+    ///     let mut ticks = [0; 15];
+    ///     theirs.read_exact(&mut ticks).unwrap();
+    ///     handle.shutdown();
+    ///     ticks
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(&client.join().unwrap(), b"tick\ntick\ntick\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_timer(&mut self, after: Duration) -> TimerId {
+        let (core, shared) = self.parts();
+        let id = shared.set_conn_timer(core.id, after);
+        core.timers.push(id);
+        id
+    }
+
+    /// Cancels a timer this connection set. Returns `false` if it already fired, was
+    /// cancelled, or belongs to another connection.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        let (core, shared) = self.parts();
+        let cancelled = shared.cancel_conn_timer(core.id, id);
+        if cancelled {
+            core.forget_timer(id);
+        }
+        cancelled
+    }
+}
 
 /// A reactor-level timer's callback, told its own id.
 pub(super) type LoopTimer<H> = Box<dyn FnOnce(&mut Reactor<H>, TimerId)>;
