@@ -486,6 +486,9 @@ fn a_reactor_nested_in_another_poll_serves_and_keeps_its_timers() {
     }
     client.join().unwrap();
     assert_eq!(fired.get(), 1);
-    assert!(woken_by_the_reactor >= 20, "the descriptor woke the host {woken_by_the_reactor} times");
+    // Woken by the descriptor, not by the 5 s fallback: without the wake-ups, 20 round trips
+    // would take 100 s and the deadline above would fail first. (One wake may serve several
+    // round trips, so the count is not 20.)
+    assert!(woken_by_the_reactor > 0, "the descriptor never woke the host");
     assert_eq!(reactor.stats().bytes_in, (0..20).map(|r: i32| format!("nested {r}\n").len() as u64).sum());
 }
