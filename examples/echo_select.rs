@@ -61,7 +61,8 @@ struct Client {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    env_logger::init();
+    // At info by default, as every other example (RUST_LOG=debug for every client).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(&args.addr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -207,7 +207,17 @@ impl HttpConn {
             (true, true) => Persistence::KeepOpen11,
             (true, false) => Persistence::KeepOpen10,
         };
-        let route = match route(head.method, head.target, &self.settings.limits) {
+        let routed = route(head.method, head.target, &self.settings.limits);
+        // The request log, at debug level (RUST_LOG=debug): who asked what, and what for.
+        if log::log_enabled!(log::Level::Debug) {
+            let target = head.target;
+            let outcome = match &routed {
+                Ok(route) => format!("{route:?}"),
+                Err((status, _, _)) => format!("{} {}", status.0, status.1),
+            };
+            log::debug!("conn {} {}: {:?} {target} -> {outcome}", cx.id(), cx.peer_addr(), head.method);
+        }
+        let route = match routed {
             Ok(route) => route,
             Err((status, message, extra)) => {
                 // The connection stays usable if there is no body to skip; a refused

@@ -45,12 +45,16 @@ pub fn route(method: Method, target: &str, limits: &Limits) -> Result<Route, Rou
     } else if let Some(digits) = path.strip_prefix("/bytes/") {
         match number(digits) {
             Some(n) if n <= limits.max_bytes => (Route::Bytes(n), read_only),
-            _ => return Err((response::BAD_REQUEST, "/bytes/N: N out of range\n", &[])),
+            Some(_) => {
+                return Err((response::BAD_REQUEST, "/bytes/N: N out of range (see --max-bytes)\n", &[]))
+            }
+            None => return Err((response::BAD_REQUEST, "/bytes/N: N must be a whole number\n", &[])),
         }
     } else if let Some(digits) = path.strip_prefix("/fib/") {
         match number(digits) {
             Some(n) if n <= u64::from(limits.max_fib) => (Route::Fib(n as u32), read_only),
-            _ => return Err((response::BAD_REQUEST, "/fib/N: N out of range\n", &[])),
+            Some(_) => return Err((response::BAD_REQUEST, "/fib/N: N out of range (see --max-fib)\n", &[])),
+            None => return Err((response::BAD_REQUEST, "/fib/N: N must be a whole number\n", &[])),
         }
     } else {
         return Err((response::NOT_FOUND, "not found\n", &[]));
@@ -67,7 +71,8 @@ fn number(digits: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    // All digits but past u64: a number, and out of any range.
+    Some(digits.parse().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
