@@ -59,6 +59,7 @@ pub struct Burst {
 
 pub fn run(args: BurstArgs) -> io::Result<()> {
     server::stop_all_on_interrupt();
+    server::warn_if_host_busy();
     let models = args.models.clone().unwrap_or_else(|| Model::ALL.to_vec());
     let mut langs = vec![Lang::Rust];
     if server::python_available(args.python) {
@@ -115,7 +116,7 @@ pub fn run(args: BurstArgs) -> io::Result<()> {
             Some(n) => format!("one fib({n}) each"),
             None => format!("one fib(N) each, N calibrated to ~{} s per implementation", args.job_seconds),
         };
-        draw(path, &rows, args.clients, cores, &job)?;
+        draw(path, &rows, (args.clients, cores, args.sleep, args.rounds), &job)?;
         println!("chart: {}", path.display());
     }
     Ok(())
@@ -344,7 +345,14 @@ fn write_json(
 
 /// The chart: per model, Rust's and Python's wall time beside each other, with each one's
 /// ideal marked across its bar; CPU-bound above, I/O-bound below.
-fn draw(path: &std::path::Path, rows: &[Row], clients: usize, cores: usize, job: &str) -> io::Result<()> {
+/// `shape`: clients, cores, the I/O job's sleep in ms, rounds.
+fn draw(
+    path: &std::path::Path,
+    rows: &[Row],
+    shape: (usize, usize, u64, usize),
+    job: &str,
+) -> io::Result<()> {
+    let (clients, cores, sleep_ms, rounds) = shape;
     let mut models: Vec<Model> = rows.iter().map(|row| row.model).collect();
     models.dedup();
     let series = |lang: Lang, value: fn(&Row) -> f64, ideal: fn(&Row) -> f64| {
@@ -361,20 +369,20 @@ fn draw(path: &std::path::Path, rows: &[Row], clients: usize, cores: usize, job:
     let panels = [
         Panel {
             title: format!("CPU-bound: {clients} clients at once, {job} ({cores} cores)"),
-            y_label: "seconds until all answered".into(),
+            y_label: "seconds until all answered (lower is better)".into(),
             categories: categories.clone(),
             series: langs.iter().map(|&l| series(l, |r| r.cpu.wall_s, |r| r.cpu_ideal_s)).collect(),
         },
         Panel {
-            title: format!("I/O-bound: {clients} clients at once, one sleep each"),
-            y_label: "seconds until all answered".into(),
+            title: format!(
+                "I/O-bound: {clients} clients at once, one {sleep_ms} ms sleep each (ideal {sleep_ms} ms)"
+            ),
+            y_label: "seconds until all answered (lower is better)".into(),
             categories,
             series: langs.iter().map(|&l| series(l, |r| r.io.wall_s, |r| r.io_ideal_s)).collect(),
         },
     ];
-    plot::grouped_bars(
-        path,
-        "lab burst: time until every client is answered (black tick: the ideal)",
-        &panels,
-    )
+    let summary = if rounds > 1 { format!("median of {rounds} rounds") } else { "one round".to_string() };
+    let title = format!("lab burst: time until every client is answered ({summary}; black tick: the ideal)");
+    plot::grouped_bars(path, &title, &panels)
 }

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
+
 use crate::plot::{self, Panel, Series};
 use crate::protocol::{self, Wire};
 use crate::server::{Lang, Server, Sizes};
@@ -45,6 +47,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// each column.
 pub fn run(options: &Options) -> io::Result<()> {
     crate::server::stop_all_on_interrupt();
+    crate::server::warn_if_host_busy();
     let connections = if options.keep_alive { "one connection per client" } else { "a new connection each" };
     println!(
         "{} clients x {} requests of fib({}), {connections}; stall probe: fib({}) beside short requests; \
@@ -53,17 +56,28 @@ pub fn run(options: &Options) -> io::Result<()> {
     );
     let models = &options.models;
     let mut rows: Vec<Vec<Row>> = models.iter().map(|_| Vec::new()).collect();
+    // Progress on stderr while it measures (hidden when stderr is not a terminal), as in
+    // `lab burst`: a run of every model takes a while, and silence looks like a hang.
+    let bar = ProgressBar::new((options.rounds * models.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
     for round in 0..options.rounds {
         for turn in 0..models.len() {
             let at = (turn + round) % models.len();
+            bar.set_message(format!("round {}: {}", round + 1, models[at].name()));
             let sizes = Sizes { threads: options.threads, processes: options.processes };
             let mut server = Server::start(Lang::Rust, models[at], Wire::Line, sizes)?
                 .ok_or_else(|| io::Error::other("no such model"))?;
             let outcome = measure(&server, options);
             server.stop();
             rows[at].push(outcome?);
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     println!(
         "{:<20} {:>9} {:>9} {:>9} {:>11} {:>13} {:>9}",
         "model", "req/s", "p50_us", "p99_us", "cpu_us/req", "stall_max_ms", "long_ms"
@@ -108,18 +122,23 @@ fn draw(path: &std::path::Path, options: &Options, medians: &[(f64, f64)]) -> io
                 "{} clients x {} requests of fib({}): throughput",
                 options.clients, options.requests, options.short
             ),
-            y_label: "requests per second".into(),
+            y_label: "requests per second (higher is better)".into(),
             categories: categories.clone(),
             series: vec![series(medians.iter().map(|m| m.0).collect())],
         },
         Panel {
             title: format!("stall probe: the slowest short request while one fib({}) runs", options.long),
-            y_label: "milliseconds".into(),
+            y_label: "milliseconds (lower is better)".into(),
             categories,
             series: vec![series(medians.iter().map(|m| m.1).collect())],
         },
     ];
-    plot::grouped_bars(path, "lab measure (medians)", &panels)
+    let title = if options.rounds > 1 {
+        format!("lab measure (median of {} rounds)", options.rounds)
+    } else {
+        "lab measure (one round)".to_string()
+    };
+    plot::grouped_bars(path, &title, &panels)
 }
 
 struct Row {

@@ -68,6 +68,22 @@ fn python_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/lab/python")
 }
 
+/// Warns (on stderr) when the host is already busy before a measurement: a loaded machine
+/// makes every model slower than the lesson's ideal and blurs their differences (a loaded run
+/// once put thread-per-connection at 2.46 s against an ideal of 0.37 s). Reads the one-minute
+/// load average; says nothing where there is no `/proc/loadavg`.
+pub fn warn_if_host_busy() {
+    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else { return };
+    let Some(load) = text.split_whitespace().next().and_then(|l| l.parse::<f64>().ok()) else { return };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    if load > cores * 0.5 {
+        eprintln!(
+            "warning: this host is busy (load average {load:.2} on {cores} cores) before the lab starts: \
+             the figures will be slower than the lesson's ideal; stop the other work or measure later"
+        );
+    }
+}
+
 /// Whether `python3` runs here; when it does not, says so once (on stderr).
 pub fn python_available(wanted: Option<crate::cli::YesNo>) -> bool {
     use crate::cli::YesNo;
@@ -131,6 +147,12 @@ impl Server {
         // then stops every server itself (and Python prints no KeyboardInterrupt noise).
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        // The models' own warnings (the loop-stall detector's "held the loop for 273 ms",
+        // which the inline model is there to show) would print through the progress bar:
+        // errors only, unless the user asked for more with RUST_LOG.
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "error");
+        }
         let mut child = command.spawn()?;
         track(child.id());
         let stdout = child.stdout.take().expect("piped");

@@ -46,10 +46,12 @@ struct Load {
 
 pub fn run(args: SiegeArgs) -> io::Result<()> {
     server::stop_all_on_interrupt();
+    server::warn_if_host_busy();
     let models = args.models.clone().unwrap_or_else(|| DEFAULT_MODELS.to_vec());
     let mut plan: Vec<(Lang, Model)> = models.iter().map(|&m| (Lang::Rust, m)).collect();
     if server::python_available(args.python) {
-        plan.extend(PYTHON_MODELS.iter().map(|&m| (Lang::Python, m)));
+        // Python rows for the models asked for only (all of its three by default).
+        plan.extend(PYTHON_MODELS.iter().filter(|m| models.contains(m)).map(|&m| (Lang::Python, m)));
     }
     let siege = !args.own_client && siege_found();
     if !siege && !args.own_client {
