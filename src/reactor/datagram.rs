@@ -16,63 +16,19 @@
 //! bytes. Its callbacks hold the whole reactor (`DatagramCx::reactor`), as a source's do
 //! (`sources.rs`): an endpoint is a kind of source, with the datagram loop written once.
 
+use std::any::Any;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::datagram_io::{DatagramAddr, EndpointIo};
 use super::Reactor;
-use std::any::Any;
 
 use crate::handler::{Cx, Handler, Input};
 use crate::offload::{run_catching, Cancel, JobError, OffloadError};
 use crate::shared::Done;
 use crate::timer::TimerId;
 use crate::token::ConnId;
-
-/// Where a datagram came from, or where one goes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum DatagramAddr {
-    /// A UDP peer (IPv4 or IPv6).
-    Ip(SocketAddr),
-    /// A Unix datagram socket bound to a path.
-    Unix(PathBuf),
-    /// A Unix datagram socket that bound no path: it can send, but cannot be answered.
-    UnixUnnamed,
-}
-
-impl DatagramAddr {
-    /// The IP address, if this is a UDP peer.
-    pub fn ip(&self) -> Option<SocketAddr> {
-        match self {
-            DatagramAddr::Ip(addr) => Some(*addr),
-            _ => None,
-        }
-    }
-}
-
-impl From<SocketAddr> for DatagramAddr {
-    fn from(addr: SocketAddr) -> DatagramAddr {
-        DatagramAddr::Ip(addr)
-    }
-}
-
-impl From<&Path> for DatagramAddr {
-    fn from(path: &Path) -> DatagramAddr {
-        DatagramAddr::Unix(path.to_path_buf())
-    }
-}
-
-impl fmt::Display for DatagramAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatagramAddr::Ip(addr) => write!(f, "{addr}"),
-            DatagramAddr::Unix(path) => write!(f, "unix:{}", path.display()),
-            DatagramAddr::UnixUnnamed => f.write_str("unix:(unnamed)"),
-        }
-    }
-}
 
 /// Names a datagram endpoint of a reactor for as long as it is open. An id of a closed
 /// endpoint never names a later one.
@@ -85,47 +41,6 @@ pub struct EndpointId {
 impl fmt::Display for EndpointId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "endpoint {}.{}", self.index, self.serial)
-    }
-}
-
-/// How an endpoint receives and queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DatagramOptions {
-    /// The largest datagram delivered, in bytes. A longer one is dropped and counted in
-    /// [`DatagramStats::truncated`](crate::DatagramStats::truncated), never delivered cut
-    /// short. The default, 65,535, is more than any UDP datagram can carry (65,507 bytes
-    /// over IPv4), so for UDP only a smaller setting drops anything.
-    pub max_datagram: usize,
-    /// Datagrams received per readiness event before the endpoint yields to the rest of the
-    /// loop (the remainder is read later in the same turn, after the other events, and then
-    /// in the next turn). Default 64.
-    pub recv_budget: usize,
-    /// Bytes the send queue may hold while the socket's buffer is full (each datagram counts
-    /// its length plus 64 bytes of bookkeeping). A send that would pass it is dropped,
-    /// counted in [`DatagramStats::dropped`](crate::DatagramStats::dropped), and refused
-    /// with [`io::ErrorKind::WouldBlock`]. Default 1 MiB.
-    pub send_queue: usize,
-}
-
-impl Default for DatagramOptions {
-    fn default() -> Self {
-        DatagramOptions { max_datagram: 65_535, recv_budget: 64, send_queue: 1 << 20 }
-    }
-}
-
-impl DatagramOptions {
-    /// The defaults with a different `max_datagram`.
-    pub fn with_max_datagram(self, max_datagram: usize) -> Self {
-        DatagramOptions { max_datagram, ..self }
-    }
-    /// The defaults with a different `send_queue`.
-    pub fn with_send_queue(self, send_queue: usize) -> Self {
-        DatagramOptions { send_queue, ..self }
-    }
-    /// The defaults with a different `recv_budget` (at least 1).
-    pub fn with_recv_budget(self, recv_budget: usize) -> Self {
-        DatagramOptions { recv_budget: recv_budget.max(1), ..self }
     }
 }
 
@@ -188,7 +103,7 @@ pub trait Datagrams<H: Handler = NoStreams>: Sized + 'static {
 /// reactor.
 pub struct DatagramCx<'a, D: Datagrams<H>, H: Handler = NoStreams> {
     pub(super) id: EndpointId,
-    pub(super) io: &'a mut super::endpoints::EndpointIo,
+    pub(super) io: &'a mut EndpointIo,
     pub(super) reactor: &'a mut Reactor<H>,
     pub(super) _handler: std::marker::PhantomData<fn(&mut D)>,
 }

@@ -20,7 +20,6 @@
 //! first time a datagram is queued and kept (edges come only when the buffer drains).
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -28,166 +27,16 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mio::net::{UdpSocket, UnixDatagram};
+use mio::net::UdpSocket;
 use mio::{Interest, Registry};
 
-use super::datagram::{DatagramAddr, DatagramCx, DatagramOptions, Datagrams, EndpointId};
+use super::datagram::{DatagramCx, Datagrams, EndpointId};
+use super::datagram_io::{DatagramOptions, EndpointIo, Socket};
 use super::sources::{SourceSlot, UserSource};
 use super::{Reactor, Ready};
 use crate::handler::Handler;
 use crate::net;
-use crate::stats::DatagramStats;
 use crate::token;
-
-/// Bookkeeping counted per queued datagram against `DatagramOptions::send_queue`, so a
-/// flood of empty datagrams is bounded too.
-const QUEUE_OVERHEAD: usize = 64;
-
-/// The socket, of either family.
-enum Socket {
-    Udp(UdpSocket),
-    Unix(UnixDatagram),
-}
-
-/// An endpoint's socket and queues: everything but its handler.
-pub(crate) struct EndpointIo {
-    socket: Socket,
-    options: DatagramOptions,
-    /// One datagram long, plus one byte: a datagram that fills it was longer than the limit.
-    buffer: Vec<u8>,
-    queue: VecDeque<(Vec<u8>, Option<DatagramAddr>)>,
-    queued: usize,
-    watching_writable: bool,
-    /// The token the socket is registered with (its source slot's).
-    token: mio::Token,
-    /// The path a Unix endpoint bound, removed when it closes.
-    path: Option<std::path::PathBuf>,
-    pub(super) close_requested: bool,
-}
-
-impl EndpointIo {
-    fn new(socket: Socket, options: DatagramOptions, token: mio::Token) -> EndpointIo {
-        EndpointIo {
-            socket,
-            token,
-            path: None,
-            buffer: vec![0; options.max_datagram + 1],
-            options,
-            queue: VecDeque::new(),
-            queued: 0,
-            watching_writable: false,
-            close_requested: false,
-        }
-    }
-
-    pub(super) fn local_addr(&self) -> io::Result<DatagramAddr> {
-        match &self.socket {
-            Socket::Udp(s) => s.local_addr().map(DatagramAddr::Ip),
-            Socket::Unix(s) => s.local_addr().map(|a| unix_addr(&a)),
-        }
-    }
-
-    pub(super) fn queued_bytes(&self) -> usize {
-        self.queued
-    }
-
-    /// One `recvfrom` into `buffer` (the endpoint's own, lent out for the callback).
-    fn recv(&self, buffer: &mut [u8]) -> io::Result<(usize, DatagramAddr)> {
-        match &self.socket {
-            Socket::Udp(s) => s.recv_from(buffer).map(|(n, from)| (n, DatagramAddr::Ip(from))),
-            Socket::Unix(s) => s.recv_from(buffer).map(|(n, from)| (n, unix_addr(&from))),
-        }
-    }
-
-    /// One `sendto` (or `send`, connected: `to` is `None`).
-    fn send_now(&self, datagram: &[u8], to: Option<&DatagramAddr>) -> io::Result<usize> {
-        match (&self.socket, to) {
-            (Socket::Udp(s), Some(DatagramAddr::Ip(addr))) => s.send_to(datagram, *addr),
-            (Socket::Unix(s), Some(DatagramAddr::Unix(path))) => s.send_to(datagram, path),
-            (Socket::Udp(s), None) => s.send(datagram),
-            (Socket::Unix(s), None) => s.send(datagram),
-            (_, Some(to)) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot send to {to} from this endpoint"),
-            )),
-        }
-    }
-
-    /// Sends now, or queues while earlier datagrams wait (order is kept) or the socket
-    /// would block; refuses when the queue is full.
-    pub(super) fn send(
-        &mut self,
-        datagram: &[u8],
-        to: Option<&DatagramAddr>,
-        stats: &mut DatagramStats,
-        registry: &Registry,
-    ) -> io::Result<()> {
-        if self.queue.is_empty() {
-            match self.send_now(datagram, to) {
-                Ok(_) => {
-                    stats.sent += 1;
-                    stats.bytes_out += datagram.len() as u64;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    stats.errors += 1;
-                    return Err(e);
-                }
-            }
-        }
-        let cost = datagram.len() + QUEUE_OVERHEAD;
-        if self.queued + cost > self.options.send_queue {
-            stats.dropped += 1;
-            return Err(io::Error::new(io::ErrorKind::WouldBlock, "datagram send queue full: dropped"));
-        }
-        self.queue.push_back((datagram.to_vec(), to.cloned()));
-        self.queued += cost;
-        stats.queued_peak = stats.queued_peak.max(self.queued as u64);
-        if !self.watching_writable {
-            self.watching_writable = true;
-            // The endpoint's own callback is running: its slot is lent out, so it is
-            // reregistered here rather than through the source table.
-            let token = self.token;
-            let result = match &mut self.socket {
-                Socket::Udp(s) => registry.reregister(s, token, Interest::READABLE | Interest::WRITABLE),
-                Socket::Unix(s) => registry.reregister(s, token, Interest::READABLE | Interest::WRITABLE),
-            };
-            if let Err(e) = result {
-                log::warn!("datagram endpoint: cannot watch for writability: {e}");
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes queued datagrams in order until the socket would block. Errors for one
-    /// datagram drop that one and are returned for `on_error`; the rest go on.
-    fn flush(&mut self, stats: &mut DatagramStats, errors: &mut Vec<io::Error>) {
-        while let Some((datagram, to)) = self.queue.front() {
-            match self.send_now(datagram, to.as_ref()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Ok(_) => {
-                    stats.sent += 1;
-                    stats.bytes_out += datagram.len() as u64;
-                }
-                Err(e) => {
-                    stats.errors += 1;
-                    errors.push(e);
-                }
-            }
-            let cost = datagram.len() + QUEUE_OVERHEAD;
-            self.queue.pop_front();
-            self.queued -= cost;
-        }
-    }
-}
-
-fn unix_addr(addr: &std::os::unix::net::SocketAddr) -> DatagramAddr {
-    match addr.as_pathname() {
-        Some(path) => DatagramAddr::Unix(path.to_path_buf()),
-        None => DatagramAddr::UnixUnnamed,
-    }
-}
 
 /// Serial numbers for endpoint ids: unique in the process, so an id never names a later
 /// endpoint in the same slot.
@@ -314,9 +163,6 @@ impl<D: Datagrams<H>, H: Handler> UserSource<H> for EndpointEntry<D, H> {
     fn endpoint_serial(&self) -> Option<u64> {
         Some(self.id.serial)
     }
-    fn endpoint_io(&mut self) -> Option<&mut EndpointIo> {
-        Some(&mut self.io)
-    }
     fn as_any(&mut self) -> &mut dyn Any {
         self
     }
@@ -362,7 +208,7 @@ impl<H: Handler> Reactor<H> {
     ) -> io::Result<(EndpointId, SocketAddr)> {
         let socket = net::bind_udp(addr)?;
         let local = socket.local_addr()?;
-        Ok((self.add_endpoint(Socket::Udp(socket), options, handler)?, local))
+        Ok((self.add_endpoint(Socket::Udp(socket), options, handler, None)?, local))
     }
 
     /// Serves a UDP socket made elsewhere (inherited, or bound with options of the caller's
@@ -378,7 +224,7 @@ impl<H: Handler> Reactor<H> {
         handler: D,
     ) -> io::Result<EndpointId> {
         socket.set_nonblocking(true)?;
-        self.add_endpoint(Socket::Udp(UdpSocket::from_std(socket)), options, handler)
+        self.add_endpoint(Socket::Udp(UdpSocket::from_std(socket)), options, handler, None)
     }
 
     /// A UDP endpoint connected to `peer`: it sends with [`DatagramCx::send`], receives only
@@ -395,7 +241,7 @@ impl<H: Handler> Reactor<H> {
         };
         let socket = net::bind_udp(any)?;
         socket.connect(peer)?;
-        self.add_endpoint(Socket::Udp(socket), DatagramOptions::default(), handler)
+        self.add_endpoint(Socket::Udp(socket), DatagramOptions::default(), handler, None)
     }
 
     /// Serves Unix datagrams at `path`. A stale socket file is taken over as for
@@ -406,25 +252,16 @@ impl<H: Handler> Reactor<H> {
     /// As for `listen_unix`.
     pub fn bind_unix_datagram<D: Datagrams<H>>(&mut self, path: &Path, handler: D) -> io::Result<EndpointId> {
         let socket = net::bind_unix_datagram(path)?;
-        let id = self.add_endpoint(Socket::Unix(socket), DatagramOptions::default(), handler)?;
-        self.with_endpoint_io(id, |io| io.path = Some(path.to_path_buf()));
-        Ok(id)
+        self.add_endpoint(Socket::Unix(socket), DatagramOptions::default(), handler, Some(path))
     }
 
-    /// The endpoint's socket and queue, outside any callback (just after it was added).
-    fn with_endpoint_io(&mut self, id: EndpointId, f: impl FnOnce(&mut EndpointIo)) {
-        if let Some(SourceSlot::Idle(entry)) = self.sources.get_mut(id.index) {
-            if let Some(io) = entry.endpoint_io() {
-                f(io);
-            }
-        }
-    }
-
+    /// Registers an endpoint; `path` is the Unix path it bound, removed when it closes.
     fn add_endpoint<D: Datagrams<H>>(
         &mut self,
         mut socket: Socket,
         options: DatagramOptions,
         handler: D,
+        path: Option<&Path>,
     ) -> io::Result<EndpointId> {
         let entry = self.sources.vacant_entry();
         let index = entry.key();
@@ -436,7 +273,8 @@ impl<H: Handler> Reactor<H> {
             Socket::Unix(s) => self.poll.registry().register(s, token, Interest::READABLE)?,
         }
         let id = EndpointId { index, serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) };
-        let io = EndpointIo::new(socket, options, token);
+        let mut io = EndpointIo::new(socket, options, token);
+        io.path = path.map(Path::to_path_buf);
         entry.insert(SourceSlot::Idle(Box::new(EndpointEntry { handler, io, id, _reactor: PhantomData })));
         self.shared.stats.datagrams.endpoints += 1;
         Ok(id)

@@ -20,6 +20,8 @@
 //! - `calls.rs`: work a callback hands to the reactor itself (`Cx::defer`).
 //! - `timers.rs`: reactor-level timers, not tied to a connection.
 //! - `sources.rs`: the embedder's own mio sources.
+//! - `datagram_io.rs`: a datagram endpoint's socket and queues (`DatagramAddr`,
+//!   `DatagramOptions`, the bounded send queue), below its handler.
 //! - `datagram.rs`: datagram endpoints as a handler sees them (`Datagrams`, `DatagramCx`).
 //! - `endpoints.rs`: how the reactor drives an endpoint: the receive loop under its budget,
 //!   the bounded send queue; endpoints live in the source table.
@@ -67,6 +69,7 @@ mod accept;
 mod calls;
 mod conn_io;
 mod datagram;
+mod datagram_io;
 mod endpoints;
 mod forward;
 mod handle;
@@ -79,7 +82,8 @@ mod timers;
 mod turn;
 
 use accept::{ListenSocket, Listener};
-pub use datagram::{DatagramAddr, DatagramCx, DatagramOptions, Datagrams, EndpointId, NoStreams};
+pub use datagram::{DatagramCx, Datagrams, EndpointId, NoStreams};
+pub use datagram_io::{DatagramAddr, DatagramOptions};
 pub use handle::Handle;
 use handle::Remote;
 pub use listeners::ListenerId;

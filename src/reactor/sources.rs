@@ -41,10 +41,6 @@ pub(super) trait UserSource<H: Handler> {
     fn endpoint_serial(&self) -> Option<u64> {
         None
     }
-    /// An endpoint's socket and queue.
-    fn endpoint_io(&mut self) -> Option<&mut super::endpoints::EndpointIo> {
-        None
-    }
     /// For a downcast to the concrete entry (`Reactor::with_endpoint`).
     fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
