@@ -84,7 +84,7 @@ fn run(args: &Args) -> std::io::Result<()> {
         .collect();
     let panel = plot::Panel {
         title: "Echo 64 B ping-pong: median msgs/s by connections".into(),
-        y_label: "messages per second".into(),
+        y_label: "messages per second (higher is better)".into(),
         categories: conns.iter().map(u64::to_string).collect(),
         series,
     };

@@ -139,8 +139,65 @@ where
 /// per value, into the SVG file `path`: one panel, its title and axis labels from `panel`.
 pub fn lines(path: &Path, x_label: &str, panel: &Panel) -> io::Result<()> {
     let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    draw_lines(&root, x_label, panel).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+    // Numbers on the x axis (connections: 1, 50, 500, 1000) are drawn to scale, on a log
+    // axis; drawn as evenly spaced categories they would bend every line.
+    let numbers: Option<Vec<f64>> =
+        panel.categories.iter().map(|c| c.parse::<f64>().ok().filter(|&x| x > 0.0)).collect();
+    let drawn = match numbers {
+        Some(xs) if xs.len() > 1 => draw_lines_to_scale(&root, x_label, panel, &xs),
+        _ => draw_lines(&root, x_label, panel),
+    };
+    drawn.map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
     root.present().map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+}
+
+/// [`lines`] over numeric x values, on a logarithmic axis.
+fn draw_lines_to_scale<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    x_label: &str,
+    panel: &Panel,
+    xs: &[f64],
+) -> Result<(), Failure>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (low, high) = xs.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let top =
+        panel.series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |t, &v| t.max(v)) * 1.15;
+    let top = if top > 0.0 { top } else { 1.0 };
+    let mut chart = ChartBuilder::on(root)
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((low * 0.8..high * 1.25).log_scale(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc(format!("{x_label} (log scale)"))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(panel.y_label.as_str())
+        .y_label_formatter(&|v| {
+            if top >= 10_000.0 {
+                format!("{:.0}k", v / 1000.0)
+            } else {
+                format!("{v:.1}")
+            }
+        })
+        .draw()?;
+    for (s, series) in panel.series.iter().enumerate() {
+        let colour = COLOURS[s % COLOURS.len()];
+        let points: Vec<(f64, f64)> =
+            series.values.iter().zip(xs).filter_map(|(v, &x)| v.map(|v| (x, v))).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
+            .label(series.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|point| Circle::new(point, 3, colour.filled())))?;
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
+    Ok(())
 }
 
 fn draw_lines<DB: DrawingBackend>(
