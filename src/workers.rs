@@ -158,13 +158,7 @@ impl Workers {
         S: Fn(usize, &mut Reactor<H>) -> F + Send + Sync + Clone + 'static,
     {
         config.validate()?;
-        let mut workers = Workers {
-            addr,
-            handles: Vec::new(),
-            threads: Vec::new(),
-            listeners: Vec::new(),
-            listener_ids: Vec::new(),
-        };
+        let mut workers = Workers::none_yet(addr);
         // Bound here, once, when the workers share it; each takes a duplicate descriptor.
         let shared = match spread {
             Spread::SharedListener => {
@@ -210,13 +204,7 @@ impl Workers {
         config.validate()?;
         let first =
             listeners.first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listeners"))?;
-        let mut workers = Workers {
-            addr: first.local_addr()?,
-            handles: Vec::new(),
-            threads: Vec::new(),
-            listeners: Vec::new(),
-            listener_ids: Vec::new(),
-        };
+        let mut workers = Workers::none_yet(first.local_addr()?);
         for (index, listener) in listeners.into_iter().enumerate() {
             workers.listeners.push(listener.try_clone()?);
             workers.add_worker(index, &config, &setup, Source::Given(listener), false)?;
@@ -298,6 +286,17 @@ impl Workers {
     pub fn drain(&self, timeout: std::time::Duration) {
         for handle in &self.handles {
             handle.drain(timeout);
+        }
+    }
+
+    /// No worker yet, serving `addr` once they start.
+    fn none_yet(addr: SocketAddr) -> Workers {
+        Workers {
+            addr,
+            handles: Vec::new(),
+            threads: Vec::new(),
+            listeners: Vec::new(),
+            listener_ids: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@
 use std::io;
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -163,9 +164,7 @@ where
 {
     root.fill(&WHITE)?;
     let (low, high) = xs.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    let top =
-        panel.series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |t, &v| t.max(v)) * 1.15;
-    let top = if top > 0.0 { top } else { 1.0 };
+    let top = line_chart_top(panel);
     let mut chart = ChartBuilder::on(root)
         .caption(&panel.title, ("sans-serif", 18))
         .margin(15)
@@ -178,26 +177,9 @@ where
         .x_desc(format!("{x_label} (log scale)"))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(panel.y_label.as_str())
-        .y_label_formatter(&|v| {
-            if top >= 10_000.0 {
-                format!("{:.0}k", v / 1000.0)
-            } else {
-                format!("{v:.1}")
-            }
-        })
+        .y_label_formatter(&|&v| y_tick(top, v))
         .draw()?;
-    for (s, series) in panel.series.iter().enumerate() {
-        let colour = COLOURS[s % COLOURS.len()];
-        let points: Vec<(f64, f64)> =
-            series.values.iter().zip(xs).filter_map(|(v, &x)| v.map(|v| (x, v))).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
-            .label(series.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|point| Circle::new(point, 3, colour.filled())))?;
-    }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
-    Ok(())
+    draw_series(&mut chart, panel, xs)
 }
 
 fn draw_lines<DB: DrawingBackend>(
@@ -210,9 +192,7 @@ where
 {
     root.fill(&WHITE)?;
     let count = panel.categories.len().max(1);
-    let top =
-        panel.series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |t, &v| t.max(v)) * 1.15;
-    let top = if top > 0.0 { top } else { 1.0 };
+    let top = line_chart_top(panel);
     let mut chart = ChartBuilder::on(root)
         .caption(&panel.title, ("sans-serif", 18))
         .margin(15)
@@ -235,18 +215,28 @@ where
         })
         .x_desc(x_label)
         .y_desc(panel.y_label.as_str())
-        .y_label_formatter(&|v| {
-            if top >= 10_000.0 {
-                format!("{:.0}k", v / 1000.0)
-            } else {
-                format!("{v:.1}")
-            }
-        })
+        .y_label_formatter(&|&v| y_tick(top, v))
         .draw()?;
+    let positions: Vec<f64> = (0..count).map(|i| i as f64).collect();
+    draw_series(&mut chart, panel, &positions)
+}
+
+/// Each series as a line through its points at `xs`, with dots and a legend: the part of a
+/// line chart that is the same whether x is categories or numbers to scale.
+fn draw_series<'a, DB, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
+    panel: &Panel,
+    xs: &[f64],
+) -> Result<(), Failure>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+{
     for (s, series) in panel.series.iter().enumerate() {
         let colour = COLOURS[s % COLOURS.len()];
         let points: Vec<(f64, f64)> =
-            series.values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i as f64, v))).collect();
+            series.values.iter().zip(xs).filter_map(|(v, &x)| v.map(|v| (x, v))).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
             .label(series.name.as_str())
@@ -255,4 +245,24 @@ where
     }
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
     Ok(())
+}
+
+/// The top of a line chart's y axis: the largest value plus room for the legend.
+fn line_chart_top(panel: &Panel) -> f64 {
+    let top =
+        panel.series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |t, &v| t.max(v)) * 1.15;
+    if top > 0.0 {
+        top
+    } else {
+        1.0
+    }
+}
+
+/// A y tick: thousands as `12k` on a large axis, one decimal on a small one.
+fn y_tick(top: f64, v: f64) -> String {
+    if top >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else {
+        format!("{v:.1}")
+    }
 }

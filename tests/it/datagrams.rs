@@ -11,7 +11,7 @@ use std::os::unix::net::UnixDatagram;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::util::turn_until;
+use crate::util::{temp_dir, turn_until};
 use evloop::{
     Config, Cx, DatagramAddr, DatagramCx, DatagramOptions, Datagrams, Handler, Input, Reactor, TimerId,
 };
@@ -112,9 +112,7 @@ impl Datagrams for Amplifier {
 /// in order and the loop has served on throughout.
 #[test]
 fn a_flood_to_a_peer_that_never_reads_is_bounded_and_counted() {
-    let dir = std::env::temp_dir().join(format!("evloop-dgram-flood-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("dgram-flood");
     let (server_path, client_path) = (dir.join("server.sock"), dir.join("client.sock"));
     let mut reactor: Reactor = Reactor::new(Config::default()).unwrap();
     let refused = Rc::new(RefCell::new(0));
@@ -265,9 +263,7 @@ impl Datagrams for Closing {
 /// reactor that serves only datagrams.
 #[test]
 fn shutdown_closes_endpoints_and_stops() {
-    let dir = std::env::temp_dir().join(format!("evloop-dgram-stop-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("dgram-stop");
     let path = dir.join("stats.sock");
     let mut reactor: Reactor = Reactor::new(Config::default()).unwrap();
     let (udp_closed, unix_closed) = (Rc::new(RefCell::new(false)), Rc::new(RefCell::new(false)));

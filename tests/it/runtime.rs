@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{turn_until, ReadSome};
+use crate::util::{temp_dir, turn_until, ReadSome};
 use evloop::{Config, ConnId, Cx, Handler, Input, PeerAddr, Reactor, Reason, SendError};
 
 /// What the handlers of these tests observed, in order.
@@ -60,13 +60,6 @@ fn probe(name: &'static str, log: &Log) -> Probe {
 
 fn has(log: &Log, line: &str) -> bool {
     log.borrow().iter().any(|l| l.starts_with(line))
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("evloop-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// An outbound connection to the reactor's own listener: `on_open` once connected, with
@@ -517,7 +510,6 @@ fn a_panicking_source_is_isolated_and_the_turn_goes_on() {
 /// item 8). Eight threads per round, many rounds, each a fresh stale file.
 #[test]
 fn a_stale_unix_path_is_taken_over_by_exactly_one_server() {
-    use std::sync::Barrier;
     let dir = temp_dir("unix-race");
     let path = dir.join("race.sock");
     for round in 0..400 {
@@ -525,25 +517,38 @@ fn a_stale_unix_path_is_taken_over_by_exactly_one_server() {
         if round == 0 {
             drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         }
-        let start = Arc::new(Barrier::new(8));
-        let contenders: Vec<_> = (0..8)
-            .map(|_| {
-                let (path, start) = (path.clone(), Arc::clone(&start));
-                thread::spawn(move || {
-                    start.wait();
-                    evloop::net::listen_unix(&path, evloop::net::ListenOptions::default())
-                })
-            })
-            .collect();
-        let winners: Vec<_> = contenders.into_iter().filter_map(|c| c.join().unwrap().ok()).collect();
-        assert_eq!(winners.len(), 1, "round {round}: {} servers think they own the path", winners.len());
+        let winner = race_eight(&path, round, "servers", |path| {
+            evloop::net::listen_unix(path, evloop::net::ListenOptions::default())
+        });
         // The path leads to the winner, not to an orphan.
         let _client = UnixStream::connect(&path).unwrap();
-        let accepted = turn_until_accepted(&winners[0]);
+        let accepted = turn_until_accepted(&winner);
         assert!(accepted, "round {round}: the path does not reach the server that owns it");
-        drop(winners);
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Eight threads released at once by a barrier each try `bind` on `path`; exactly one must
+/// win (`what` names them in the failure), and its socket is returned.
+fn race_eight<T: Send + 'static>(
+    path: &std::path::Path,
+    round: usize,
+    what: &str,
+    bind: fn(&std::path::Path) -> std::io::Result<T>,
+) -> T {
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let contenders: Vec<_> = (0..8)
+        .map(|_| {
+            let (path, start) = (path.to_path_buf(), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                bind(&path)
+            })
+        })
+        .collect();
+    let mut winners: Vec<T> = contenders.into_iter().filter_map(|c| c.join().unwrap().ok()).collect();
+    assert_eq!(winners.len(), 1, "round {round}: {} {what} think they own the path", winners.len());
+    winners.pop().unwrap()
 }
 
 /// Accepts on a non-blocking listener for up to 5 s.
@@ -563,7 +568,6 @@ fn turn_until_accepted(listener: &evloop::mio::net::UnixListener) -> bool {
 /// datagram sent to the path reaches that one.
 #[test]
 fn a_stale_unix_datagram_path_is_taken_over_by_exactly_one_server() {
-    use std::sync::Barrier;
     let dir = temp_dir("unix-dgram-race");
     let path = dir.join("race.sock");
     let sender = std::os::unix::net::UnixDatagram::unbound().unwrap();
@@ -571,23 +575,12 @@ fn a_stale_unix_datagram_path_is_taken_over_by_exactly_one_server() {
         if round == 0 {
             drop(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
         }
-        let start = Arc::new(Barrier::new(8));
-        let contenders: Vec<_> = (0..8)
-            .map(|_| {
-                let (path, start) = (path.clone(), Arc::clone(&start));
-                thread::spawn(move || {
-                    start.wait();
-                    evloop::net::bind_unix_datagram(&path)
-                })
-            })
-            .collect();
-        let winners: Vec<_> = contenders.into_iter().filter_map(|c| c.join().unwrap().ok()).collect();
-        assert_eq!(winners.len(), 1, "round {round}: {} endpoints think they own the path", winners.len());
+        let winner = race_eight(&path, round, "endpoints", evloop::net::bind_unix_datagram);
         sender.send_to(b"to the owner", &path).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buffer = [0; 32];
         loop {
-            match winners[0].recv(&mut buffer) {
+            match winner.recv(&mut buffer) {
                 Ok(n) => break assert_eq!(&buffer[..n], b"to the owner"),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                     thread::yield_now()

@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,13 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("evloop-upgrade-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::util::temp_dir;
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -170,7 +164,7 @@ fn upgrade_in_a_row(pid_file: &Path, first: &mut Running, times: usize, load: &L
 
 #[test]
 fn echo_upgrades_ten_times_under_load_losing_nothing() {
-    let dir = temp_dir("echo");
+    let dir = temp_dir("upgrade-echo");
     let pid_file = dir.join("echo.pid");
     let mut command = Command::new(example("echo"));
     command.args(["--addr", "127.0.0.1:0", "--drain-timeout", "20", "--pid-file"]).arg(&pid_file);
@@ -210,7 +204,7 @@ fn upgrade_in_a_row_from(pid_file: &Path, current: &mut u32, times: usize, load:
 
 #[test]
 fn echo_upgrades_with_workers_and_over_a_unix_socket() {
-    let dir = temp_dir("variants");
+    let dir = temp_dir("upgrade-variants");
     // Two workers: two SO_REUSEPORT sockets handed over.
     let pid_file = dir.join("workers.pid");
     let mut command = Command::new(example("echo"));
@@ -245,7 +239,7 @@ fn echo_upgrades_with_workers_and_over_a_unix_socket() {
 /// once the binary is good again, goes through.
 #[test]
 fn a_failed_upgrade_leaves_the_old_process_serving() {
-    let dir = temp_dir("failed");
+    let dir = temp_dir("upgrade-failed");
     let (pid_file, binary) = (dir.join("echo.pid"), dir.join("echo"));
     std::fs::copy(example("echo"), &binary).unwrap();
     let mut command = Command::new(&binary);
@@ -283,7 +277,7 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
 /// connection at any time). Across three upgrades, every request is answered 200.
 #[test]
 fn http_upgrades_under_keep_alive_load() {
-    let dir = temp_dir("http");
+    let dir = temp_dir("upgrade-http");
     let pid_file = dir.join("http.pid");
     let mut command = Command::new(example("http"));
     command.args(["--addr", "127.0.0.1:0", "--pid-file"]).arg(&pid_file);

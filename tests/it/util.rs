@@ -282,3 +282,12 @@ pub fn stream_and_verify(server_addr: std::net::SocketAddr, payload: Vec<u8>, mu
     assert_eq!(echoed.len(), expected.len(), "echoed length");
     assert!(echoed == expected, "echoed bytes differ from the ones sent");
 }
+
+/// A fresh, empty directory of this test process's own under the system's temp dir
+/// (`evloop-NAME-PID`); the test removes it when done.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("evloop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
