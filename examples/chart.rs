@@ -1,21 +1,17 @@
 //! Redraws BENCHMARKS.md's echo figure, throughput by connections, from the raw result lines
 //! that `benches/harness/echo_compare.sh -o DIR` keeps (`server=... rc=0 ... conns=N ...
 //! msgs_per_s=X`): the median msgs/s per server and connection count, one line per server.
-//! The chart code is the lab's (`examples/lab/plot.rs`), so the repository needs no Python
+//! The chart code is the lab's (`support/src/plot.rs`), so the repository needs no Python
 //! to redraw its figures.
 //!
 //! Run:  cargo run --example chart -- benches/results/2026-11-22-echo-64B-by-conns.txt \
 //!           benches/results/throughput-by-conns.svg
 
-// Shared with the lab, whose bar charts are not used here.
-#[allow(dead_code)]
-#[path = "lab/plot.rs"]
-mod plot;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Parser;
+use evloop_support::plot;
 
 /// Draws the echo benchmark's throughput by connections as an SVG line chart.
 #[derive(Debug, Parser)]

@@ -14,8 +14,6 @@
 //! `Rc<RefCell<..>>` and no lock. Lines are `Arc<str>`, so a fan-out to N members copies a
 //! pointer N times, not the line.
 
-mod common;
-
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -23,8 +21,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use clap::Parser;
-use common::cli::{self, IdleTimeout, LOGS};
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
+use evloop_support::app;
+use evloop_support::cli::{self, IdleTimeout, LOGS};
 
 /// chat: every line a client sends is delivered to every other client.
 #[derive(Debug, Parser)]
@@ -125,19 +124,19 @@ impl Handler for Member {
 
 fn main() {
     let Args { addr, max_backlog, max_line, idle } = Args::parse();
-    common::init_logging();
+    app::init_logging();
     let config = Config {
         idle_timeout: idle.get(),
         // The line being assembled, plus the byte that proves it too long.
         max_input: max_line.saturating_add(1),
-        slow_callback: Some(common::SLOW_CALLBACK),
+        slow_callback: Some(app::SLOW_CALLBACK),
         ..Config::default()
     };
     let members = Members::default();
     let served = Reactor::new(config).and_then(|mut reactor| {
         let (_, bound) =
             reactor.listen(addr, move |_| Member { members: Rc::clone(&members), max_backlog, max_line })?;
-        common::run_reactor(reactor, bound)
+        app::run_reactor(reactor, bound)
     });
     if let Err(e) = served {
         eprintln!("error: {e}");

@@ -9,16 +9,15 @@
 //! Upgrade: --pid-file PATH, then `kill -USR2 $(cat PATH)`: a new process of the binary takes
 //!       the listening sockets, rewrites the pid file, and this one drains and exits.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use common::cli::{self, IdleTimeout, Millis, LOGS};
-use common::upgrade::{self, Inherited, UpgradeFlags};
 use evloop::workers::Workers;
 use evloop::{Config, Cx, DatagramAddr, DatagramCx, Datagrams, Handler, Input, Reactor};
+use evloop_support::app;
+use evloop_support::app::upgrade::{self, Inherited, UpgradeFlags};
+use evloop_support::cli::{self, IdleTimeout, Millis, LOGS};
 
 /// echo: an evloop echo server; every byte sent comes back, in order.
 #[derive(Debug, Parser)]
@@ -86,7 +85,7 @@ impl Datagrams for DatagramEcho {
 
 fn main() {
     let args = Args::parse();
-    common::init_logging();
+    app::init_logging();
     let config = Config {
         max_conns: args.max_conns,
         idle_timeout: args.idle.get(),
@@ -97,10 +96,8 @@ fn main() {
     };
     let served = upgrade::take_inherited().and_then(|inherited| match args.unix {
         None if args.udp => serve_udp(args.addr, config),
-        Some(path) => serve(common::Endpoint::Unix(path), config, inherited, &args.upgrade),
-        None if args.workers == 1 => {
-            serve(common::Endpoint::Tcp(args.addr), config, inherited, &args.upgrade)
-        }
+        Some(path) => serve(app::Endpoint::Unix(path), config, inherited, &args.upgrade),
+        None if args.workers == 1 => serve(app::Endpoint::Tcp(args.addr), config, inherited, &args.upgrade),
         None => serve_on_workers(args.workers, args.addr, config, inherited, &args.upgrade),
     });
     if let Err(e) = served {
@@ -112,21 +109,21 @@ fn main() {
 /// One reactor on the main thread, on TCP or a Unix-domain socket (or the sockets an older
 /// process or a supervisor handed this one).
 fn serve(
-    endpoint: common::Endpoint,
+    endpoint: app::Endpoint,
     config: Config,
     inherited: Vec<Inherited>,
     upgrade: &UpgradeFlags,
 ) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let bound = common::listen_or_inherit(&mut reactor, &endpoint, || Echo, inherited)?;
-    common::serve_reactor(reactor, bound, Some(upgrade))
+    let bound = app::listen_or_inherit(&mut reactor, &endpoint, || Echo, inherited)?;
+    app::serve_reactor(reactor, bound, Some(upgrade))
 }
 
 /// One reactor with one UDP endpoint and no streams.
 fn serve_udp(addr: SocketAddr, config: Config) -> std::io::Result<()> {
     let mut reactor: Reactor = Reactor::new(config)?;
     let (_id, bound) = reactor.bind_udp(addr, DatagramEcho)?;
-    common::run_reactor(reactor, format!("udp {bound}"))
+    app::run_reactor(reactor, format!("udp {bound}"))
 }
 
 /// `count` share-nothing reactors on their own threads (one per inherited listener, if this
@@ -142,10 +139,10 @@ fn serve_on_workers(
         Workers::start(count, addr, config, |_worker| |_peer| Echo)?
     } else {
         Workers::from_listeners(
-            common::tcp_only(inherited)?,
+            app::tcp_only(inherited)?,
             config,
             |_worker, _reactor: &mut Reactor<Echo>| |_peer| Echo,
         )?
     };
-    common::serve_workers(workers, Some(upgrade))
+    app::serve_workers(workers, Some(upgrade))
 }

@@ -12,18 +12,16 @@
 //! Requests on one connection are answered in order: while one is being computed, the
 //! connection stops reading (its next lines wait in the buffers).
 
-mod common;
-// The request-line parser, on its own so the fuzz targets and property tests reach it.
-#[path = "fib/line.rs"]
-mod line;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum};
-use common::cli::{self, IdleTimeout};
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
-use line::{parse, Request};
+use evloop_support::app;
+use evloop_support::cli::{self, IdleTimeout};
+// The request line and fib itself live in support/, where the fuzz target and the property
+// tests reach exactly the parser this server runs.
+use evloop_support::fib::{parse, Request};
 
 const REQUESTS: &str = "\
 Requests, one per line:  N  |  sleep MS
@@ -77,7 +75,7 @@ const MAX_LINES_PER_TURN: usize = 64;
 /// a client that pipelines but never reads must not make us buffer without bound.
 const MAX_PENDING_REPLIES: usize = 16 * 1024;
 
-use common::{fib, fib_cancellable};
+use evloop_support::fib::{fib, fib_cancellable};
 
 #[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
 enum Mode {
@@ -263,7 +261,7 @@ impl Handler for FibConn {
 
 fn main() {
     let args = Args::parse();
-    common::init_logging();
+    app::init_logging();
     if args.on_connect.is_some_and(|n| n > args.max_n) {
         let message = "--on-connect N must not exceed --max-n";
         Args::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit();
@@ -274,7 +272,7 @@ fn main() {
         offload_queue: args.queue,
         idle_timeout: args.idle.get(),
         // The stall detector: `--mode inline` shows what it reports.
-        slow_callback: Some(common::SLOW_CALLBACK),
+        slow_callback: Some(app::SLOW_CALLBACK),
         ..Config::default()
     };
     if let Err(e) = serve(args.addr, config, settings) {
@@ -287,5 +285,5 @@ fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Resul
     let mut reactor = Reactor::new(config)?;
     let (_, bound) = reactor.listen(addr, move |_peer| FibConn { settings, state: State::Reading })?;
     log::info!("fib server, mode {:?}", settings.mode);
-    common::run_reactor(reactor, bound)
+    app::run_reactor(reactor, bound)
 }

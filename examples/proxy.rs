@@ -22,14 +22,13 @@
 //! `--max-conns`, a client silent since it connected (a second or more) is displaced for a
 //! new one, its upstream with it; a pair that has talked never is.
 
-mod common;
-
 use std::time::Duration;
 
 use clap::Parser;
-use common::cli::{self, IdleTimeout, Secs, LOGS};
-use common::Endpoint;
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason, TimerId};
+use evloop_support::app;
+use evloop_support::app::Endpoint;
+use evloop_support::cli::{self, IdleTimeout, Secs, LOGS};
 
 /// proxy: forwards every client to its own upstream connection, both directions.
 #[derive(Debug, Parser)]
@@ -186,19 +185,19 @@ impl Handler for Side {
 fn main() {
     let Args { addr: listen, upstream, max_conns, connect_timeout, fin_timeout, idle } = Args::parse();
     let fin_timeout = fin_timeout.0;
-    common::init_logging();
+    app::init_logging();
     let config = Config {
         max_conns,
         connect_timeout: connect_timeout.0,
         // A side closed for silence takes its partner along (`Gone`).
         idle_timeout: idle.get(),
-        slow_callback: Some(common::SLOW_CALLBACK),
+        slow_callback: Some(app::SLOW_CALLBACK),
         ..Config::default()
     };
     let served = Reactor::new(config).and_then(|mut reactor| {
         let bound =
-            common::listen(&mut reactor, &listen, move || Side::new(upstream.clone(), fin_timeout, None))?;
-        common::run_reactor(reactor, bound)
+            app::listen(&mut reactor, &listen, move || Side::new(upstream.clone(), fin_timeout, None))?;
+        app::run_reactor(reactor, bound)
     });
     if let Err(e) = served {
         eprintln!("error: {e}");

@@ -12,15 +12,14 @@
 //! answered, as statsd's never is. Memory is bounded by `--max-metrics` names (new names
 //! past it are dropped and counted) and 1,000 timings kept per name per interval.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use common::cli::{self, Millis, LOGS};
 use evloop::{Config, DatagramAddr, DatagramCx, Datagrams, Reactor, TimerId};
+use evloop_support::app;
+use evloop_support::cli::{self, Millis, LOGS};
 
 /// statsd: a statsd-style metrics sink over UDP.
 #[derive(Debug, Parser)]
@@ -151,7 +150,7 @@ impl Datagrams for Sink {
 
 fn main() {
     let args = Args::parse();
-    common::init_logging();
+    app::init_logging();
     let flush_every = args.flush.0;
     let sink = Sink {
         metrics: BTreeMap::new(),
@@ -164,7 +163,7 @@ fn main() {
         let mut reactor: Reactor = Reactor::new(Config::default())?;
         let (id, bound) = reactor.bind_udp(args.addr, sink)?;
         reactor.with_endpoint(id, |_: &mut Sink, cx| cx.set_timer(flush_every));
-        common::run_reactor(reactor, format!("udp {bound}"))
+        app::run_reactor(reactor, format!("udp {bound}"))
     })();
     if let Err(e) = served {
         eprintln!("error: {e}");

@@ -9,11 +9,8 @@ use std::time::Duration;
 
 use evloop::{Config, Reactor};
 
-// The integration tests' helpers (this binary uses only their echo handler).
-#[allow(dead_code)]
-#[path = "it/util.rs"]
-mod util;
-use util::Echo;
+// The integration tests' echo handler (support/src/testing.rs).
+use evloop_support::testing::Echo;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()

@@ -57,11 +57,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-// The integration tests' helpers (this binary uses only their echo handler).
-#[allow(dead_code)]
-#[path = "it/util.rs"]
-mod util;
-use util::Echo;
+// The integration tests' echo handler (support/src/testing.rs).
+use evloop_support::testing::Echo;
 
 /// Starts a counted reactor thread; returns its address and handle.
 fn start() -> (std::net::SocketAddr, evloop::Handle, thread::JoinHandle<()>) {

@@ -1,18 +1,12 @@
-//! The select layer's property test (`it/props/select_ops.rs`, also a fuzz target), in a
+//! The select layer's property test (`support/src/props/select_ops.rs`, also a fuzz target), in a
 //! binary of its own: its operation sequences close descriptors and then check what
 //! `select` and `Selector` say of those numbers, so no other test may open or close
 //! descriptors meanwhile (in the shared test binary one did, and a number the model knew as
 //! closed came back as someone else's socket). The same reason `select_closed_fd.rs` stands
 //! alone.
 
-#[path = "it/props/select_ops.rs"]
-mod select_ops;
-
-#[allow(dead_code)]
-#[path = "it/util.rs"]
-mod util;
-
-use util::Rng;
+use evloop_support::props::select_ops;
+use evloop_support::testing::Rng;
 
 #[test]
 fn select_op_sequences_match_the_model() {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use clap::Parser;
 use evloop::Config;
 
-use super::common::cli::{self, Millis, Secs};
 use super::route::Limits;
+use evloop_support::cli::{self, Millis, Secs};
 
 pub const ROUTES: &str = "\
 Routes:
@@ -131,7 +131,7 @@ impl Args {
             linger_timeout: self.linger_timeout.0,
             offload_threads: self.threads,
             // The loop-stall detector, at the examples' 100 ms.
-            slow_callback: Some(super::common::SLOW_CALLBACK),
+            slow_callback: Some(evloop_support::app::SLOW_CALLBACK),
             ..Config::default()
         }
     }

@@ -38,22 +38,22 @@
 //! `response.rs`, and the command line is `cli.rs`.
 
 mod cli;
-mod request;
 mod response;
 mod route;
-mod uri;
-
-#[path = "../common/mod.rs"]
-mod common;
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use evloop::workers::Workers;
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
+use evloop_support::app;
+
+// The request-head parser (and its URI checks) lives in support/, where the fuzz target
+// and the property tests reach exactly what this server runs.
+use evloop_support::http::request;
 
 use cli::{Args, Settings};
-use common::upgrade::{self, Inherited, UpgradeFlags};
+use evloop_support::app::upgrade::{self, Inherited, UpgradeFlags};
 use request::{Head, Method, Refusal};
 use response::{Persistence, ResponseHead, Status};
 use route::{route, Route};
@@ -313,7 +313,9 @@ impl HttpConn {
             }
             // The job stops early if the client goes away (`Cancel`, raised at its close).
             Route::Fib(n) => {
-                match cx.offload_cancellable(move |cancel| common::fib_cancellable(n, cancel).unwrap_or(0)) {
+                match cx.offload_cancellable(move |cancel| {
+                    evloop_support::fib::fib_cancellable(n, cancel).unwrap_or(0)
+                }) {
                     Ok(()) => {
                         self.state = State::Computing { request };
                         cx.pause_read();
@@ -530,7 +532,7 @@ struct Command {
 }
 
 fn main() {
-    common::init_logging();
+    app::init_logging();
     let Command { args, upgrade } = Command::parse();
     let (settings, config) = (args.settings(), args.config());
     let served = upgrade::take_inherited().and_then(|inherited| {
@@ -554,10 +556,9 @@ fn serve(
     upgrade: &UpgradeFlags,
 ) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let endpoint = common::Endpoint::Tcp(addr);
-    let bound =
-        common::listen_or_inherit(&mut reactor, &endpoint, move || HttpConn::new(settings), inherited)?;
-    common::serve_reactor(reactor, bound, Some(upgrade))
+    let endpoint = app::Endpoint::Tcp(addr);
+    let bound = app::listen_or_inherit(&mut reactor, &endpoint, move || HttpConn::new(settings), inherited)?;
+    app::serve_reactor(reactor, bound, Some(upgrade))
 }
 
 fn serve_on_workers(
@@ -572,7 +573,7 @@ fn serve_on_workers(
         Workers::start(count, addr, config, move |_worker| move |_peer| HttpConn::new(settings))?
     } else {
         let setup = move |_worker, _reactor: &mut Reactor<HttpConn>| move |_peer| HttpConn::new(settings);
-        Workers::from_listeners(common::tcp_only(inherited)?, config, setup)?
+        Workers::from_listeners(app::tcp_only(inherited)?, config, setup)?
     };
-    common::serve_workers(workers, Some(upgrade))
+    app::serve_workers(workers, Some(upgrade))
 }

@@ -31,12 +31,8 @@ mod glob;
 mod keys;
 mod pubsub;
 mod reply;
-mod resp;
 mod server;
 mod store;
-
-#[path = "../common/mod.rs"]
-mod common;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -44,8 +40,11 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
-use common::cli::{self, Secs};
+use evloop_support::app;
+// The RESP parser lives in support/ so that the fuzz target and property tests drive it too.
 use evloop::{Config, Reactor};
+use evloop_support::cli::{self, Secs};
+use evloop_support::resp;
 
 use commands::ServerInfo;
 use conn::{KvConn, Shared, SWEEP_EVERY, SWEEP_SOON};
@@ -94,7 +93,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    common::init_logging();
+    app::init_logging();
     let max_query = args.max_query.unwrap_or(args.max_bulk.saturating_mul(4));
     // A request needs room for its largest argument plus its framing.
     if max_query < args.max_bulk.saturating_add(1024) {
@@ -109,7 +108,7 @@ fn main() {
         // largest incomplete request (conn.rs answers before the reactor would close).
         max_input: max_query,
         idle_timeout: (!args.idle_timeout.0.is_zero()).then_some(args.idle_timeout.0),
-        slow_callback: Some(common::SLOW_CALLBACK),
+        slow_callback: Some(app::SLOW_CALLBACK),
         ..Config::default()
     };
     let caps =
@@ -154,7 +153,7 @@ fn serve(addr: SocketAddr, config: Config, limits: Limits, caps: Caps) -> std::i
     shared.borrow_mut().server.port = bound.port();
     sweep_every(&mut reactor, shared);
     log::info!("kv server: max bulk {} bytes, max query {max_query} bytes", limits.max_bulk);
-    common::run_reactor(reactor, bound)
+    app::run_reactor(reactor, bound)
 }
 
 /// Redis's active expiry: a reactor-level timer sweeps the store every [`SWEEP_EVERY`],

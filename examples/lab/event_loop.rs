@@ -151,7 +151,7 @@ pub fn run(listener: TcpListener, offload: bool, threads: usize, wire: Wire) -> 
     let config = Config {
         max_conns: 4096,
         offload_threads: threads,
-        slow_callback: Some(crate::common::SLOW_CALLBACK),
+        slow_callback: Some(crate::app::SLOW_CALLBACK),
         ..Config::default()
     };
     let mut reactor = Reactor::new(config)?;
@@ -165,6 +165,6 @@ pub fn run(listener: TcpListener, offload: bool, threads: usize, wire: Wire) -> 
 pub fn run_workers(addr: SocketAddr, loops: usize, wire: Wire) -> io::Result<()> {
     let config = Config { max_conns: 4096, offload_threads: 1, ..Config::default() };
     let workers = Workers::start(loops, addr, config, move |_worker| move |_peer| LabConn::new(wire, true))?;
-    crate::common::announce(workers.addr());
+    crate::app::announce(workers.addr());
     workers.join().map(|_stats| ())
 }

@@ -213,7 +213,7 @@ fn serve_passed(channel: UnixStream, wire: Wire) -> io::Result<()> {
     let config = Config {
         max_conns: LOOP_CAPACITY,
         offload_threads: 1,
-        slow_callback: Some(crate::common::SLOW_CALLBACK),
+        slow_callback: Some(crate::app::SLOW_CALLBACK),
         ..Config::default()
     };
     let mut reactor = Reactor::new(config)?;

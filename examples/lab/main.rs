@@ -37,12 +37,8 @@ mod event_loop;
 mod fdpass;
 mod fork;
 mod measure;
-// Shared with examples/chart.rs, whose line charts the lab does not draw.
-#[allow(dead_code)]
-mod plot;
 mod pool;
 mod prefork;
-mod protocol;
 mod select_loop;
 mod serial;
 mod server;
@@ -50,15 +46,16 @@ mod siege;
 mod sys;
 mod threads;
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use cli::{Command, YesNo};
 use evloop::net::ListenOptions;
+use evloop_support::app;
+// The wire protocol (shared with tests/it/lab.rs, which speaks it as a client) and the
+// charts (shared with examples/chart.rs) live in support/.
+use evloop_support::{lab_protocol as protocol, plot};
 use protocol::Wire;
 
 /// The server designs the lab compares.
@@ -131,7 +128,7 @@ pub fn accept_failed(error: &io::Error) {
 }
 
 fn main() {
-    common::init_logging();
+    app::init_logging();
     let cli = cli::parse();
     let result = match cli.command {
         Command::Serve(args) => {
@@ -169,7 +166,7 @@ fn serve(model: Model, addr: SocketAddr, threads: usize, processes: usize, wire:
     // The blocking models want a blocking socket; the loops set it back to non-blocking.
     listener.set_nonblocking(false)?;
     log::info!("model {}", model.name());
-    common::announce(bound);
+    app::announce(bound);
     match model {
         Model::Serial => serial::run(&listener, wire),
         Model::ThreadPerConn => threads::run(listener, wire),

@@ -1,5 +1,5 @@
-//! Fuzzes the fib server's request-line parser (`examples/fib/line.rs`) with the invariants
-//! of `tests/it/props/fib_request.rs`: accepted numbers are digits within the limit and
+//! Fuzzes the fib server's request-line parser (`support/src/fib.rs`) with the invariants
+//! of `support/src/props/fib_request.rs`: accepted numbers are digits within the limit and
 //! re-parse the same in canonical form, every refusal is one short printable line, and
 //! surrounding whitespace changes nothing.
 //!
@@ -9,11 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../examples/fib/line.rs"]
-mod fib_line;
-
-#[path = "../../tests/it/props/fib_request.rs"]
-mod fib_request;
+use evloop_support::props::fib_request;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&max_n, line)) = data.split_first() else { return };

@@ -1,5 +1,5 @@
-//! Fuzzes the HTTP request-head parser of `examples/http` with the invariants of
-//! `tests/it/props/http_head.rs` (the same checks `cargo test` runs on generated heads):
+//! Fuzzes the HTTP request-head parser of `examples/http` (`support/src/http/`) with the invariants of
+//! `support/src/props/http_head.rs` (the same checks `cargo test` runs on generated heads):
 //! an accepted head re-parses the same from exactly its bytes, every prefix of it is
 //! incomplete, a refusal is final, nothing beyond the limit is buffered.
 //!
@@ -10,15 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[allow(dead_code)]
-#[path = "../../examples/http/request.rs"]
-mod request;
-#[allow(dead_code)]
-#[path = "../../examples/http/uri.rs"]
-mod uri;
-
-#[path = "../../tests/it/props/http_head.rs"]
-mod http_head;
+use evloop_support::props::http_head;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&limit, sent)) = data.split_first() else { return };

@@ -1,5 +1,5 @@
-//! Fuzzes the kv example's RESP2 request parser (`examples/kv/resp.rs`) with the invariants
-//! of `tests/it/props/resp_request.rs`: a complete command stays within its limits,
+//! Fuzzes the kv example's RESP2 request parser (`support/src/resp.rs`) with the invariants
+//! of `support/src/props/resp_request.rs`: a complete command stays within its limits,
 //! re-parses the same from its canonical form and the same when fed in growing prefixes,
 //! and a protocol error is final.
 //!
@@ -9,13 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// The parser's whole file; the fuzz target uses only the parsing half of it.
-#[allow(dead_code)]
-#[path = "../../examples/kv/resp.rs"]
-mod resp;
-
-#[path = "../../tests/it/props/resp_request.rs"]
-mod resp_request;
+use evloop_support::props::resp_request;
+use evloop_support::resp;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&max_bulk, request)) = data.split_first() else { return };

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use evloop::{Cancel, Config, Cx, Handler, Input};
 
 use crate::examples::{example, Running};
-use crate::util::{round_trip, set_linger_zero, ReadSome, Server};
+use evloop_support::testing::{round_trip, set_linger_zero, ReadSome, Server};
 
 /// Echo that marks itself reusable while quiet, as a keep-alive protocol would between
 /// requests (`Cx::set_reusable`): the reactor may close it at once to admit a new client.

@@ -10,8 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::util::turn_until;
 use evloop::{Config, Cx, Handler, Input, Reactor, TimerId};
+use evloop_support::testing::turn_until;
 
 /// Writes every message it gets; on open, optionally arms timers that each write a line;
 /// on `Big`, writes that many bytes and counts the `on_drained` calls that follow.

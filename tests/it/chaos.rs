@@ -16,7 +16,7 @@ use std::cell::Cell;
 
 use evloop::{Config, ConnId, Cx, Handler, Input, JobError, TimerId};
 
-use crate::util::{set_linger_zero, small_config, ReadSome, Rng, Server};
+use evloop_support::testing::{set_linger_zero, small_config, ReadSome, Rng, Server};
 
 thread_local! {
     /// The connection opened last on this reactor's thread: whom a chaotic handler forwards to.
@@ -133,7 +133,7 @@ impl Handler for Chaotic {
 #[test]
 fn random_handler_and_clients_leave_nothing_behind() {
     let mut seeds = Rng::seeded("random_handler_and_clients_leave_nothing_behind");
-    let handler_seed = Arc::new(AtomicU64::new(seeds.next()));
+    let handler_seed = Arc::new(AtomicU64::new(seeds.next_u64()));
     let config = Config {
         idle_timeout: Some(Duration::from_millis(500)),
         linger_timeout: Duration::from_millis(300),
@@ -150,7 +150,7 @@ fn random_handler_and_clients_leave_nothing_behind() {
     let addr = server.addr;
     let clients: Vec<_> = (0..40)
         .map(|_| {
-            let mut rng = Rng::new(seeds.next());
+            let mut rng = Rng::new(seeds.next_u64());
             thread::spawn(move || {
                 // A small receive window, so what the server writes to a client that does
                 // not read piles up on the server's side (backpressure), not in the kernel.

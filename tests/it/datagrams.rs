@@ -11,10 +11,10 @@ use std::os::unix::net::UnixDatagram;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::util::{temp_dir, turn_until};
 use evloop::{
     Config, Cx, DatagramAddr, DatagramCx, DatagramOptions, Datagrams, Handler, Input, Reactor, TimerId,
 };
+use evloop_support::testing::{temp_dir, turn_until};
 
 const LOCALHOST: &str = "127.0.0.1:0";
 

@@ -6,7 +6,7 @@ use std::net::Shutdown;
 use std::thread;
 use std::time::Duration;
 
-use crate::util::{round_trip, small_config, stream_and_verify, Echo, Rng, Server};
+use evloop_support::testing::{round_trip, small_config, stream_and_verify, Echo, Rng, Server};
 
 /// Bytes each client streams: 1 MiB in release builds or with `EVLOOP_FULL=1`, 64 KiB in
 /// the default debug run so the suite stays quick.
@@ -31,7 +31,7 @@ fn three_hundred_clients_get_every_byte_back_in_order() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
             let payload = rng.bytes(size);
-            let client_rng = Rng::new(rng.next());
+            let client_rng = Rng::new(rng.next_u64());
             let addr = server.addr;
             thread::Builder::new()
                 .stack_size(256 * 1024)

@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{cpu_from_stat, round_trip, ReadSome};
+use evloop_support::testing::{cpu_from_stat, round_trip, ReadSome};
 
 /// Path of a built example, e.g. `target/debug/examples/echo`.
 pub fn example(name: &str) -> PathBuf {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input};
 
-use crate::util::{round_trip, set_linger_zero, small_config, Echo, ReadSome, Rng, Server, WriteSome};
+use evloop_support::testing::{
+    round_trip, set_linger_zero, small_config, Echo, ReadSome, Rng, Server, WriteSome,
+};
 
 /// A client that floods and never reads: the server's buffered output for it stays under
 /// the high watermark (reading pauses instead), and another client is served meanwhile.

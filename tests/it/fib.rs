@@ -6,7 +6,7 @@ use std::process::Command;
 use std::thread;
 
 use crate::examples::{check_command_line, example, Running};
-use crate::util::{ReadSome, WriteSome};
+use evloop_support::testing::{ReadSome, WriteSome};
 
 fn fib_server(args: &[&str]) -> Running {
     let mut command = Command::new(example("fib"));

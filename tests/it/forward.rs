@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{turn_until, ReadSome, Rng, WriteSome};
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
+use evloop_support::testing::{turn_until, ReadSome, Rng, WriteSome};
 
 /// What the handlers saw.
 #[derive(Default)]

@@ -16,8 +16,8 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::util::turn_until;
 use evloop::{Config, Cx, Handler, Input, Reactor, Reason, Stream};
+use evloop_support::testing::turn_until;
 
 /// What the handler saw.
 #[derive(Default)]

@@ -10,22 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
-use crate::util::{ReadSome, Rng};
+use evloop_support::testing::{ReadSome, Rng};
 
-// The example's pure parts, compiled into this test crate so their unit tests run with
-// `cargo test` (an example's own `#[cfg(test)]` code only runs if it is built as a test,
-// and then its binary is not). Only their tests and the property tests (`props`) use them.
-#[allow(dead_code)]
-#[path = "../../examples/http/request.rs"]
-pub(crate) mod request;
-#[allow(dead_code)]
-#[path = "../../examples/http/response.rs"]
-mod response;
-#[allow(dead_code)]
-#[path = "../../examples/http/route.rs"]
-mod route;
-#[path = "../../examples/http/uri.rs"]
-mod uri;
+use evloop_support::http::request;
 
 pub fn http_server(args: &[&str]) -> Running {
     let mut command = Command::new(example("http"));
@@ -398,7 +385,7 @@ fn garbage_clients_do_not_disturb_a_good_one() {
     let addr = server.addr;
     let attackers: Vec<_> = (0..20)
         .map(|i| {
-            let mut rng = Rng::new(rng.next());
+            let mut rng = Rng::new(rng.next_u64());
             thread::spawn(move || {
                 let Ok(mut stream) = TcpStream::connect(addr) else { return };
                 stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

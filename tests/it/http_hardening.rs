@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::examples::example;
 use crate::http::{assert_closed, get, http_server, read_response};
-use crate::util::ReadSome;
+use evloop_support::testing::ReadSome;
 
 /// Nothing arrives on `stream` for `quiet` (the server is not answering).
 fn assert_silent(stream: &mut TcpStream, quiet: Duration) {
@@ -294,8 +294,9 @@ fn http_command_line_from_one_definition() {
 /// "not yet", never an error (a client that sends a valid head slowly is never refused).
 #[test]
 fn accepted_heads_reparse_the_same_and_their_prefixes_wait() {
-    use crate::http::request;
-    let mut rng = crate::util::Rng::seeded("accepted_heads_reparse_the_same_and_their_prefixes_wait");
+    use evloop_support::http::request;
+    let mut rng =
+        evloop_support::testing::Rng::seeded("accepted_heads_reparse_the_same_and_their_prefixes_wait");
     let lines =
         ["GET /fib/3 HTTP/1.1", "POST /echo HTTP/1.0", "HEAD http://h:1/?q HTTP/1.2", "BREW * HTTP/1.1"];
     let fields = [

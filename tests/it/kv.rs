@@ -11,34 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
-use crate::util::{ReadSome, WriteSome};
-
-// The example's pure parts, compiled into this test crate so their unit tests run with
-// `cargo test` (see tests/it/http.rs). conn.rs and main.rs need a reactor and are
-// exercised through the binary below instead.
-#[allow(dead_code)]
-#[path = "../../examples/kv/commands.rs"]
-mod commands;
-#[path = "../../examples/kv/glob.rs"]
-mod glob;
-#[allow(dead_code)]
-#[path = "../../examples/kv/keys.rs"]
-mod keys;
-#[allow(dead_code)]
-#[path = "../../examples/kv/pubsub.rs"]
-mod pubsub;
-
-#[path = "../../examples/kv/reply.rs"]
-mod reply;
-#[allow(dead_code)]
-#[path = "../../examples/kv/resp.rs"]
-pub(crate) mod resp;
-#[allow(dead_code)]
-#[path = "../../examples/kv/server.rs"]
-mod server;
-#[allow(dead_code)]
-#[path = "../../examples/kv/store.rs"]
-mod store;
+use evloop_support::testing::{ReadSome, WriteSome};
 
 fn kv_server(args: &[&str]) -> Running {
     let mut command = Command::new(example("kv"));

@@ -14,11 +14,6 @@ use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
 
-// The lab's protocol module, compiled in here so its unit tests run with `cargo test`.
-#[allow(dead_code)]
-#[path = "../../examples/lab/protocol.rs"]
-mod protocol;
-
 const MODELS: [&str; 12] = [
     "serial",
     "thread-per-conn",
@@ -198,7 +193,7 @@ fn fd_passing_loops_serve_many_concurrent_clients() {
                 let n = 15 + client % 10;
                 assert_eq!(
                     ask(&mut stream, &mut reader, &format!("{n}\n")),
-                    format!("{}\n", protocol::fib(n))
+                    format!("{}\n", evloop_support::fib::fib(n))
                 );
                 assert_eq!(ask(&mut stream, &mut reader, "nope\n"), "ERR not a number\n");
             })

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input, TimerId};
 
-use crate::util::{round_trip, small_config, Echo, ReadSome, Server};
+use evloop_support::testing::{round_trip, small_config, Echo, ReadSome, Server};
 
 /// The idle timeout closes a silent connection, and leaves an active one alone.
 #[test]

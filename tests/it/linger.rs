@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use evloop::{Config, Cx, Handler, Input, Linger};
 
-use crate::util::{small_config, Server};
+use evloop_support::testing::{small_config, Server};
 
 /// The size of the reply the tests' server sends: far more than the client's receive window.
 const REPLY_LEN: usize = 256 * 1024;

@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::util::{turn_until, ReadSome};
 use evloop::{Config, Cx, Handler, Input, Reactor, Reason, TimerId, Turn};
+use evloop_support::testing::{turn_until, ReadSome};
 
 /// Answers each line after `delay` (a request that takes a while), with `bye` appended and
 /// a close once the server is going away; an idle connection closes at once then.

@@ -26,5 +26,4 @@ mod reactor_api;
 mod runtime;
 mod select;
 mod upgrade;
-mod util;
 mod workers;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, TimerId};
 
-use crate::util::{set_linger_zero, small_config, Server};
+use evloop_support::testing::{set_linger_zero, small_config, Server};
 
 /// A line protocol over the pool: `panic`, `sleep MS` (a job that sleeps on a worker),
 /// `gate` (a job that holds its worker until a test calls [`open_gate`]), `echo WORD` (a job

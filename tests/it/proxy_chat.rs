@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{check_command_line, example, Running};
-use crate::util::{round_trip, set_linger_zero, ReadSome, Rng, WriteSome};
+use evloop_support::testing::{round_trip, set_linger_zero, ReadSome, Rng, WriteSome};
 
 fn echo_server() -> Running {
     let mut command = Command::new(example("echo"));

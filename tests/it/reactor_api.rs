@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input, Reactor, TimerId, Turn};
 
-use crate::util::{round_trip, small_config, Echo, ReadSome, Server};
+use evloop_support::testing::{round_trip, small_config, Echo, ReadSome, Server};
 
 /// `Handle::shutdown()` from another thread makes `run()` return, with every connection
 /// closed by the shutdown (counted as such): the clients read EOF.

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{temp_dir, turn_until, ReadSome};
 use evloop::{Config, ConnId, Cx, Handler, Input, PeerAddr, Reactor, Reason, SendError};
+use evloop_support::testing::{temp_dir, turn_until, ReadSome};
 
 /// What the handlers of these tests observed, in order.
 type Log = Rc<RefCell<Vec<String>>>;

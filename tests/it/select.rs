@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use evloop::select::{select, Events, Selector, Trigger};
 
 use crate::examples::{check_command_line, example, Running};
-use crate::util::{stream_and_verify, ReadSome, Rng};
+use evloop_support::testing::{stream_and_verify, ReadSome, Rng};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(5));
 const NOW: Option<Duration> = Some(Duration::ZERO);
@@ -250,7 +250,7 @@ fn example_echoes_100_clients() {
     thread::scope(|s| {
         for _ in 0..100 {
             let payload = rng.bytes(64 * 1024);
-            let client_rng = Rng::new(rng.next());
+            let client_rng = Rng::new(rng.next_u64());
             s.spawn(move || stream_and_verify(addr, payload, client_rng));
         }
     });

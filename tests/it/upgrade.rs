@@ -1,4 +1,4 @@
-//! The examples' zero-downtime upgrade (`examples/common/upgrade.rs`), as an operator runs it:
+//! The examples' zero-downtime upgrade (`support/src/app/upgrade.rs`), as an operator runs it:
 //! `--pid-file`, `kill -USR2 $(cat pidfile)`, under load. Nothing refused, nothing reset,
 //! nothing unanswered; the pid file ends naming the new process; the old one exits; ten in a
 //! row leak no descriptor; a new process that fails to start leaves the old one serving;
@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
-use crate::util::temp_dir;
+use evloop_support::testing::temp_dir;
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -376,5 +376,5 @@ fn echo_serves_a_socket_handed_over_by_a_supervisor() {
     drop(listener);
     assert_eq!(server.addr, addr, "it announced {}", server.announced);
     let mut stream = server.connect();
-    crate::util::round_trip(&mut stream, b"activated\n");
+    evloop_support::testing::round_trip(&mut stream, b"activated\n");
 }

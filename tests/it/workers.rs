@@ -10,7 +10,7 @@ use std::time::Duration;
 use evloop::workers::Workers;
 
 use crate::examples::{example, Running};
-use crate::util::{init, round_trip, small_config, Echo, ReadSome, Rng};
+use evloop_support::testing::{init, round_trip, small_config, Echo, ReadSome, Rng};
 
 /// 200 clients against 4 workers: each gets its own bytes back, the connections land on
 /// several workers (the kernel hashes each 4-tuple to a listener), and `join` after

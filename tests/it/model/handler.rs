@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use evloop::{ConnId, Cx, Handler, Input, Reason, TimerId};
 
-use crate::util::Rng;
+use evloop_support::testing::Rng;
 
 /// The watermarks the model runs with: small, so holds and backpressure happen within a
 /// few kilobytes.

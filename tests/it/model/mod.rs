@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Config, ConnId, Linger, Reactor, Reason};
 
-use crate::util::Rng;
+use evloop_support::testing::Rng;
 use handler::{Act, Board, Msg, Scripted, Shared, HIGH_WATERMARK, LOW_WATERMARK, MAX_WRITE};
 use peer::{Peer, Reading};
 
@@ -51,7 +51,7 @@ fn forwarded_pairs() {
 }
 
 fn run_cases(test: &str, pair: bool) {
-    crate::util::init();
+    evloop_support::testing::init();
     let seeds: Vec<u64> = match (std::env::var("EVLOOP_SEED"), std::env::var("EVLOOP_MODEL_SEEDS")) {
         (Ok(seed), _) => vec![seed.parse().expect("EVLOOP_SEED is a number")],
         (_, Ok(range)) => {
@@ -113,7 +113,7 @@ fn run_case(seed: u64, pair: bool) -> Result<(), String> {
     let (mut ids, mut peers) = (Vec::new(), Vec::new());
     for role in 0..sides {
         let (ours, peer) = peer::pair(unix, role as u8);
-        let handler = Scripted::new(&board, role, rng.next());
+        let handler = Scripted::new(&board, role, rng.next_u64());
         ids.push(reactor.adopt(ours, handler).map_err(|e| e.to_string())?);
         peers.push(peer);
     }

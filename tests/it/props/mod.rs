@@ -1,7 +1,7 @@
 //! Property tests: the invariants the fuzz targets check (`fuzz/`), run here on stable over
 //! a bounded set of seeded generated inputs, so every `cargo test` covers them. The checks
-//! live in one file per target, shared with `fuzz/fuzz_targets/` by `#[path]`; this module
-//! adds the generators. Seeds are printed; replay one with `EVLOOP_SEED=N`.
+//! live in `evloop_support::props` (support/src/props/), one module per target, shared with
+//! `fuzz/fuzz_targets/`; this module adds the generators. Seeds are printed; replay one with `EVLOOP_SEED=N`.
 //!
 //! The generators build mostly well-formed input from the grammar and then damage some of
 //! it (a byte flipped, a delimiter inserted, a cut): random bytes alone would almost never
@@ -9,17 +9,11 @@
 //! also asserts that its inputs reached every outcome (accepted, refused, incomplete), so
 //! a generator that drifts into testing nothing fails.
 
-mod fib_request;
-mod http_head;
-mod resp_request;
-
-use crate::kv::resp;
-
-#[path = "../../../examples/fib/line.rs"]
-mod fib_line;
-use crate::http::request;
-
-use crate::util::Rng;
+use evloop_support::fib;
+use evloop_support::http::request;
+use evloop_support::props::{fib_request, http_head, resp_request};
+use evloop_support::resp;
+use evloop_support::testing::Rng;
 
 /// Inputs per property: enough to reach every branch of the parsers (checked below), few
 /// enough that the module runs in about a second in a debug build.
@@ -101,7 +95,7 @@ fn damage(rng: &mut Rng, bytes: &mut Vec<u8>) {
         }
         let at = rng.range(0, bytes.len() - 1);
         match rng.range(0, 5) {
-            0 => bytes[at] = rng.next() as u8,
+            0 => bytes[at] = rng.next_u64() as u8,
             1 => bytes.insert(at, SPECIAL[rng.range(0, SPECIAL.len() - 1)]),
             2 => {
                 bytes.remove(at);
@@ -142,7 +136,7 @@ fn fib_input(rng: &mut Rng) -> Vec<u8> {
     for _ in 0..rng.range(1, 3) {
         let piece = match rng.range(0, 9) {
             0 => rng.range(0, 100).to_string(),
-            1 => rng.next().to_string(),
+            1 => rng.next_u64().to_string(),
             2 => format!("sleep {}", rng.range(0, 700_000)),
             3 => "sleep".to_string(),
             4 => pick(rng, &["-", "+", "-3", "0x10", "1e3", "١٢", "\u{2003}"]).to_string(),
@@ -164,9 +158,9 @@ fn fib_lines_keep_their_invariants() {
         let line = fib_input(&mut rng);
         let max_n = if rng.range(0, 1) == 0 { 45 } else { rng.range(0, 92) as u32 };
         fib_request::check(&line, max_n);
-        match fib_line::parse(&line, max_n) {
-            Ok(fib_line::Request::Fib(_)) => fib += 1,
-            Ok(fib_line::Request::Sleep(_)) => sleep += 1,
+        match fib::parse(&line, max_n) {
+            Ok(fib::Request::Fib(_)) => fib += 1,
+            Ok(fib::Request::Sleep(_)) => sleep += 1,
             Err(_) => refused += 1,
         }
     }

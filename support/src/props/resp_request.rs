@@ -1,4 +1,4 @@
-//! The RESP2 request parser's invariants (`examples/kv/resp.rs`), shared by the property
+//! The RESP2 request parser's invariants ([`crate::resp`]), shared by the property
 //! test (`props::resp_requests_keep_their_invariants`) and the fuzz target
 //! (`fuzz/fuzz_targets/resp_request.rs`):
 //!
@@ -10,7 +10,7 @@
 //!   whole gives the same command;
 //! - a protocol error is final: more bytes behind it do not make it parse.
 
-use super::resp::{Argv, Limits, Parser};
+use crate::resp::{Argv, Limits, Parser};
 
 /// Checks `buf` under `limits`; returns what a fresh parser said of the whole buffer.
 pub fn check(buf: &[u8], limits: Limits) -> Outcome {

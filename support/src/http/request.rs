@@ -26,6 +26,7 @@
 use std::mem::MaybeUninit;
 
 use super::uri::{is_valid_authority, origin_form};
+pub use super::Refusal;
 
 /// A request method. Those this server serves are named; the other methods RFC 9110 and RFC
 /// 5789 define are `Other` (answered `405`, with `Allow`); any other token is `Unknown`
@@ -71,24 +72,6 @@ impl Head<'_> {
             self.keep_alive && !self.close
         }
     }
-}
-
-/// Why a head was refused: each maps to the status the server answers with, and then the
-/// server closes (after a malformed request the rest of the stream cannot be trusted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// 400: malformed; the text says what.
-    BadRequest(&'static str),
-    /// 431: the head is larger than the server accepts.
-    HeadTooLarge,
-    /// 431: more header fields than [`MAX_FIELDS`].
-    TooManyFields,
-    /// 414: the request line alone is larger than the server accepts for a whole head.
-    UriTooLong,
-    /// 501: a `Transfer-Encoding` (chunked bodies are not implemented here).
-    NotImplemented(&'static str),
-    /// 505: not HTTP/1.x.
-    VersionNotSupported,
 }
 
 /// How many bytes of empty lines (CRLF or a bare LF) start `buf`: what a server ignores before

@@ -7,7 +7,7 @@
 //! "example.com:8080"    ──is_valid_authority──► true     ("a b", "a/b", "u@h", "h:x" ──► false)
 //! ```
 
-use super::request::Refusal;
+use super::Refusal;
 
 /// The path and query of an absolute-form target (`http://host:port/path?query`, which a
 /// server must accept: RFC 9112 §3.2.2), `/` if it has no path; any other target as it is.

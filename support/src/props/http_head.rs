@@ -1,12 +1,11 @@
-//! The invariants of the HTTP request-head parser (`examples/http/request.rs`), checked on
+//! The invariants of the HTTP request-head parser ([`crate::http::request`]), checked on
 //! any input: by the fuzz target `fuzz/fuzz_targets/http_head.rs` on what libFuzzer makes,
 //! and by `props::http_heads_keep_their_invariants` on seeded generated heads.
 //!
-//! Whoever includes this file declares the parser as a sibling module named `request`.
 //! Only `parse`, `Head::len`, `Head::target` and `Refusal::HeadTooLarge` are named, so the
 //! checks follow whatever implementation of that interface lands.
 
-use super::request::{parse, Refusal};
+use crate::http::request::{parse, Refusal};
 
 /// Checks every invariant of `parse(buf, max_head)`; panics (with the input) on a breach.
 pub fn check(buf: &[u8], max_head: usize) {

@@ -21,6 +21,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+pub use crate::fib::fib;
+
 /// Largest N accepted: fib(45) is a few seconds of CPU; more would let one client park a
 /// worker for minutes. (`lab burst` calibrates N to ~0.4 s, which is about 41 here.)
 pub const MAX_N: u32 = 45;
@@ -76,15 +78,6 @@ pub enum Frame {
     Request { len: usize, request: Result<Request, Rejection>, close: bool },
     /// Unframeable input (a line or head too long): reply with this and close.
     Invalid(Rejection),
-}
-
-/// The CPU-bound workload: fib(30) makes about 1.6 million calls.
-pub fn fib(n: u32) -> u64 {
-    if n < 2 {
-        u64::from(n)
-    } else {
-        fib(n - 1) + fib(n - 2)
-    }
 }
 
 /// Performs `request` on the calling thread: computes, or blocks for the sleep. What the

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use super::cli::Secs;
 use super::fds;
+use crate::cli::Secs;
 
 /// How long a new process has to say it serves before the old one gives up on it.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +41,7 @@ pub struct UpgradeFlags {
 
     /// On SIGQUIT (or once an upgrade's new process serves), stop accepting and let open
     /// connections finish for at most this long: seconds, or with a unit (2m)
-    #[arg(long, value_name = "SECS", default_value_t = Secs::from(30), value_parser = super::cli::duration_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = Secs::from(30), value_parser = crate::cli::duration_secs)]
     pub drain_timeout: Secs,
 }
 

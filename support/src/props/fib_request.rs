@@ -1,10 +1,8 @@
-//! The invariants of the fib server's request-line parser (`examples/fib/line.rs`), checked
+//! The invariants of the fib server's request-line parser ([`crate::fib`]), checked
 //! by the fuzz target `fuzz/fuzz_targets/fib_line.rs` and by
 //! `props::fib_lines_keep_their_invariants`.
-//!
-//! Whoever includes this file declares the parser as a sibling module named `fib_line`.
 
-use super::fib_line::{parse, Request, MAX_SLEEP_MS};
+use crate::fib::{parse, Request, MAX_SLEEP_MS};
 
 /// Checks every invariant of `parse(line, max_n)`; panics (with the input) on a breach.
 pub fn check(line: &[u8], max_n: u32) {

@@ -1,11 +1,7 @@
-//! Small helpers shared by the examples: logging, stopping on signals, where to listen,
-//! and the shared command-line flags (`cli`). Each example includes this with
-//! `mod common;`; it uses only evloop's public API.
+//! What every example binary does around its reactor: logging, stopping on signals (nginx's
+//! vocabulary), where to listen (a TCP address, a Unix path, or sockets inherited from an
+//! older process), and the live upgrade ([`upgrade`]). It uses only evloop's public API.
 
-// Each example uses a different subset of these helpers.
-#![allow(dead_code)]
-
-pub mod cli;
 mod fds;
 pub mod upgrade;
 
@@ -353,7 +349,7 @@ impl FromStr for Endpoint {
         match text.strip_prefix("unix:") {
             Some("") => Err("unix: needs a path".into()),
             Some(path) => Ok(Endpoint::Unix(path.into())),
-            None => cli::addr(text)
+            None => crate::cli::addr(text)
                 .map(Endpoint::Tcp)
                 .map_err(|e| format!("{e} (expected HOST:PORT or unix:PATH)")),
         }
@@ -380,27 +376,4 @@ pub fn listen<H: Handler>(
         Endpoint::Tcp(addr) => reactor.listen(*addr, move |_| factory()).map(|(_, addr)| Endpoint::Tcp(addr)),
         Endpoint::Unix(path) => reactor.listen_unix(path, move |_| factory()).map(|_| endpoint.clone()),
     }
-}
-
-/// The CPU-bound workload of the examples, recursive on purpose: fib(35) makes about 30
-/// million calls. (One copy for every example that computes it.)
-pub fn fib(n: u32) -> u64 {
-    if n < 2 {
-        u64::from(n)
-    } else {
-        fib(n - 1) + fib(n - 2)
-    }
-}
-
-/// [`fib`] that stops early, with `None`, once `cancel` is raised: the flag is polled
-/// only above n = 25 (a few thousand times for fib(40)), so the check costs nothing
-/// measurable and a cancelled job stops within about one fib(25), well under a millisecond.
-pub fn fib_cancellable(n: u32, cancel: &evloop::Cancel) -> Option<u64> {
-    if n <= 25 {
-        return Some(fib(n));
-    }
-    if cancel.is_cancelled() {
-        return None;
-    }
-    Some(fib_cancellable(n - 1, cancel)? + fib_cancellable(n - 2, cancel)?)
 }
