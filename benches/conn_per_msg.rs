@@ -24,62 +24,38 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "\
-conn_per_msg: a connection per message against an echo server.
+use clap::Parser;
+use evloop_support::cli::{self, Secs};
+use evloop_support::stats::percentile_sorted;
 
-usage: conn_per_msg --addr HOST:PORT [-c THREADS] [-s SIZE] [-t SECS] [--pid PID[,PID...]]
-
-  --addr HOST:PORT   the echo server
-  -c THREADS         concurrent clients, a thread each (default 8)
-  -s SIZE            message size in bytes (default 64)
-  -t SECS            seconds to run (default 5)
-  --pid PIDS         server processes whose CPU time to report per connection
-  -h, --help         this help
-";
-
-struct Options {
-    addr: SocketAddr,
+/// conn_per_msg: a connection per message against an echo server.
+#[derive(Parser)]
+#[command(
+    name = "conn_per_msg",
+    bin_name = "conn_per_msg",
+    after_help = "Without --addr it does nothing (`cargo bench` runs every bench); \
+                        BENCHMARKS.md has the full comparison."
+)]
+struct Args {
+    /// The echo server
+    #[arg(long, value_name = "HOST:PORT", value_parser = cli::addr)]
+    addr: Option<SocketAddr>,
+    /// Concurrent clients, a thread each
+    #[arg(short = 'c', long, value_name = "THREADS", value_parser = cli::count(1, 1024), default_value_t = 8)]
     threads: usize,
+    /// Message size in bytes (or 4k, 1m)
+    #[arg(short = 's', long, value_name = "SIZE", value_parser = cli::size(1, usize::MAX), default_value_t = 64)]
     size: usize,
-    secs: u64,
+    /// Seconds to run
+    #[arg(short = 't', long, value_name = "SECS", value_parser = cli::positive_secs,
+          default_value_t = Secs::from(5))]
+    secs: Secs,
+    /// Server processes (PID[,PID...]) whose CPU time to report per connection
+    #[arg(long = "pid", value_name = "PIDS", value_delimiter = ',')]
     pids: Vec<u32>,
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("conn_per_msg: {message}\n\n{USAGE}");
-    exit(2)
-}
-
-fn parse_args() -> Option<Options> {
-    let mut addr = None;
-    let (mut threads, mut size, mut secs, mut pids) = (8, 64, 5, Vec::new());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().unwrap_or_else(|| fail(&format!("{name} needs a value")));
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                exit(0);
-            }
-            // Cargo passes `--bench` to every bench target it runs.
-            "--bench" => {}
-            "--addr" => addr = Some(value("--addr").parse().unwrap_or_else(|_| fail("bad --addr"))),
-            "-c" => threads = value("-c").parse().unwrap_or_else(|_| fail("bad -c")),
-            "-s" => size = value("-s").parse().unwrap_or_else(|_| fail("bad -s")),
-            "-t" => secs = value("-t").parse().unwrap_or_else(|_| fail("bad -t")),
-            "--pid" => {
-                pids = value("--pid")
-                    .split(',')
-                    .map(|p| p.parse().unwrap_or_else(|_| fail("bad --pid")))
-                    .collect()
-            }
-            other => fail(&format!("unknown argument {other}")),
-        }
-    }
-    if !(1..=1024).contains(&threads) || size == 0 || secs == 0 {
-        fail("-c must be 1 to 1024, -s and -t positive");
-    }
-    Some(Options { addr: addr?, threads, size, secs, pids })
+    /// Passed by `cargo bench` to every bench target it runs.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
 }
 
 /// On-CPU nanoseconds so far of every thread of these processes.
@@ -130,7 +106,8 @@ fn client(addr: SocketAddr, size: usize, id: usize, stop: &AtomicBool) -> Tally 
 }
 
 fn main() {
-    let Some(options) = parse_args() else {
+    let options = Args::parse();
+    let Some(addr) = options.addr else {
         // `cargo bench` with no arguments runs every bench target: this one needs a server.
         println!("conn_per_msg: no --addr given; skipped (see BENCHMARKS.md for how to run it)");
         return;
@@ -141,11 +118,11 @@ fn main() {
     let clients: Vec<_> = (0..options.threads)
         .map(|id| {
             let stop = Arc::clone(&stop);
-            let (addr, size) = (options.addr, options.size);
+            let size = options.size;
             thread::spawn(move || client(addr, size, id, &stop))
         })
         .collect();
-    thread::sleep(Duration::from_secs(options.secs));
+    thread::sleep(options.secs.0);
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -157,15 +134,13 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_ns(&options.pids).saturating_sub(cpu_before);
     latencies.sort_unstable();
-    let percentile = |p: f64| {
-        latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-    };
+    let percentile = |q: f64| percentile_sorted(&latencies, q).unwrap_or(0);
     let conns = latencies.len();
     print!(
         "RESULT conns_per_s={:.0} conns={conns} p50_us={} p99_us={} errors={errors}",
         conns as f64 / elapsed,
-        percentile(0.50).copied().unwrap_or(0),
-        percentile(0.99).copied().unwrap_or(0),
+        percentile(0.50),
+        percentile(0.99),
     );
     if !options.pids.is_empty() && conns > 0 {
         print!(" server_cpu_us_per_conn={:.2}", cpu as f64 / 1000.0 / conns as f64);

@@ -19,9 +19,29 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+use evloop_support::cli;
 use socket2::{Domain, Socket, Type};
 
-const USAGE: &str = "usage: cargo bench --bench scale -- [--conns N] [--size BYTES]";
+/// scale bench: N idle connections to the echo example, and the server's memory (RSS) per
+/// idle connection.
+#[derive(Parser)]
+#[command(
+    name = "scale",
+    bin_name = "cargo bench --bench scale --",
+    after_help = "More in the comment at the top of benches/scale.rs and in BENCHMARKS.md."
+)]
+struct Args {
+    /// Concurrent connections (spread over source addresses 127.0.x.y, 5,000 each)
+    #[arg(long, value_name = "N", value_parser = cli::count(1, usize::MAX), default_value_t = 10_000)]
+    conns: usize,
+    /// Bytes each connection echoes (64k, 1m, or bytes)
+    #[arg(long, value_name = "BYTES", value_parser = cli::size(1, usize::MAX), default_value_t = 64)]
+    size: usize,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
+}
 
 /// Kills and reaps the server when the bench ends, on every path.
 struct Server(Child);
@@ -34,18 +54,7 @@ impl Drop for Server {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return;
-    }
-    let value = |name: &str, default: usize| -> usize {
-        args.iter().position(|a| a == name).map_or(default, |i| {
-            args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
-        })
-    };
-    let conns = value("--conns", 10_000);
-    let size = value("--size", 64);
+    let Args { conns, size, .. } = Args::parse();
 
     // Client and server each need one descriptor per connection, plus slack.
     let needed = conns + 1024;
@@ -55,9 +64,8 @@ fn main() {
         let line = format!(
             "ulimit -Hn {needed} 2>/dev/null || [ {hard} -ge {needed} ] || \
              {{ echo 'need {needed} descriptors but the hard limit is {hard} and cannot be raised here' >&2; exit 2; }}; \
-             ulimit -n {needed} && exec '{}' {}",
-            me.display(),
-            args.join(" ")
+             ulimit -n {needed} && exec '{}' --conns {conns} --size {size}",
+            me.display()
         );
         let status =
             Command::new("bash").arg("-c").arg(line).env("EVLOOP_SCALE_REEXEC", "1").status().unwrap();

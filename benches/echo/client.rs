@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
+use evloop_support::stats::percentile_sorted;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
@@ -247,10 +248,7 @@ fn summarize(rec: &mut Recorder, elapsed: Duration, (server_ns, client_ns): (u64
         return Err("no message completed in the measurement window".into());
     }
     rec.latencies_ns.sort_unstable();
-    let pct = |q: f64| {
-        let i = ((rec.latencies_ns.len() - 1) as f64 * q).round() as usize;
-        rec.latencies_ns[i] as f64 / 1e3
-    };
+    let pct = |q: f64| percentile_sorted(&rec.latencies_ns, q).map_or(f64::NAN, |ns| ns as f64 / 1e3);
     let secs = elapsed.as_secs_f64();
     Ok(Sample {
         msgs_per_s: rec.msgs as f64 / secs,

@@ -78,27 +78,89 @@ mod servers;
 use std::thread;
 use std::time::Duration;
 
+use clap::Parser;
+use evloop_support::cli::{self, Secs};
+use evloop_support::stats::median;
+
 use client::{run_load, Load, Sample};
 use cpu::{current_tid, pin};
 use servers::{start_evloop, start_evloop_workers, start_tokio, Server};
 
-const USAGE: &str = "\
-echo bench: evloop vs tokio current_thread echo servers, same process, same load
-(with --workers N: N evloop workers vs a tokio multi_thread runtime with N workers).
+// Many short interleaved rounds: this VM's speed drifts by up to 2x over seconds, so the
+// median of per-round paired ratios is steadier than fewer, longer runs.
+const SECS: f64 = 2.0;
+const ROUNDS: usize = 7;
+const CONFIGS: &str = "1x64x1,50x64x1,1000x64x1,50x16384x1,50x64x16";
 
-usage: cargo bench --bench echo -- [options]
+const AFTER_HELP: &str = "\
+Each config runs evloop and tokio in interleaved rounds (who goes first alternates); tables
+show medians over rounds, RATIO lines the median of the per-round ratios evloop/tokio.
+Servers are pinned to CPU 0 and the client to CPU 1 unless --no-pin; in workers mode the
+servers float over all CPUs. More in the comment at the top of benches/echo/main.rs.
 
-  --secs S          measured seconds per run (default 2)
-  --warmup S        unmeasured seconds before each run's window (default 0.5)
-  --rounds R        interleaved rounds per config (default 7)
-  --configs LIST    comma-separated CONNSxSIZExDEPTH (default 1x64x1,50x64x1,1000x64x1,50x16384x1,50x64x16)
-  --conns N         override the connection count of every config
-  --quick           1 round x 1 s (smoke test)
-  --workers N       multi-core mode, N >= 2: evloop::workers::Workers vs tokio multi_thread
-  --no-pin          do not pin servers to CPU 0 and the client to CPU 1 (uses taskset);
-                    with --workers, servers are never pinned and this unpins the client
-  -h, --help        this help
-";
+Examples:
+  cargo bench --bench echo -- --quick
+  cargo bench --bench echo -- --secs 2 --rounds 5 --conns 100 --configs 50x64x1,10x4096x4
+  cargo bench --bench echo -- --workers 2 --configs 50x64x1,1000x64x1";
+
+/// echo bench: evloop vs tokio current_thread echo servers, same process, same load
+/// (with --workers N: N evloop workers vs a tokio multi_thread runtime with N workers).
+#[derive(Parser)]
+#[command(name = "echo", bin_name = "cargo bench --bench echo --", after_help = AFTER_HELP)]
+struct Args {
+    /// Measured seconds per run [default: 2, or 1 with --quick]
+    #[arg(long, value_name = "S", value_parser = cli::positive_secs)]
+    secs: Option<Secs>,
+    /// Unmeasured seconds before each run's window
+    #[arg(long, value_name = "S", value_parser = cli::duration_secs,
+          default_value_t = Secs(Duration::from_millis(500)))]
+    warmup: Secs,
+    /// Interleaved rounds per config [default: 7, or 1 with --quick]
+    #[arg(long, value_name = "R", value_parser = cli::count(1, usize::MAX))]
+    rounds: Option<usize>,
+    /// Comma-separated CONNSxSIZExDEPTH (connections x message bytes x messages in flight)
+    #[arg(long, value_name = "LIST", value_parser = parse_configs, default_value = CONFIGS)]
+    configs: Configs,
+    /// Override the connection count of every config
+    #[arg(long, value_name = "N", value_parser = cli::count(1, usize::MAX))]
+    conns: Option<usize>,
+    /// 1 round x 1 s (smoke test); --secs and --rounds still apply
+    #[arg(long)]
+    quick: bool,
+    /// Multi-core mode, N >= 2: evloop::workers::Workers vs tokio multi_thread
+    #[arg(long, value_name = "N", value_parser = parse_workers)]
+    workers: Option<usize>,
+    /// Do not pin servers to CPU 0 and the client to CPU 1 (uses taskset); with --workers,
+    /// servers are never pinned and this unpins the client
+    #[arg(long)]
+    no_pin: bool,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
+}
+
+/// `--workers N`: N >= 2.
+fn parse_workers(text: &str) -> Result<usize, String> {
+    cli::count(2, usize::MAX)(text)
+        .map_err(|e| format!("{e} (leave --workers out for one server thread each)"))
+}
+
+/// The loads of `--configs`.
+#[derive(Clone)]
+struct Configs(Vec<Load>);
+
+/// `--configs`: comma-separated CONNSxSIZExDEPTH, every number positive.
+fn parse_configs(text: &str) -> Result<Configs, String> {
+    let load = |config: &str| {
+        let numbers: Option<Vec<usize>> =
+            config.split('x').map(|n| n.trim().parse().ok().filter(|&n| n > 0)).collect();
+        match numbers.as_deref() {
+            Some(&[conns, size, depth]) => Ok(Load { conns, size, depth }),
+            _ => Err(format!("bad config {config:?}: want CONNSxSIZExDEPTH, all positive")),
+        }
+    };
+    text.split(',').map(load).collect::<Result<_, _>>().map(Configs)
+}
 
 struct Opts {
     secs: Duration,
@@ -111,67 +173,19 @@ struct Opts {
 }
 
 fn parse_args() -> Opts {
-    let fail = |msg: String| -> ! {
-        eprintln!("error: {msg}\n\n{USAGE}");
-        std::process::exit(2)
-    };
-    // Many short interleaved rounds: this VM's speed drifts by up to 2x over seconds, so the
-    // median of per-round paired ratios is steadier than fewer, longer runs.
-    let (mut secs, mut warmup, mut rounds) = (2.0_f64, 0.5_f64, 7_usize);
-    let mut configs = "1x64x1,50x64x1,1000x64x1,50x16384x1,50x64x16".to_string();
-    let mut conns: Option<usize> = None;
-    let mut pin = true;
-    let mut workers: Option<usize> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| fail(format!("{flag} needs a value")));
-        let num = |v: String| v.parse::<f64>().unwrap_or_else(|_| fail(format!("bad number: {v}")));
-        match flag.as_str() {
-            "--bench" => {} // cargo bench passes this to every bench binary
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--quick" => (secs, rounds) = (1.0, 1),
-            "--secs" => secs = num(value()),
-            "--warmup" => warmup = num(value()),
-            "--rounds" => rounds = num(value()) as usize,
-            "--conns" => conns = Some(num(value()) as usize),
-            "--configs" => configs = value(),
-            "--no-pin" => pin = false,
-            "--workers" => workers = Some(num(value()) as usize),
-            _ => fail(format!("unknown argument: {flag}")),
-        }
+    let args = Args::parse();
+    let (secs, rounds) = if args.quick { (1.0, 1) } else { (SECS, ROUNDS) };
+    let mut loads = args.configs.0;
+    if let Some(conns) = args.conns {
+        loads.iter_mut().for_each(|load| load.conns = conns);
     }
-    let loads: Vec<Load> = configs
-        .split(',')
-        .map(|c| {
-            let parts: Vec<usize> = c.split('x').filter_map(|p| p.trim().parse().ok()).collect();
-            match parts[..] {
-                [n, size, depth] if n > 0 && size > 0 && depth > 0 => {
-                    Load { conns: conns.unwrap_or(n), size, depth }
-                }
-                _ => fail(format!("bad config {c:?}: want CONNSxSIZExDEPTH, all positive")),
-            }
-        })
-        .collect();
-    if secs <= 0.0 || warmup < 0.0 || rounds == 0 || loads.iter().any(|l| l.conns == 0) {
-        fail("--secs, --rounds and --conns must be positive".into());
-    }
-    if workers.is_some_and(|n| n < 2) {
-        fail("--workers needs N >= 2 (leave it out for one server thread each)".into());
-    }
-    let (secs, warmup) = (Duration::from_secs_f64(secs), Duration::from_secs_f64(warmup));
-    Opts { secs, warmup, rounds, loads, pin, workers }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
+    Opts {
+        secs: args.secs.map_or(Duration::from_secs_f64(secs), |s| s.0),
+        warmup: args.warmup.0,
+        rounds: args.rounds.unwrap_or(rounds),
+        loads,
+        pin: !args.no_pin,
+        workers: args.workers,
     }
 }
 
@@ -254,7 +268,7 @@ fn main() {
             "server", "msgs/s", "MB/s", "p50_us", "p99_us", "srv_us/msg", "srv_cpu%", "cli_cpu%"
         );
         for (server, runs) in servers.iter().zip(&samples) {
-            let med = |f: fn(&Sample) -> f64| median(runs.iter().map(f).collect());
+            let med = |f: fn(&Sample) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
             let rate = med(|s| s.msgs_per_s);
             println!(
                 "{:<name_width$} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>11.3} {:>9.0} {:>9.0}",
@@ -270,7 +284,7 @@ fn main() {
         }
         // Paired ratios: each round's evloop run against that same round's tokio run.
         let paired = |f: fn(&Sample) -> f64| {
-            median(samples[0].iter().zip(&samples[1]).map(|(e, t)| f(e) / f(t)).collect())
+            median(&samples[0].iter().zip(&samples[1]).map(|(e, t)| f(e) / f(t)).collect::<Vec<_>>())
         };
         let (tput, cpu, p99) = (paired(|s| s.msgs_per_s), paired(|s| s.cpu_per_msg_us), paired(|s| s.p99_us));
         println!(

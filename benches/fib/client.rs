@@ -6,7 +6,7 @@
 //! from as many threads (a barrier starts them together) while the ping probe runs on one
 //! more, then [`CLIENTS`] sleepers; every reply is checked against [`fib_iter`] or the
 //! expected `slept MS`. The results come back as one [`ModeResult`] per server, which `main`
-//! prints as a table row and `RESULT` line; [`percentile`] is shared with that report.
+//! prints as a table row and `RESULT` line.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use evloop_support::stats::{median, sorted};
 
 use crate::{Res, MAX_N, MIN_N};
 
@@ -108,8 +110,9 @@ fn burst(clients: Vec<Client>, request: &str, want: &str, go: &Arc<Barrier>) -> 
     let times = results.into_iter().collect::<Res<Vec<_>>>()?;
     let first = times.iter().map(|t| t.0).min().expect("at least one client");
     let last = times.iter().map(|t| t.1).max().expect("at least one client");
-    let latencies = times.iter().map(|(sent, done)| done.duration_since(*sent).as_secs_f64()).collect();
-    Ok((sorted(latencies), last.duration_since(first).as_secs_f64()))
+    let latencies: Vec<f64> =
+        times.iter().map(|(sent, done)| done.duration_since(*sent).as_secs_f64()).collect();
+    Ok((sorted(&latencies), last.duration_since(first).as_secs_f64()))
 }
 
 /// Everything measured against one server.
@@ -130,7 +133,7 @@ pub struct ModeResult {
 /// same client code.
 pub fn measure(addr: SocketAddr, mode: &'static str, n: u32, ping_gap: Duration) -> Res<ModeResult> {
     let ones = (0..3).map(|_| one_request(addr, n)).collect::<Res<Vec<f64>>>()?;
-    let one_s = percentile(&sorted(ones), 0.5);
+    let one_s = median(&ones);
     // Inline mode answers the last of 10 after ~10 × one: leave room for a slow machine.
     let timeout = Duration::from_secs_f64(10.0 + 30.0 * one_s);
 
@@ -153,7 +156,7 @@ pub fn measure(addr: SocketAddr, mode: &'static str, n: u32, ping_gap: Duration)
         &Arc::new(Barrier::new(CLIENTS)),
     )?;
 
-    Ok(ModeResult { mode, one_s, wall_s, latencies_s, pings_ms: sorted(pings_ms), sleep_wall_s })
+    Ok(ModeResult { mode, one_s, wall_s, latencies_s, pings_ms: sorted(&pings_ms), sleep_wall_s })
 }
 
 /// The ping probe: once past `go`, sends `1` (answered on the loop thread), one in flight at
@@ -175,17 +178,4 @@ fn start_pinger(
         }
         Ok(rtts)
     })
-}
-
-fn sorted(mut values: Vec<f64>) -> Vec<f64> {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values
-}
-
-/// Nearest-rank percentile of sorted values (q in 0..=1); NaN when empty.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }

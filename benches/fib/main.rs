@@ -77,23 +77,41 @@ mod servers;
 use std::thread;
 use std::time::Duration;
 
-use client::{calibrate, measure, percentile, CLIENTS};
+use clap::Parser;
+use evloop_support::cli::{self, Millis};
+use evloop_support::stats::percentile;
+
+use client::{calibrate, measure, CLIENTS};
 use servers::{build_example, Server, TokioServer};
 
-const USAGE: &str = "\
-fib bench: the event-loop stall table (inline vs offload) against examples/fib.rs, with
-a tokio server of the standard design (spawn_blocking on C threads) as a peer.
+/// fib bench: the event-loop stall table (inline vs offload) against examples/fib.rs, with
+/// a tokio server of the standard design (spawn_blocking on C threads) as a peer.
+#[derive(Parser)]
+#[command(
+    name = "fib",
+    bin_name = "cargo bench --bench fib --",
+    after_help = "More in the comment at the top of benches/fib/main.rs and in BENCHMARKS.md."
+)]
+struct Args {
+    /// Use fib(N), 21 to 45, instead of calibrating N to ~0.4 s per request
+    #[arg(long, value_name = "N", value_parser = cli::number(MIN_N, MAX_N))]
+    n: Option<u32>,
+    /// Offload worker threads, and tokio's max_blocking_threads [default: available parallelism]
+    #[arg(long, value_name = "K", value_parser = cli::count(1, 1024))]
+    threads: Option<usize>,
+    /// Calibrate N to ~0.05 s per request (smoke test)
+    #[arg(long)]
+    quick: bool,
+    /// Pause after each ping's reply; 0 = strictly back to back, which on a small machine
+    /// takes a core from the offload workers
+    #[arg(long = "ping-gap-ms", value_name = "MS", value_parser = cli::duration_ms,
+          default_value_t = Millis::from(1))]
+    ping_gap: Millis,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
+}
 
-usage: cargo bench --bench fib -- [options]
-
-  --n N             use fib(N) instead of calibrating N to ~0.4 s per request (21..=45)
-  --threads K       offload worker threads, and tokio's max_blocking_threads
-                    (default: available parallelism)
-  --quick           calibrate N to ~0.05 s per request (smoke test)
-  --ping-gap-ms MS  pause after each ping's reply (default 1; 0 = strictly back to back,
-                    which on a small machine takes a core from the offload workers)
-  -h, --help        this help
-";
 /// Offload target: the ideal ceil(10 / C) × one request, plus this much slack.
 const SLACK: f64 = 1.15;
 /// The server computes N ≤ 20 on the loop even in offload mode, so calibration starts above.
@@ -118,39 +136,16 @@ struct Opts {
 }
 
 fn parse_args() -> Opts {
-    let fail = |msg: String| -> ! {
-        eprintln!("error: {msg}\n\n{USAGE}");
-        std::process::exit(2)
-    };
-    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    let mut opts = Opts { n: None, threads: cpus, ping_gap: Duration::from_millis(1), target_s: 0.38 };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| fail(format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--bench" => {} // cargo bench passes this to every bench binary
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--quick" => opts.target_s = 0.05,
-            "--n" => match value().parse() {
-                Ok(n) if (MIN_N..=MAX_N).contains(&n) => opts.n = Some(n),
-                _ => fail(format!("--n must be from {MIN_N} to {MAX_N}")),
-            },
-            "--threads" => match value().parse() {
-                Ok(k) if k > 0 => opts.threads = k,
-                _ => fail("--threads must be a positive integer".into()),
-            },
-            "--ping-gap-ms" => match value().parse() {
-                Ok(ms) => opts.ping_gap = Duration::from_millis(ms),
-                _ => fail("--ping-gap-ms must be a whole number of milliseconds".into()),
-            },
-            _ => fail(format!("unknown argument: {flag}")),
-        }
+    let args = Args::parse();
+    let cpus = || thread::available_parallelism().map_or(1, |n| n.get());
+    Opts {
+        n: args.n,
+        threads: args.threads.unwrap_or_else(cpus),
+        ping_gap: args.ping_gap.0,
+        target_s: if args.quick { 0.05 } else { 0.38 },
     }
-    opts
 }
+
 fn run(opts: &Opts) -> Res {
     let bin = build_example()?;
     let c = opts.threads;

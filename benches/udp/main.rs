@@ -16,10 +16,34 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use evloop::{Config, DatagramAddr, DatagramCx, Datagrams, Reactor};
+use evloop_support::cli::{self, Secs};
+use evloop_support::stats::median;
 
 const SOCKETS: usize = 4;
 const WINDOW: usize = 16;
+
+/// UDP echo bench: evloop's datagram endpoint against a tokio UdpSocket echo and a C
+/// recvfrom/sendto loop, at 64 and 1,400 bytes: datagrams per second and server CPU per
+/// datagram, medians over rounds that take the servers in turn.
+#[derive(Parser)]
+#[command(
+    name = "udp",
+    bin_name = "cargo bench --bench udp --",
+    after_help = "More in the comment at the top of benches/udp/main.rs and in BENCHMARKS.md."
+)]
+struct Args {
+    /// Measured seconds per run
+    #[arg(long, value_name = "S", value_parser = cli::positive_secs, default_value_t = Secs::from(2))]
+    secs: Secs,
+    /// Rounds per datagram size
+    #[arg(long, value_name = "N", value_parser = cli::count(1, usize::MAX), default_value_t = 3)]
+    rounds: usize,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
+}
 
 struct Echo;
 
@@ -147,22 +171,9 @@ fn load(server: &Server, size: usize, secs: f64) -> (u64, u64, u64) {
     (echoed, lost, cpu_ns(&server.schedstat) - cpu_before)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (mut secs, mut rounds) = (2.0, 3);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--secs" => secs = args.next().and_then(|v| v.parse().ok()).expect("--secs SECONDS"),
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
-            "--bench" => {}
-            other => panic!("unknown argument {other}; takes --secs S --rounds N"),
-        }
-    }
+    let args = Args::parse();
+    let (secs, rounds) = (args.secs.0.as_secs_f64(), args.rounds);
     let out = std::env::temp_dir().join(format!("evloop-c-udp-echo-{}", std::process::id()));
     let source = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/udp/c_udp_echo.c");
     let built = Command::new("cc").args(["-O2", "-o"]).arg(&out).arg(source).status();
@@ -200,9 +211,9 @@ fn main() {
         for (i, name) in names.iter().enumerate() {
             println!(
                 "{name:<8} {size:>6} {:>12.0} {:>14.0} {:>9.2}x {:>8}",
-                median(rates[i].clone()),
-                median(costs[i].clone()),
-                median(ratios[i].clone()),
+                median(&rates[i]),
+                median(&costs[i]),
+                median(&ratios[i]),
                 losses[i]
             );
         }
