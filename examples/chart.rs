@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use evloop_support::plot;
+use evloop_support::stats::median;
 
 /// Draws the echo benchmark's throughput by connections as an SVG line chart.
 #[derive(Debug, Parser)]
@@ -87,10 +88,4 @@ fn run(args: &Args) -> std::io::Result<()> {
     plot::lines(&args.out, "connections", &panel)?;
     println!("{}", args.out.display());
     Ok(())
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }

@@ -20,6 +20,7 @@ use clap::Parser;
 use evloop::{Config, DatagramAddr, DatagramCx, Datagrams, Reactor, TimerId};
 use evloop_support::app;
 use evloop_support::cli::{self, Millis, LOGS};
+use evloop_support::stats;
 
 /// statsd: a statsd-style metrics sink over UDP.
 #[derive(Debug, Parser)]
@@ -110,8 +111,7 @@ impl Sink {
                 Metric::Gauge(level) => println!("{name} gauge {level}"),
                 Metric::Timer { count: 0, .. } => {}
                 Metric::Timer { count, sum, min, max, kept } => {
-                    kept.sort_by(f64::total_cmp);
-                    let p90 = kept[(kept.len() * 9 / 10).min(kept.len() - 1)];
+                    let p90 = stats::percentile(kept, 0.9);
                     let mean = *sum / *count as f64;
                     println!("{name} timer count={count} min={min} max={max} mean={mean:.3} p90={p90}");
                 }

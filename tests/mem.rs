@@ -58,6 +58,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 // The integration tests' echo handler (support/src/testing.rs).
+use evloop_support::observe::wait_until;
 use evloop_support::testing::Echo;
 
 /// Starts a counted reactor thread; returns its address and handle.
@@ -94,11 +95,7 @@ fn burst(stream: &mut TcpStream, handle: &evloop::Handle) {
     const SIZE: usize = 16 << 20;
     let mut writer = stream.try_clone().unwrap();
     let sender = thread::spawn(move || writer.write_all(&vec![5u8; SIZE]).unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while handle.stats().out_buffered == 0 {
-        assert!(std::time::Instant::now() < deadline, "the reactor never buffered output");
-        thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(Duration::from_secs(10), "the reactor buffers output", || handle.stats().out_buffered > 0);
     let mut back = vec![0u8; SIZE];
     stream.read_exact(&mut back).unwrap();
     sender.join().unwrap();
@@ -126,7 +123,8 @@ fn steady_state_echo_allocates_nothing_and_idle_connections_hold_no_buffers() {
 
     // Idle connections: the live bytes the reactor holds per connection, after a burst.
     drop(streams);
-    thread::sleep(Duration::from_millis(200));
+    let within = Duration::from_secs(10);
+    wait_until(within, "the reactor closes them", || handle.stats().active == 0);
     let baseline = LIVE_BYTES.load(Ordering::SeqCst);
     let mut idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(addr).unwrap()).collect();
     for stream in &mut idle {
@@ -138,7 +136,10 @@ fn steady_state_echo_allocates_nothing_and_idle_connections_hold_no_buffers() {
         let mut back = vec![0u8; burst.len()];
         stream.read_exact(&mut back).unwrap();
     }
-    thread::sleep(Duration::from_millis(200));
+    wait_until(within, "every burst is written", || {
+        let stats = handle.stats();
+        stats.active == 500 && stats.out_buffered == 0
+    });
     let per_conn = (LIVE_BYTES.load(Ordering::SeqCst) - baseline) / idle.len() as i64;
     println!("reactor heap per idle connection: {per_conn} bytes");
     assert!(per_conn < 1024, "{per_conn} bytes of heap per idle connection");
@@ -158,12 +159,12 @@ fn steady_state_echo_allocates_nothing_and_idle_connections_hold_no_buffers() {
     }
     // One burst first, so the shared buffers have their working size in the baseline.
     burst(&mut bursty[0], &handle);
-    thread::sleep(Duration::from_millis(100));
+    wait_until(within, "the burst is drained", || handle.stats().out_buffered == 0);
     let before_bursts = LIVE_BYTES.load(Ordering::SeqCst);
     for stream in bursty.iter_mut().skip(1) {
         burst(stream, &handle);
     }
-    thread::sleep(Duration::from_millis(100));
+    wait_until(within, "the bursts are drained", || handle.stats().out_buffered == 0);
     let kept = (LIVE_BYTES.load(Ordering::SeqCst) - before_bursts) / (burst_clients as i64 - 1);
     println!("reactor heap kept per connection after a 16 MiB burst: {kept} bytes");
     assert!(kept < 1024, "{kept} bytes kept per connection after its burst");

@@ -29,6 +29,7 @@ use crate::plot::{self, Panel, Series};
 use crate::protocol::{Wire, MAX_N};
 use crate::server::{self, Lang, Server, Sizes};
 use crate::Model;
+use evloop_support::stats;
 
 /// Every wait on a socket is bounded: a model that stalls shows up as slow, never as a hang.
 const IO_TIMEOUT: Duration = Duration::from_secs(300);
@@ -156,11 +157,7 @@ fn measure(
 
 /// Each column's median over the rounds (columns separately: a row is not one round).
 fn median(rows: &[Row]) -> Row {
-    let of = |column: &dyn Fn(&Row) -> f64| {
-        let mut values: Vec<f64> = rows.iter().map(column).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
+    let of = |column: &dyn Fn(&Row) -> f64| stats::median(&rows.iter().map(column).collect::<Vec<_>>());
     let burst = |pick: &dyn Fn(&Row) -> Burst| Burst {
         wall_s: of(&|r| pick(r).wall_s),
         fastest_s: of(&|r| pick(r).fastest_s),
@@ -308,7 +305,7 @@ fn print_table(rows: &[Row], clients: usize, cores: usize, sleep_ms: u64, rounds
     }
 }
 
-/// One JSON object per line (names are fixed identifiers: nothing needs escaping).
+/// One JSON object per line (JSON Lines), one per row.
 fn write_json(
     path: &std::path::Path,
     rows: &[Row],
@@ -319,26 +316,27 @@ fn write_json(
 ) -> io::Result<()> {
     let mut out = io::BufWriter::new(File::create(path)?);
     for row in rows {
-        writeln!(
-            out,
-            "{{\"model\":\"{}\",\"impl\":\"{}\",\"clients\":{clients},\"cores\":{cores},\"rounds\":{rounds},\"n\":{},\"one_cpu_s\":{:.4},\
-             \"cpu_wall_s\":{:.4},\"cpu_fastest_s\":{:.4},\"cpu_slowest_s\":{:.4},\"cpu_ideal_s\":{:.4},\
-             \"cpu_server_s\":{:.3},\"sleep_ms\":{sleep_ms},\"io_wall_s\":{:.4},\"io_fastest_s\":{:.4},\
-             \"io_slowest_s\":{:.4},\"io_ideal_s\":{:.4}}}",
-            row.model.name(),
-            row.lang.name(),
-            row.n,
-            row.one_cpu_s,
-            row.cpu.wall_s,
-            row.cpu.fastest_s,
-            row.cpu.slowest_s,
-            row.cpu_ideal_s,
-            row.cpu_server_s,
-            row.io.wall_s,
-            row.io.fastest_s,
-            row.io.slowest_s,
-            row.io_ideal_s
-        )?;
+        let line = serde_json::json!({
+            "model": row.model.name(),
+            "impl": row.lang.name(),
+            "clients": clients,
+            "cores": cores,
+            "rounds": rounds,
+            "n": row.n,
+            "one_cpu_s": row.one_cpu_s,
+            "cpu_wall_s": row.cpu.wall_s,
+            "cpu_fastest_s": row.cpu.fastest_s,
+            "cpu_slowest_s": row.cpu.slowest_s,
+            "cpu_ideal_s": row.cpu_ideal_s,
+            "cpu_server_s": row.cpu_server_s,
+            "sleep_ms": sleep_ms,
+            "io_wall_s": row.io.wall_s,
+            "io_fastest_s": row.io.fastest_s,
+            "io_slowest_s": row.io.slowest_s,
+            "io_ideal_s": row.io_ideal_s,
+        });
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
     }
     out.flush()
 }

@@ -21,6 +21,7 @@ use crate::plot::{self, Panel, Series};
 use crate::protocol::{self, Wire};
 use crate::server::{Lang, Server, Sizes};
 use crate::Model;
+use evloop_support::stats;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -84,11 +85,7 @@ pub fn run(options: &Options) -> io::Result<()> {
     );
     let mut medians = Vec::with_capacity(models.len());
     for (model, rows) in models.iter().zip(&rows) {
-        let median = |column: fn(&Row) -> f64| {
-            let mut values: Vec<f64> = rows.iter().map(column).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        };
+        let median = |column: fn(&Row) -> f64| stats::median(&rows.iter().map(column).collect::<Vec<_>>());
         println!(
             "{:<20} {:>9.0} {:>9.0} {:>9.0} {:>11.1} {:>13.1} {:>9.1}",
             model.name(),
@@ -184,7 +181,7 @@ fn measure(server: &Server, options: &Options) -> io::Result<Row> {
     let cpu = server.cpu_time()?.saturating_sub(cpu_before);
     let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
     latencies.sort_unstable();
-    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+    let percentile = |q: f64| stats::percentile_sorted(&latencies, q).unwrap_or_default().as_secs_f64() * 1e6;
     let total = latencies.len() as f64;
     let (stall_max, long) = stall_probe(server.addr, options.short, options.long)?;
     Ok(Row {

@@ -67,7 +67,36 @@ pub enum Trigger {
 }
 
 /// A long-lived set of watched fds with per-fd data, like Python's
-/// `selectors.DefaultSelector`. See the [module docs](crate::select) for an example.
+/// `selectors.DefaultSelector`. The [module docs](crate::select) map Python's calls to these.
+///
+/// # Examples
+///
+/// Data left unread is reported on every call (level-triggered, the default), or once
+/// ([`Trigger::Edge`], the "missed event" lesson):
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use evloop::select::{Events, Selector, Trigger};
+///
+/// for (trigger, reports) in [(Trigger::Level, 2), (Trigger::Edge, 1)] {
+///     let (ours, mut theirs) = UnixStream::pair()?;
+///     let mut selector = Selector::with_trigger(trigger)?;
+///     selector.register(&ours, Events::READ, "our end")?;
+///     theirs.write_all(b"never read")?;
+///     let mut seen = 0;
+///     for _ in 0..2 {
+///         for (fd, events) in selector.select(Some(Duration::from_millis(50)))? {
+///             assert!(events.is_readable());
+///             assert_eq!(selector.get(fd).map(|key| *key.data()), Some("our end"));
+///             seen += 1;
+///         }
+///     }
+///     assert_eq!(seen, reports, "{trigger:?}");
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Selector<T> {
     poll: Poll,

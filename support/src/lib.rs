@@ -19,6 +19,8 @@
 //! - [`plot`]: the SVG charts of the lab and `examples/chart.rs`.
 //! - [`stats`]: medians and percentiles, for every bench and report.
 //! - [`testing`]: the integration tests' loopback servers, clients, seeded PRNG and deadlines.
+//! - [`observe`]: a server's sockets as the kernel lists them, its descriptors, and
+//!   waiting for a condition on them, so tests wait for what they need instead of sleeping.
 //! - [`props`]: the parsers' invariants, shared by the property tests and the fuzz targets.
 //!
 //! evloop lists this crate as a dev-dependency and this crate depends on evloop: Cargo
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod fib;
 pub mod http;
 pub mod lab_protocol;
+pub mod observe;
 pub mod plot;
 pub mod props;
 pub mod resp;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use evloop::{Cancel, Config, Cx, Handler, Input};
 
 use crate::examples::{example, Running};
+use evloop_support::observe::{established, tcp_sockets, wait_until, TcpState};
 use evloop_support::testing::{round_trip, set_linger_zero, ReadSome, Server};
 
 /// Echo that marks itself reusable while quiet, as a keep-alive protocol would between
@@ -56,7 +57,12 @@ fn the_echo_example_serves_a_new_client_despite_an_idle_fill() {
     command.args(["--addr", "127.0.0.1:0", "--max-conns", "50"]);
     let server = Running::start(command);
     let _silent: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
-    thread::sleep(Duration::from_millis(200));
+    // The new client comes after the server has filled its 50 slots (the listener's accept
+    // queue holds at most the other 50), so it must displace a silent one.
+    wait_until(Duration::from_secs(10), "the server holds 50 silent connections", || {
+        let listener = tcp_sockets(server.addr.port()).into_iter().find(|s| s.state == TcpState::Listen);
+        listener.is_some_and(|l| l.unread <= 50)
+    });
     let started = Instant::now();
     let mut client = TcpStream::connect(server.addr).unwrap();
     client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -139,11 +145,15 @@ fn the_fib_example_stops_work_for_clients_that_reset() {
             client
         })
         .collect();
-    thread::sleep(Duration::from_millis(300));
+    wait_until(Duration::from_secs(10), "the server read all fifty requests", || {
+        established(server.addr.port()) == (50, 0)
+    });
     for client in clients {
         set_linger_zero(&client);
     }
-    thread::sleep(Duration::from_millis(200));
+    wait_until(Duration::from_secs(10), "the server saw all fifty resets", || {
+        established(server.addr.port()).0 == 0
+    });
     let cpu_before = server.cpu_time();
     let began = Instant::now();
     let mut client = server.connect();
@@ -156,7 +166,8 @@ fn the_fib_example_stops_work_for_clients_that_reset() {
     }
     assert_eq!(reply, "75025\n");
     assert!(began.elapsed() < Duration::from_secs(5), "answered after {:?}", began.elapsed());
-    // Nothing keeps burning CPU for the clients that left.
+    // Nothing keeps burning CPU for the clients that left (measured over an idle interval:
+    // this sleep is the measurement, not a wait for something).
     thread::sleep(Duration::from_millis(300));
     let idle_cpu = server.cpu_time() - cpu_before;
     assert!(idle_cpu < Duration::from_secs(2), "{idle_cpu:?} of CPU after the storm");

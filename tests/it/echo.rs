@@ -99,11 +99,12 @@ fn reader_that_pauses_then_resumes_gets_everything() {
         writer.write_all(&payload).unwrap();
         writer.shutdown(Shutdown::Write).unwrap();
     });
-    thread::sleep(Duration::from_millis(500));
+    // Not reading until the echo backs up far enough that the server pauses reading.
+    server.wait_for(Duration::from_secs(20), "the stalled reader to pause reading", |s| {
+        s.backpressure_pauses >= 1
+    });
     let mut echoed = Vec::new();
     stream.read_to_end(&mut echoed).unwrap();
     sender.join().unwrap();
     assert!(echoed == expected);
-    let stats = server.stats();
-    assert!(stats.backpressure_pauses >= 1, "the stalled reader should have paused reading: {stats:?}");
 }

@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use evloop_support::observe::{accept_queue, near_end, signal_pending, wait_until};
 use evloop_support::testing::{cpu_from_stat, round_trip, ReadSome};
 
 /// Path of a built example, e.g. `target/debug/examples/echo`.
@@ -323,22 +324,32 @@ fn a_second_sigint_ends_a_stuck_process_at_once() {
     let mut client = server.connect();
     client.write_all(b"60\n").unwrap();
     // The loop is computing (the request was read) before the signals come.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.cpu_time() < Duration::from_millis(200) {
-        assert!(Instant::now() < deadline, "fib never started");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), "fib(60) is running", || {
+        server.cpu_time() >= Duration::from_millis(200)
+    });
     let kill = |signal: &str| {
         let status =
             Command::new("bash").arg("-c").arg(format!("kill -{signal} {}", server.child.id())).status();
         assert!(status.unwrap().success());
     };
     kill("INT");
-    thread::sleep(Duration::from_millis(300));
+    // Two SIGINTs sent while the first is still pending would merge into one.
+    let pid = server.child.id();
+    wait_until(Duration::from_secs(5), "the first SIGINT is delivered", || !signal_pending(pid, 2));
     kill("INT");
     let status = server.wait_timeout(Duration::from_secs(3));
     assert!(status.is_some(), "still running 3 s after the second SIGINT (fib(60) takes minutes)");
     assert_eq!(status.unwrap().code(), Some(130));
+}
+
+/// Waits (at most 10 s) until each of `clients` either has `echo_len` bytes back or is still
+/// in the accept queue of the server on `port`: a server that stopped accepting at a limit
+/// has served everything it will serve until something changes.
+pub fn wait_echoed_or_queued(clients: &[TcpStream], port: u16, echo_len: u64) {
+    let echoed = |client: &TcpStream| near_end(client).is_some_and(|s| s.unread == echo_len);
+    wait_until(Duration::from_secs(10), "each client is echoed or waits to be accepted", || {
+        clients.iter().filter(|c| echoed(c)).count() + accept_queue(port) as usize == clients.len()
+    });
 }
 
 /// SIGTERM stops the echo server gracefully, through the reactor's shutdown: exit status 0,
@@ -370,7 +381,7 @@ fn echo_survives_descriptor_exhaustion_without_spinning() {
         client.write_all(b"ping").unwrap();
     }
     // Some are served; the rest (beyond the descriptor limit) wait in the backlog.
-    thread::sleep(Duration::from_millis(300));
+    wait_echoed_or_queued(&clients, server.addr.port(), 4);
     let mut served = Vec::new();
     let mut waiting = Vec::new();
     for mut client in clients {
@@ -384,7 +395,7 @@ fn echo_survives_descriptor_exhaustion_without_spinning() {
     }
     assert!(!served.is_empty() && !waiting.is_empty(), "served {} waiting {}", served.len(), waiting.len());
 
-    // No busy loop while saturated.
+    // No busy loop while saturated (the sleep is the measuring interval).
     let cpu0 = server.cpu_time();
     thread::sleep(Duration::from_millis(500));
     let spent = server.cpu_time() - cpu0;

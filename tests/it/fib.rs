@@ -6,6 +6,7 @@ use std::process::Command;
 use std::thread;
 
 use crate::examples::{check_command_line, example, Running};
+use evloop_support::observe::{tcp_sockets, wait_until};
 use evloop_support::testing::{ReadSome, WriteSome};
 
 fn fib_server(args: &[&str]) -> Running {
@@ -77,10 +78,14 @@ fn full_queue_answers_busy() {
     let server = fib_server(&["--threads", "1", "--queue", "1"]);
     let mut streams: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
     // The first job starts (and leaves the queue) before the others arrive: one of them
-    // then waits in the queue and the other two are refused.
-    // fib(40) keeps the worker busy far longer than the 100 ms pause.
+    // then waits in the queue and the other two are refused. The worker is computing once
+    // the server has used CPU beyond its idle; fib(40) keeps it busy for seconds.
+    let idle = server.cpu_time();
     streams[0].write_all(b"40\n").unwrap();
-    thread::sleep(std::time::Duration::from_millis(100));
+    let long = std::time::Duration::from_secs(20);
+    wait_until(long, "the first job runs", || {
+        server.cpu_time() >= idle + std::time::Duration::from_millis(50)
+    });
     for stream in &mut streams[1..] {
         stream.write_all(b"40\n").unwrap();
     }
@@ -210,7 +215,12 @@ fn pipelining_without_reading_keeps_memory_bounded() {
     }
     let mut other = server.connect();
     assert_eq!(ask(&mut other, "10\n"), "55\n");
-    thread::sleep(std::time::Duration::from_millis(300));
+    // The flood is parked in the kernel (the server stopped reading it), not in the server.
+    let flooder_port = flooder.local_addr().unwrap().port();
+    let server_port = server.addr.port();
+    wait_until(std::time::Duration::from_secs(10), "the server stops reading the flood", || {
+        tcp_sockets(server_port).iter().any(|s| s.peer_port == flooder_port && s.unread > 0)
+    });
     let grown_kib = rss().saturating_sub(before);
     eprintln!("sent {sent} bytes of newlines; server RSS grew by {grown_kib} KiB");
     assert!(grown_kib < 1024, "server RSS grew by {grown_kib} KiB");

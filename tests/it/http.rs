@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
+use evloop_support::observe::{tcp_sockets, wait_until};
 use evloop_support::testing::{ReadSome, Rng};
 
 use evloop_support::http::request;
@@ -154,7 +155,11 @@ fn bytes_are_streamed_to_a_slow_reader() {
     let mut pending = Vec::new();
     let head = read_response(&mut stream, &mut pending, true);
     assert_eq!(head.header("Content-Length"), Some(N.to_string().as_str()));
-    thread::sleep(Duration::from_millis(300)); // the server fills the socket and waits
+    // Not reading until the server has filled the socket and waits (its sends queue up).
+    let (server_port, client_port) = (server.addr.port(), stream.local_addr().unwrap().port());
+    wait_until(Duration::from_secs(10), "the server's sends back up", || {
+        tcp_sockets(server_port).iter().any(|s| s.peer_port == client_port && s.unsent > 0)
+    });
     let response = read_response(&mut stream, &mut pending, false);
     assert_eq!(response.body.len(), N);
     assert!(response.body.iter().all(|&b| b == b'x'));
@@ -218,6 +223,7 @@ fn a_slow_head_gets_408() {
     assert_eq!(response.status, 408);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_closed(&mut slow);
+    // Idle past the header timeout once more: here the time passing is the condition.
     thread::sleep(Duration::from_millis(400));
     assert_eq!(get(&mut idle, "/").status, 200, "an idle keep-alive connection is not a slow head");
 }

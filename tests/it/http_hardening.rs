@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::examples::example;
 use crate::http::{assert_closed, get, http_server, read_response};
+use evloop_support::observe::{near_end, wait_until};
 use evloop_support::testing::ReadSome;
 
 /// Nothing arrives on `stream` for `quiet` (the server is not answering).
@@ -112,7 +113,9 @@ fn no_100_continue_for_http_1_0() {
     stream.write_all(b"POST /echo HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").unwrap();
     // The echo's own head goes out once the request head is read, and a `100 Continue`
     // would have gone before it: the first answer read must be the 200.
-    thread::sleep(Duration::from_millis(300));
+    wait_until(Duration::from_secs(10), "the server answers the head", || {
+        near_end(&stream).is_some_and(|s| s.unread > 0)
+    });
     stream.write_all(b"hello").unwrap();
     let response = read_response(&mut stream, &mut Vec::new(), false);
     assert_eq!((response.status, response.body.as_slice()), (200, &b"hello"[..]));

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
+use evloop_support::observe::{far_end, wait_until};
 use evloop_support::testing::{ReadSome, WriteSome};
 
 fn kv_server(args: &[&str]) -> Running {
@@ -222,8 +223,10 @@ fn pipelining_split_at_every_byte() {
     for cut in 0..=len {
         let wire = script(cut);
         c.send(&wire[..cut]);
-        // Let the first piece arrive (and be parsed as far as it goes) on its own.
-        thread::sleep(Duration::from_micros(300));
+        // The first piece is read (and parsed as far as it goes) on its own.
+        wait_until(Duration::from_secs(5), "the server reads the first piece", || {
+            far_end(&c.stream).is_some_and(|s| s.unread == 0)
+        });
         c.send(&wire[cut..]);
         let got: String = (0..replies).map(|_| c.reply()).collect();
         assert_eq!(got, expected, "cut at {cut} of {len}");
@@ -251,6 +254,7 @@ fn expiry_with_a_short_ttl() {
         assert_eq!(c.call(&format!("SET short{i} v PX 300")), "+OK\r\n");
     }
     assert_eq!(c.call("DBSIZE"), ":52\r\n");
+    // The time to live passing is the condition here.
     thread::sleep(Duration::from_millis(500));
     // Lazily: the key is gone for every command that looks.
     assert_eq!(c.call("GET k"), "$-1\r\n");

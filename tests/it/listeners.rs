@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input, Reactor, Reason, TimerId, Turn};
+use evloop_support::observe::wait_until;
 use evloop_support::testing::{turn_until, ReadSome};
 
 /// Answers each line after `delay` (a request that takes a while), with `bye` appended and
@@ -222,12 +223,15 @@ fn a_listener_handed_to_another_reactor_loses_nothing_while_the_first_drains() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Each step waits for connections to be accepted where it matters, not for time: A
+    // serves the load, then B serves some of it too, then A drains and B alone goes on.
+    let within = Duration::from_secs(20);
+    wait_until(within, "A serves the load", || a_handle.stats().accepted >= 20);
     let (b_handle, b_thread) = serve_on_a_thread(copy);
-    // B is serving: A drains (and closes its copy of the listener).
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until(within, "B serves some of it too", || b_handle.stats().accepted >= 5);
     a_handle.drain(Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(400));
+    let b_before = b_handle.stats().accepted;
+    wait_until(within, "B serves on alone", || b_handle.stats().accepted >= b_before + 20);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     let a_stats = a_thread.join().unwrap();

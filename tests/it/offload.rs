@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, TimerId};
 
+use evloop_support::observe::wait_until;
 use evloop_support::testing::{set_linger_zero, small_config, Server};
 
 /// A line protocol over the pool: `panic`, `sleep MS` (a job that sleeps on a worker),
@@ -33,6 +34,10 @@ fn wait_at_gate() -> String {
         "gate never opened".into()
     }
 }
+
+/// How many `hold` jobs have started on a worker (only `a_full_queue_refuses_with_busy`
+/// sends them): what that test waits for before it fills the queue.
+static HOLDS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Waits (at most 10 s) until a `gate` job is running on a worker.
 fn gate_reached() {
@@ -72,6 +77,14 @@ impl Handler for Jobs {
                 "sleep" => {
                     let ms: u64 = arg.parse().unwrap_or(0);
                     self.submit(cx, move || {
+                        thread::sleep(Duration::from_millis(ms));
+                        format!("slept {ms}")
+                    })
+                }
+                "hold" => {
+                    let ms: u64 = arg.parse().unwrap_or(0);
+                    self.submit(cx, move || {
+                        HOLDS_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         thread::sleep(Duration::from_millis(ms));
                         format!("slept {ms}")
                     })
@@ -170,8 +183,11 @@ fn a_full_queue_refuses_with_busy() {
     let server = jobs_server(1, 1);
     let mut stream = server.connect();
     let mut replies = lines(&stream);
-    stream.write_all(b"sleep 300\n").unwrap();
-    thread::sleep(Duration::from_millis(100));
+    stream.write_all(b"hold 300\n").unwrap();
+    // The worker has taken the first job, so the queue is empty when the next two come.
+    wait_until(Duration::from_secs(10), "the first job runs", || {
+        HOLDS_STARTED.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    });
     stream.write_all(b"sleep 0\nsleep 0\n").unwrap();
     assert_eq!(replies.next().unwrap().unwrap(), "ERR busy");
     assert_eq!(replies.next().unwrap().unwrap(), "slept 300");

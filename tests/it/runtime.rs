@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use evloop::{Config, ConnId, Cx, Handler, Input, PeerAddr, Reactor, Reason, SendError};
+use evloop_support::observe::{accept_queue, wait_until};
 use evloop_support::testing::{temp_dir, turn_until, ReadSome};
 
 /// What the handlers of these tests observed, in order.
@@ -493,7 +494,9 @@ fn a_panicking_source_is_isolated_and_the_turn_goes_on() {
     udp.send_to(b"x", bad_addr).unwrap();
     udp.send_to(b"y", good_addr).unwrap();
     let _client = TcpStream::connect(addr).unwrap();
-    thread::sleep(Duration::from_millis(50));
+    // Datagrams on loopback are queued before send_to returns; the connection needs the
+    // server's side of the handshake to finish.
+    wait_until(Duration::from_secs(5), "the client waits to be accepted", || accept_queue(addr.port()) == 1);
     reactor.run_once(Some(Duration::from_secs(1))).unwrap();
     assert_eq!(reactor.stats().source_panics, 1);
     assert!(has(&log, "good datagram"), "the other source was served in the same turn");

@@ -106,7 +106,8 @@ fn timeouts_with_nothing_ready() {
         [free, start.elapsed()]
     };
     for took in both(Duration::ZERO) {
-        assert!(took < Duration::from_millis(500), "ZERO took {took:?}");
+        // Generous: a select that blocked would wait forever (nothing becomes ready).
+        assert!(took < Duration::from_secs(5), "ZERO took {took:?}");
     }
     for took in both(Duration::from_millis(50)) {
         assert!(took >= Duration::from_millis(50), "50 ms took {took:?}");
@@ -304,7 +305,7 @@ fn example_survives_descriptor_exhaustion() {
     for client in &mut clients {
         client.write_all(b"hi").unwrap();
     }
-    thread::sleep(Duration::from_millis(300));
+    crate::examples::wait_echoed_or_queued(&clients, child.addr.port(), 2);
     let mut waiting = Vec::new();
     let mut served = 0;
     for client in clients.iter_mut() {
