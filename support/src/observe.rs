@@ -97,6 +97,15 @@ pub fn established(port: u16) -> (usize, u64) {
         .fold((0, 0), |(count, unread), s| (count + 1, unread + s.unread))
 }
 
+/// Whether process `pid` is running: not gone, and not a zombie waiting to be reaped.
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which may itself hold spaces and parentheses.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state != "Z")
+}
+
 /// How many descriptors process `pid` has open (0 once it is gone).
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|dir| dir.count()).unwrap_or(0)

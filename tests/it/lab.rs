@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
-use evloop_support::observe::{far_end, wait_until};
+use evloop_support::observe::{alive, far_end, wait_until};
 
 const MODELS: [&str; 12] = [
     "serial",
@@ -268,14 +268,6 @@ fn children_of(parent: u32) -> Vec<u32> {
         }
     }
     children
-}
-
-/// Is `pid` a running process (not gone, not a zombie waiting to be reaped)?
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .is_some_and(|state| state != "Z")
 }
 
 /// Whether `python3` runs here; prints a note when it does not (the Python tests then skip).

@@ -84,7 +84,7 @@ fn at_max_conns_new_clients_wait_and_the_server_idles() {
     let err = waiting.read_exact(&mut buf).expect_err("served beyond max_conns");
     assert!(matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{err}");
 
-    // Idle at the cap: no busy loop.
+    // Idle at the cap: no busy loop (the sleep is the measuring interval).
     let (turns0, cpu0) = (server.stats().turns, server.cpu_time());
     thread::sleep(Duration::from_millis(500));
     let (turns1, cpu1) = (server.stats().turns, server.cpu_time());

@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{check_command_line, example, Running};
+use evloop_support::observe::open_fds;
 use evloop_support::testing::{round_trip, set_linger_zero, ReadSome, Rng, WriteSome};
 
 fn echo_server() -> Running {
@@ -73,11 +74,6 @@ fn proxy_carries_bytes_and_half_close_both_ways() {
     round_trip(&mut next, b"still here");
 }
 
-/// Open descriptors of a child process, from /proc.
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|dir| dir.count()).unwrap_or(0)
-}
-
 /// A client that resets at once, before its upstream connection is up, still takes that
 /// upstream connection with it (found by the soak, benches/soak.sh: the client's side did
 /// not know its upstream until `Linked` arrived, so it could not tell it `Gone`, and the
@@ -87,17 +83,17 @@ fn proxy_client_reset_before_upstream_is_up_leaves_nothing_open() {
     let echo = echo_server();
     let proxy = proxy_to(&echo.addr.to_string());
     let (proxy_pid, echo_pid) = (proxy.child.id(), echo.child.id());
-    let before = (fd_count(proxy_pid), fd_count(echo_pid));
+    let before = (open_fds(proxy_pid), open_fds(echo_pid));
     for _ in 0..20 {
         let client = proxy.connect();
         (&client).write_all(&[7; 1000]).unwrap();
         set_linger_zero(&client);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut after = (fd_count(proxy_pid), fd_count(echo_pid));
+    let mut after = (open_fds(proxy_pid), open_fds(echo_pid));
     while after != before && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
-        after = (fd_count(proxy_pid), fd_count(echo_pid));
+        after = (open_fds(proxy_pid), open_fds(echo_pid));
     }
     assert_eq!(after, before, "descriptors (proxy, echo) left open by reset clients");
 }
@@ -280,7 +276,7 @@ fn proxy_closes_both_sides_of_an_abandoned_pair() {
     let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy = proxy_to(&upstream.local_addr().unwrap().to_string());
     let proxy_pid = proxy.child.id();
-    let before = fd_count(proxy_pid);
+    let before = open_fds(proxy_pid);
     let client = proxy.connect();
     let (_held, _) = upstream.accept().unwrap(); // accepted, never read
                                                  // Enough that the proxy holds output for the upstream (its socket buffers full).
@@ -298,15 +294,15 @@ fn proxy_closes_both_sides_of_an_abandoned_pair() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(fd_count(proxy_pid) > before, "the pair is open");
+    assert!(open_fds(proxy_pid) > before, "the pair is open");
     set_linger_zero(&client);
     drop(client);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while fd_count(proxy_pid) != before {
+    while open_fds(proxy_pid) != before {
         assert!(
             Instant::now() < deadline,
             "the proxy still holds the upstream side: {} descriptors",
-            fd_count(proxy_pid)
+            open_fds(proxy_pid)
         );
         thread::sleep(Duration::from_millis(20));
     }

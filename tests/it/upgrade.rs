@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
+use evloop_support::observe::{alive, open_fds};
 use evloop_support::testing::temp_dir;
 
 fn read_pid(path: &Path) -> Option<u32> {
@@ -27,18 +28,6 @@ fn read_pid(path: &Path) -> Option<u32> {
 fn signal(pid: u32, name: &str) {
     let status = Command::new("bash").arg("-c").arg(format!("kill -{name} {pid}")).status().unwrap();
     assert!(status.success(), "kill -{name} {pid}");
-}
-
-/// Is `pid` still running (not gone, not a zombie waiting for a reaper)?
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
-        Err(_) => false,
-    }
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
 /// Waits until the pid file names a process other than `old`, and returns it.
