@@ -50,10 +50,14 @@ pub fn run(options: &Options) -> io::Result<()> {
     crate::server::stop_all_on_interrupt();
     crate::server::warn_if_host_busy();
     let connections = if options.keep_alive { "one connection per client" } else { "a new connection each" };
+    let summary = if options.rounds > 1 {
+        format!("median of {} rounds", options.rounds)
+    } else {
+        "one round".to_string()
+    };
     println!(
-        "{} clients x {} requests of fib({}), {connections}; stall probe: fib({}) beside short requests; \
-         median of {} rounds",
-        options.clients, options.requests, options.short, options.long, options.rounds
+        "{} clients x {} requests of fib({}), {connections}; stall probe: fib({}) beside short requests; {summary}",
+        options.clients, options.requests, options.short, options.long
     );
     let models = &options.models;
     let mut rows: Vec<Vec<Row>> = models.iter().map(|_| Vec::new()).collect();
@@ -97,6 +101,17 @@ pub fn run(options: &Options) -> io::Result<()> {
             median(|row| row.long_ms)
         );
         medians.push((median(|row| row.per_second), median(|row| row.stall_max_ms)));
+    }
+    // /proc counts CPU in 10 ms ticks (and only there are exited threads and reaped
+    // children counted), so a short run's cpu_us/req is coarse: say how coarse.
+    let fewest = rows.iter().flatten().map(|row| row.cpu_ticks).min().unwrap_or(0);
+    if fewest < 100 {
+        let error =
+            100u64.checked_div(fewest).map_or("unmeasured".to_string(), |pct| format!("within ±{pct}%"));
+        println!(
+            "note: cpu_us/req comes from 10 ms clock ticks; the smallest run counted {fewest} ticks, so it is \
+             {error}: raise --requests for a finer figure"
+        );
     }
     if let Some(path) = &options.plot {
         draw(path, options, &medians)?;
@@ -143,6 +158,8 @@ struct Row {
     p50_us: f64,
     p99_us: f64,
     cpu_us: f64,
+    /// The server CPU behind `cpu_us`, in `/proc`'s 10 ms clock ticks: its precision.
+    cpu_ticks: u64,
     stall_max_ms: f64,
     long_ms: f64,
 }
@@ -189,6 +206,7 @@ fn measure(server: &Server, options: &Options) -> io::Result<Row> {
         p50_us: percentile(0.5),
         p99_us: percentile(0.99),
         cpu_us: cpu.as_secs_f64() * 1e6 / total,
+        cpu_ticks: (cpu.as_millis() / 10) as u64,
         stall_max_ms: stall_max.as_secs_f64() * 1e3,
         long_ms: long.as_secs_f64() * 1e3,
     })
