@@ -13,6 +13,28 @@ impl<H: Handler> Reactor<H> {
     /// # Errors
     ///
     /// An invalid `config` (`InvalidInput`), or the OS refusing an epoll instance or waker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor};
+    ///
+    /// struct Discard;
+    /// impl Handler for Discard {
+    ///     type Msg = ();
+    ///     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) {
+    ///         input.consume_all();
+    ///     }
+    /// }
+    ///
+    /// // The defaults suit most servers; change what you need.
+    /// let reactor: Reactor<Discard> = Reactor::new(Config { max_conns: 10_000, ..Config::default() })?;
+    /// assert_eq!(reactor.stats().accepted, 0);
+    /// // A configuration that cannot work is refused up front, saying why.
+    /// let refused = Reactor::<Discard>::new(Config { max_conns: 0, ..Config::default() }).err();
+    /// assert!(refused.is_some_and(|e| e.to_string().contains("max_conns must be greater than zero")));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new(config: Config) -> io::Result<Reactor<H>> {
         config.validate()?;
         let poll = Poll::new()?;
@@ -232,6 +254,26 @@ impl<H: Handler> Reactor<H> {
     ///
     /// Only if polling itself fails — errors on single connections close those
     /// connections and are never returned.
+    ///
+    /// # Examples
+    ///
+    /// `run` returns once a shutdown has completed, asked for from any thread through a
+    /// [`Handle`]:
+    ///
+    /// ```
+    /// use evloop::{Config, Cx, Handler, Input, Reactor};
+    /// # struct Discard;
+    /// # impl Handler for Discard {
+    /// #     type Msg = ();
+    /// #     fn on_data(&mut self, input: &mut Input<'_>, _cx: &mut Cx<'_, Self>) { input.consume_all(); }
+    /// # }
+    /// let mut reactor: Reactor<Discard> = Reactor::new(Config::default())?;
+    /// let handle = reactor.handle();
+    /// let stopper = std::thread::spawn(move || handle.shutdown());
+    /// reactor.run()?; // serves until the shutdown is done
+    /// stopper.join().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run(&mut self) -> io::Result<()> {
         while self.run_once(None)? == Turn::Running {}
         Ok(())
