@@ -21,7 +21,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// The `after_help` of the examples that log through `common::init_logging`.
+/// The `after_help` of the examples that log through `app::init_logging`.
 pub const LOGS: &str = "Logs go to stderr; set RUST_LOG=debug to see every connection.";
 
 /// The value parser of a count (`usize`) from `min` to `max` inclusive, e.g. `count(1, MAX)`

@@ -1,5 +1,7 @@
-//! Shared test helpers: an in-process server on `127.0.0.1:0`, a seeded PRNG, deadlines,
-//! and socket tricks. Every wait here is bounded, so a hang becomes a failure.
+//! The integration tests' helpers (`tests/it` and the binaries of their own: `fd_leak`,
+//! `mem`, `select_props`): an in-process server on `127.0.0.1:0`, a seeded PRNG, deadlines,
+//! and socket tricks. Every wait here is bounded, so a hang becomes a failure; waiting on
+//! what the kernel shows of a server is [`crate::observe`]'s.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;

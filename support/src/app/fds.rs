@@ -1,7 +1,7 @@
 //! The examples' `unsafe` outside the lab: taking ownership of listening sockets a process
 //! was started with, and signalling the process it takes over from. std offers neither (an
 //! inherited descriptor is just a number until something claims it; `kill` by PID is libc).
-//! Each `unsafe` block has its safety argument beside it; nothing else in `common` touches
+//! Each `unsafe` block has its safety argument beside it; nothing else in `app` touches
 //! `libc`.
 //!
 //! Two ways listening sockets arrive, both as descriptors open across `exec`:
