@@ -53,9 +53,8 @@ struct Args {
     /// Server processes (PID[,PID...]) whose CPU time to report per connection
     #[arg(long = "pid", value_name = "PIDS", value_delimiter = ',')]
     pids: Vec<u32>,
-    /// Passed by `cargo bench` to every bench target it runs.
-    #[arg(long = "bench", hide = true)]
-    _bench: bool,
+    #[command(flatten)]
+    _cargo: cli::CargoBench,
 }
 
 /// On-CPU nanoseconds so far of every thread of these processes.

@@ -38,9 +38,8 @@ struct Args {
     /// Bytes each connection echoes (64k, 1m, or bytes)
     #[arg(long, value_name = "BYTES", value_parser = cli::size(1, usize::MAX), default_value_t = 64)]
     size: usize,
-    /// Passed by `cargo bench` to every bench binary.
-    #[arg(long = "bench", hide = true)]
-    _bench: bool,
+    #[command(flatten)]
+    _cargo: cli::CargoBench,
 }
 
 /// Kills and reaps the server when the bench ends, on every path.

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use evloop::workers::Workers;
 use evloop::{Config, Cx, DatagramAddr, DatagramCx, Datagrams, Handler, Input, Reactor};
 use evloop_support::app;
 use evloop_support::app::upgrade::{self, Inherited, UpgradeFlags};
@@ -135,14 +134,6 @@ fn serve_on_workers(
     inherited: Vec<Inherited>,
     upgrade: &UpgradeFlags,
 ) -> std::io::Result<()> {
-    let workers = if inherited.is_empty() {
-        Workers::start(count, addr, config, |_worker| |_peer| Echo)?
-    } else {
-        Workers::from_listeners(
-            app::tcp_only(inherited)?,
-            config,
-            |_worker, _reactor: &mut Reactor<Echo>| |_peer| Echo,
-        )?
-    };
+    let workers = app::start_workers_or_inherit(count, addr, config, || Echo, inherited)?;
     app::serve_workers(workers, Some(upgrade))
 }

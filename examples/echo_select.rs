@@ -62,7 +62,7 @@ struct Client {
 fn main() -> ExitCode {
     let args = Args::parse();
     // At info by default, as every other example (RUST_LOG=debug for every client).
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    evloop_support::app::init_logging();
     match run(&args.addr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -134,9 +134,8 @@ struct Args {
     /// servers are never pinned and this unpins the client
     #[arg(long)]
     no_pin: bool,
-    /// Passed by `cargo bench` to every bench binary.
-    #[arg(long = "bench", hide = true)]
-    _bench: bool,
+    #[command(flatten)]
+    _cargo: cli::CargoBench,
 }
 
 /// `--workers N`: N >= 2.

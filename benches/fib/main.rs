@@ -107,9 +107,8 @@ struct Args {
     #[arg(long = "ping-gap-ms", value_name = "MS", value_parser = cli::duration_ms,
           default_value_t = Millis::from(1))]
     ping_gap: Millis,
-    /// Passed by `cargo bench` to every bench binary.
-    #[arg(long = "bench", hide = true)]
-    _bench: bool,
+    #[command(flatten)]
+    _cargo: cli::CargoBench,
 }
 
 /// Offload target: the ideal ceil(10 / C) × one request, plus this much slack.

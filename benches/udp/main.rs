@@ -40,9 +40,8 @@ struct Args {
     /// Rounds per datagram size
     #[arg(long, value_name = "N", value_parser = cli::count(1, usize::MAX), default_value_t = 3)]
     rounds: usize,
-    /// Passed by `cargo bench` to every bench binary.
-    #[arg(long = "bench", hide = true)]
-    _bench: bool,
+    #[command(flatten)]
+    _cargo: cli::CargoBench,
 }
 
 struct Echo;

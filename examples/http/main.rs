@@ -44,7 +44,6 @@ mod route;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use evloop::workers::Workers;
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
 use evloop_support::app;
 
@@ -569,11 +568,7 @@ fn serve_on_workers(
     inherited: Vec<Inherited>,
     upgrade: &UpgradeFlags,
 ) -> std::io::Result<()> {
-    let workers = if inherited.is_empty() {
-        Workers::start(count, addr, config, move |_worker| move |_peer| HttpConn::new(settings))?
-    } else {
-        let setup = move |_worker, _reactor: &mut Reactor<HttpConn>| move |_peer| HttpConn::new(settings);
-        Workers::from_listeners(app::tcp_only(inherited)?, config, setup)?
-    };
+    let workers =
+        app::start_workers_or_inherit(count, addr, config, move || HttpConn::new(settings), inherited)?;
     app::serve_workers(workers, Some(upgrade))
 }

@@ -190,3 +190,11 @@ impl<const DEFAULT_SECS: u64> IdleTimeout<DEFAULT_SECS> {
         (!self.timeout.0.is_zero()).then_some(self.timeout.0)
     }
 }
+
+/// `--bench`, which `cargo bench` passes to every bench binary (`harness = false` ones
+/// too): accepted and hidden. A bench's `Args` flattens it with `#[command(flatten)]`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct CargoBench {
+    #[arg(long = "bench", hide = true)]
+    bench: bool,
+}

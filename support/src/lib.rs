@@ -7,7 +7,7 @@
 //!                 ▼                                              │
 //!           evloop-support ──► examples/  (app, cli, fib, resp, http, lab_protocol, plot)
 //!                          ──► tests/     (testing, props, and the parsers they check)
-//!                          ──► benches/   (stats, fib)
+//!                          ──► benches/   (cli, stats, fib)
 //!                          ──► fuzz/      (props and the parsers)
 //! ```
 //!

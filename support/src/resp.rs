@@ -257,6 +257,19 @@ impl Parser {
     }
 }
 
+/// A command as a client sends it: a RESP2 multibulk of bulk strings, the canonical form
+/// every request parses to the same arguments from (the property tests and the kv tests
+/// write requests with it).
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        wire.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        wire.extend_from_slice(arg);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire
+}
+
 /// A RESP integer: an optional `-`, then digits, no `+`, no spaces, no leading zeros (as
 /// Redis's `string2ll`). `None` if malformed or out of `i64`.
 pub fn parse_int(text: &[u8]) -> Option<i64> {

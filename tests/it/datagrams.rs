@@ -11,9 +11,9 @@ use std::os::unix::net::UnixDatagram;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop::{
-    Config, Cx, DatagramAddr, DatagramCx, DatagramOptions, Datagrams, Handler, Input, Reactor, TimerId,
-};
+use evloop::{Config, DatagramAddr, DatagramCx, DatagramOptions, Datagrams, Handler, Reactor, TimerId};
+// The TCP side of the mixed reactor: the tests' stream echo.
+use evloop_support::testing::Echo as TcpEcho;
 use evloop_support::testing::{temp_dir, turn_until};
 
 const LOCALHOST: &str = "127.0.0.1:0";
@@ -284,17 +284,6 @@ fn shutdown_closes_endpoints_and_stops() {
     assert!(*udp_closed.borrow());
     assert_eq!(reactor.stats().datagrams.endpoints, 0);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A TCP echo handler for the mixed reactor.
-struct TcpEcho;
-
-impl Handler for TcpEcho {
-    type Msg = ();
-    fn on_data(&mut self, input: &mut Input<'_>, cx: &mut Cx<'_, Self>) {
-        cx.write(input.bytes());
-        input.consume_all();
-    }
 }
 
 /// One reactor serving a TCP echo and a UDP echo at once, each exact.

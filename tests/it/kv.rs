@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::examples::{example, Running};
 use evloop_support::observe::{far_end, wait_until};
+use evloop_support::resp::encode_command;
 use evloop_support::testing::{ReadSome, WriteSome};
 
 fn kv_server(args: &[&str]) -> Running {
@@ -20,21 +21,10 @@ fn kv_server(args: &[&str]) -> Running {
     Running::start(command)
 }
 
-/// A command as a RESP multibulk.
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut wire = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        wire.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        wire.extend_from_slice(arg);
-        wire.extend_from_slice(b"\r\n");
-    }
-    wire
-}
-
 /// `"SET k v"` as a multibulk (arguments without spaces).
 fn cmd(line: &str) -> Vec<u8> {
     let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-    encode(&args)
+    encode_command(&args)
 }
 
 /// Length of the first complete reply in `buf`, if it is all there.
@@ -193,9 +183,9 @@ fn each_command() {
     assert_eq!(c.reply(), "$11\r\nhello world\r\n");
     assert_eq!(c.reply(), "+PONG\r\n");
     // Binary-safe values.
-    c.send(&encode(&[b"SET", b"bin", b"\0\r\n\xff"]));
+    c.send(&encode_command(&[b"SET", b"bin", b"\0\r\n\xff"]));
     assert_eq!(c.reply(), "+OK\r\n");
-    c.send(&encode(&[b"GET", b"bin"]));
+    c.send(&encode_command(&[b"GET", b"bin"]));
     assert_eq!(c.reply(), String::from_utf8_lossy(b"$4\r\n\0\r\n\xff\r\n"));
     assert_eq!(c.call("QUIT"), "+OK\r\n");
     c.expect_closed();
@@ -311,7 +301,7 @@ fn bad_input_is_refused_and_closed_while_others_are_served() {
     }
     // A bulk up to the limit is fine.
     let value = vec![b'v'; 1024 * 1024];
-    polite.send(&encode(&[b"SET", b"big", &value]));
+    polite.send(&encode_command(&[b"SET", b"big", &value]));
     assert_eq!(polite.reply(), "+OK\r\n");
     assert_eq!(polite.call("GET big").len(), value.len() + 12);
 }
@@ -361,7 +351,7 @@ fn a_client_that_never_reads_is_paused() {
     let server = kv_server(&[]);
     let mut polite = Client::connect(&server);
     let value = vec![b'x'; 512 * 1024];
-    polite.send(&encode(&[b"SET", b"big", &value]));
+    polite.send(&encode_command(&[b"SET", b"big", &value]));
     assert_eq!(polite.reply(), "+OK\r\n");
     let rss_before = rss_kib(&server);
     let mut greedy = Client::connect(&server);

@@ -139,14 +139,20 @@ fn a_drain_answers_the_request_in_flight_and_stops() {
     assert_eq!((closed.local, closed.shutdown), (2, 0), "{closed:?}");
 }
 
-/// What does not finish by the drain's deadline is closed then, and counted.
-#[test]
-fn a_drain_closes_what_is_left_at_its_deadline() {
+/// A reactor that has read one request it will not answer for a minute, and its client.
+fn serving_a_stuck_request() -> (Reactor<Slow>, TcpStream) {
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| slow(60_000)).unwrap();
     let mut stuck = client(addr);
     stuck.write_all(b"forever\n").unwrap();
     turn_until(&mut reactor, "the request read", |r| r.stats().bytes_in == 8);
+    (reactor, stuck)
+}
+
+/// What does not finish by the drain's deadline is closed then, and counted.
+#[test]
+fn a_drain_closes_what_is_left_at_its_deadline() {
+    let (mut reactor, mut stuck) = serving_a_stuck_request();
     reactor.drain(Duration::from_millis(100));
     let started = Instant::now();
     while reactor.run_once(Some(Duration::from_millis(5))).unwrap() == Turn::Running {
@@ -159,11 +165,7 @@ fn a_drain_closes_what_is_left_at_its_deadline() {
 /// A shutdown asked for during a drain closes what is left at once (after flushing).
 #[test]
 fn a_shutdown_during_a_drain_closes_the_rest_now() {
-    let mut reactor = Reactor::new(Config::default()).unwrap();
-    let (_, addr) = reactor.listen("127.0.0.1:0".parse().unwrap(), |_| slow(60_000)).unwrap();
-    let mut stuck = client(addr);
-    stuck.write_all(b"forever\n").unwrap();
-    turn_until(&mut reactor, "the request read", |r| r.stats().bytes_in == 8);
+    let (mut reactor, _stuck) = serving_a_stuck_request();
     reactor.drain(Duration::from_secs(60));
     reactor.run_once(Some(Duration::from_millis(5))).unwrap();
     reactor.handle().shutdown();

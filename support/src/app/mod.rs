@@ -293,12 +293,36 @@ pub fn serve_workers(workers: Workers, upgrade: Option<&UpgradeFlags>) -> io::Re
     Ok(())
 }
 
-/// The inherited listeners as TCP listeners (for `Workers`, which serve TCP only).
+/// `count` workers listening on `addr`, or, when this process was handed listening sockets
+/// (an upgrade, socket activation), one worker per inherited socket: what
+/// [`listen_or_inherit`] is for one reactor. Every connection gets `factory()`.
 ///
 /// # Errors
 ///
-/// `InvalidInput` for a Unix-domain one.
-pub fn tcp_only(inherited: Vec<Inherited>) -> io::Result<Vec<std::net::TcpListener>> {
+/// As `Workers::start`; `InvalidInput` for an inherited Unix-domain listener (workers serve
+/// TCP only).
+pub fn start_workers_or_inherit<H: Handler>(
+    count: usize,
+    addr: std::net::SocketAddr,
+    config: evloop::Config,
+    factory: impl Fn() -> H + Send + Sync + Clone + 'static,
+    inherited: Vec<Inherited>,
+) -> io::Result<Workers> {
+    let for_worker = move || {
+        let factory = factory.clone();
+        move |_peer| factory()
+    };
+    if inherited.is_empty() {
+        Workers::start(count, addr, config, move |_worker| for_worker())
+    } else {
+        Workers::from_listeners(tcp_only(inherited)?, config, move |_worker, _reactor: &mut Reactor<H>| {
+            for_worker()
+        })
+    }
+}
+
+/// The inherited listeners as TCP listeners (for `Workers`, which serve TCP only).
+fn tcp_only(inherited: Vec<Inherited>) -> io::Result<Vec<std::net::TcpListener>> {
     inherited
         .into_iter()
         .map(|socket| match socket {

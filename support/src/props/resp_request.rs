@@ -10,7 +10,7 @@
 //!   whole gives the same command;
 //! - a protocol error is final: more bytes behind it do not make it parse.
 
-use crate::resp::{Argv, Limits, Parser};
+use crate::resp::{encode_command, Argv, Limits, Parser};
 
 /// Checks `buf` under `limits`; returns what a fresh parser said of the whole buffer.
 pub fn check(buf: &[u8], limits: Limits) -> Outcome {
@@ -35,7 +35,7 @@ pub fn check(buf: &[u8], limits: Limits) -> Outcome {
             // a multibulk, so an inline command's longer or more numerous arguments need
             // multibulk limits that admit them.
             if !args.is_empty() {
-                let canonical = encode(&args);
+                let canonical = encode_command(&args.iter().map(Vec::as_slice).collect::<Vec<_>>());
                 let longest = args.iter().map(Vec::len).max().unwrap_or(0);
                 let multibulk = Limits {
                     max_bulk: limits.max_bulk.max(longest),
@@ -79,15 +79,4 @@ pub enum Outcome {
     Command,
     Incomplete,
     Error,
-}
-
-/// `args` as a RESP2 multibulk.
-pub fn encode(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }

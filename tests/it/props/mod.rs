@@ -180,7 +180,7 @@ fn resp_input(rng: &mut Rng) -> Vec<u8> {
             (0..count.max(1)).map(|_| pick(rng, &["PING", "GET", "k", "\"quoted x\"", "'a b'"])).collect();
         format!("{}\r\n", line.join(" ")).into_bytes()
     } else {
-        resp_request::encode(&args)
+        resp::encode_command(&args.iter().map(Vec::as_slice).collect::<Vec<_>>())
     };
     match rng.range(0, 9) {
         0 if !buf.is_empty() => {
