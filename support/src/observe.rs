@@ -6,7 +6,8 @@
 //! The kernel's view answers the questions a sleep used to guess at: "has the server read
 //! what I sent?" (its socket's receive queue is empty), "has it accepted them?" (the
 //! listener's accept queue is empty), "has it closed them?" (the sockets are gone), "is it
-//! blocked on a full socket?" (bytes wait in its send queue). Linux only, like the tests.
+//! blocked on a full socket?" (bytes wait in its send queue), "is that listener closed
+//! everywhere?" ([`wait_until_refused`]). Linux only, like the tests.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -32,6 +33,21 @@ pub fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits until `connect` is refused: the socket that answered it is closed in every process
+/// that held it. A test that closes a listening socket cannot assert the refusal at once,
+/// because while the socket was open another test of the same binary may have spawned a
+/// process, and the child holds a copy of every descriptor until its `exec` closes them
+/// (they are close-on-exec): until then the old socket still answers. Call it without
+/// turning the reactor in between, so that nothing but those copies can delay the refusal.
+#[track_caller]
+pub fn wait_until_refused(what: &str, mut connect: impl FnMut() -> std::io::Result<()>) {
+    wait_until(
+        Duration::from_secs(10),
+        what,
+        || matches!(connect(), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+    );
 }
 
 /// The TCP states a test asks about (the kernel's numbering, `include/net/tcp_states.h`).

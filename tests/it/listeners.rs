@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use evloop::{Config, Cx, Handler, Input, Reactor, Reason, TimerId, Turn};
-use evloop_support::observe::wait_until;
+use evloop_support::observe::{wait_until, wait_until_refused};
 use evloop_support::testing::{turn_until, ReadSome};
 
 /// Answers each line after `delay` (a request that takes a while), with `bye` appended and
@@ -88,7 +88,7 @@ fn listeners_have_ids_and_can_be_paused_resumed_and_removed() {
 
     // Removed: new clients are refused; the accepted one is still served; the id is gone.
     reactor.remove_listener(first).unwrap();
-    assert_eq!(TcpStream::connect(addr).unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+    wait_until_refused("the removed listener is closed", || TcpStream::connect(addr).map(drop));
     waiting.write_all(b"again\n").unwrap();
     assert_eq!(read_while_turning(&mut reactor, &mut waiting, 6), b"again\n");
     assert_eq!(reactor.remove_listener(first).unwrap_err().kind(), std::io::ErrorKind::NotFound);
@@ -125,7 +125,7 @@ fn a_drain_answers_the_request_in_flight_and_stops() {
     let started = Instant::now();
     reactor.handle().drain(Duration::from_secs(30));
     reactor.run_once(Some(Duration::from_millis(5))).unwrap();
-    assert_eq!(TcpStream::connect(addr).unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+    wait_until_refused("the draining reactor's listener is closed", || TcpStream::connect(addr).map(drop));
     assert_eq!(idle.read_some(&mut [0; 8]).ok(), Some(0), "the idle connection is closed at once");
     // The answer in flight arrives, then the close; the reactor stops once it is gone.
     while reactor.run_once(Some(Duration::from_millis(5))).unwrap() == Turn::Running {

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use evloop::{Config, ConnId, Cx, Handler, Input, PeerAddr, Reactor, Reason, SendError};
-use evloop_support::observe::{accept_queue, wait_until};
+use evloop_support::observe::{accept_queue, wait_until, wait_until_refused};
 use evloop_support::testing::{temp_dir, turn_until, ReadSome};
 
 /// What the handlers of these tests observed, in order.
@@ -89,6 +89,7 @@ fn connect_succeeds_and_the_connection_is_a_full_connection() {
 fn a_refused_connect_says_refused() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_until_refused("nobody listens on the port", || TcpStream::connect(addr).map(drop));
     let log: Log = Rc::default();
     let mut reactor = Reactor::new(Config::default()).unwrap();
     match reactor.connect(addr, probe("client", &log)) {
@@ -257,6 +258,7 @@ fn unix_listen_connect_and_stale_paths() {
     // A stale socket file: bound, never accepted on, listener gone.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
+    wait_until_refused("the listener is closed everywhere", || UnixStream::connect(&path).map(drop));
     let log: Log = Rc::default();
     let mut reactor = Reactor::new(Config::default()).unwrap();
     let server_log = Rc::clone(&log);
@@ -520,6 +522,13 @@ fn a_stale_unix_path_is_taken_over_by_exactly_one_server() {
         if round == 0 {
             drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         }
+        // The precondition: nothing answers there. The last winner was dropped, but a process
+        // another test spawned meanwhile may hold it until its exec; then every contender
+        // would rightly find a server listening, and none win (seen in CI at round 280; a
+        // thread spawning /bin/true beside this test reproduced it within a few rounds).
+        wait_until_refused("the last round's listener is closed everywhere", || {
+            UnixStream::connect(&path).map(drop)
+        });
         let winner = race_eight(&path, round, "servers", |path| {
             evloop::net::listen_unix(path, evloop::net::ListenOptions::default())
         });
@@ -578,6 +587,9 @@ fn a_stale_unix_datagram_path_is_taken_over_by_exactly_one_server() {
         if round == 0 {
             drop(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
         }
+        wait_until_refused("the last round's endpoint is closed everywhere", || {
+            std::os::unix::net::UnixDatagram::unbound()?.connect(&path)
+        });
         let winner = race_eight(&path, round, "endpoints", evloop::net::bind_unix_datagram);
         sender.send_to(b"to the owner", &path).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
