@@ -227,8 +227,13 @@ fn fd_passing_loops_serve_a_client_beside_a_busy_one() {
         // The first client reads its reply, says so, and hangs up (which frees a blocking child).
         let first_done = thread::spawn(move || {
             let mut reply = String::new();
-            BufReader::new(first).read_line(&mut reply).unwrap();
+            // A named reader, not a temporary: a temporary would close the connection at the
+            // end of the read's statement, before the flag is raised, and the blocking child
+            // could serve the second client in between (seen under load).
+            let mut reader = BufReader::new(first);
+            reader.read_line(&mut reply).unwrap();
             flag.store(true, Ordering::SeqCst);
+            drop(reader);
             reply
         });
         // The parent passes it to the only child first (the loop child would serve the
