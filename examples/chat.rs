@@ -4,6 +4,7 @@
 //!
 //! Run:  cargo run --release --example chat
 //! Talk: nc 127.0.0.1 7001   (in two terminals; type lines)
+//! Unix: cargo run --release --example chat -- --addr unix:/tmp/chat.sock;  nc -U /tmp/chat.sock
 //!
 //! ```text
 //!   line from A ──► for each member M ≠ A: cx.send(M, line) ──► M.on_message ──► write to M
@@ -16,22 +17,21 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use clap::Parser;
 use evloop::{Config, ConnId, Cx, Handler, Input, Reactor, Reason};
-use evloop_support::app;
+use evloop_support::app::{self, Endpoint};
 use evloop_support::cli::{self, IdleTimeout, LOGS};
 
 /// chat: every line a client sends is delivered to every other client.
 #[derive(Debug, Parser)]
 #[command(name = "chat", version, allow_negative_numbers = true, after_help = LOGS)]
 struct Args {
-    /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7001", value_parser = cli::addr)]
-    addr: SocketAddr,
+    /// Address to listen on: HOST:PORT, or unix:PATH for a Unix-domain socket
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7001")]
+    addr: Endpoint,
 
     /// Output a client may leave unread before it is disconnected
     #[arg(long, value_name = "BYTES", default_value = "1m", value_parser = cli::size(1, usize::MAX))]
@@ -134,8 +134,11 @@ fn main() {
     };
     let members = Members::default();
     let served = Reactor::new(config).and_then(|mut reactor| {
-        let (_, bound) =
-            reactor.listen(addr, move |_| Member { members: Rc::clone(&members), max_backlog, max_line })?;
+        let bound = app::listen(&mut reactor, &addr, move || Member {
+            members: Rc::clone(&members),
+            max_backlog,
+            max_line,
+        })?;
         app::run_reactor(reactor, bound)
     });
     if let Err(e) = served {

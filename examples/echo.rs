@@ -2,7 +2,7 @@
 //!
 //! Run:  cargo run --release --example echo
 //! Talk: nc -N 127.0.0.1 7000     (type lines; Ctrl-D half-closes, the server echoes the rest and closes)
-//! Unix: cargo run --release --example echo -- --unix /tmp/echo.sock;  nc -U /tmp/echo.sock
+//! Unix: cargo run --release --example echo -- --addr unix:/tmp/echo.sock;  nc -U /tmp/echo.sock
 //! UDP:  cargo run --release --example echo -- --udp;  nc -u 127.0.0.1 7000  (each line comes back)
 //! Stop: Ctrl-C (SIGINT) or SIGTERM: pending output is flushed, then every connection closed.
 //!       SIGQUIT drains: no new clients, the open ones served until they leave (--drain-timeout).
@@ -12,22 +12,22 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use evloop::{Config, Cx, DatagramAddr, DatagramCx, Datagrams, Handler, Input, Reactor};
-use evloop_support::app;
 use evloop_support::app::upgrade::{self, Inherited, UpgradeFlags};
+use evloop_support::app::{self, Endpoint};
 use evloop_support::cli::{self, IdleTimeout, Millis, LOGS};
 
 /// echo: an evloop echo server; every byte sent comes back, in order.
 #[derive(Debug, Parser)]
 #[command(name = "echo", version, allow_negative_numbers = true, after_help = LOGS)]
 struct Args {
-    /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7000", value_parser = cli::addr)]
-    addr: SocketAddr,
+    /// Address to listen on: HOST:PORT, or unix:PATH for a Unix-domain socket (a stale
+    /// socket file from a server that is gone is replaced; one reactor serves it)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
+    addr: Endpoint,
 
-    /// Listen on a Unix-domain socket at PATH instead (a stale socket file from a server
-    /// that is gone is replaced); served by one reactor
+    /// The same as --addr unix:PATH
     #[arg(long, value_name = "PATH", conflicts_with_all = ["addr", "workers"])]
     unix: Option<PathBuf>,
 
@@ -93,11 +93,18 @@ fn main() {
         slow_callback: (!args.slow_callback.0.is_zero()).then_some(args.slow_callback.0),
         ..Config::default()
     };
-    let served = upgrade::take_inherited().and_then(|inherited| match args.unix {
-        None if args.udp => serve_udp(args.addr, config),
-        Some(path) => serve(app::Endpoint::Unix(path), config, inherited, &args.upgrade),
-        None if args.workers == 1 => serve(app::Endpoint::Tcp(args.addr), config, inherited, &args.upgrade),
-        None => serve_on_workers(args.workers, args.addr, config, inherited, &args.upgrade),
+    let endpoint = args.unix.map_or(args.addr, Endpoint::Unix);
+    if endpoint.tcp().is_none() && (args.udp || args.workers > 1) {
+        let flag = if args.udp { "--udp" } else { "--workers" };
+        let message = format!("{flag} needs a HOST:PORT address, not {endpoint}");
+        Args::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit()
+    }
+    let served = upgrade::take_inherited().and_then(|inherited| match endpoint.tcp() {
+        Some(addr) if args.udp => serve_udp(addr, config),
+        Some(addr) if args.workers > 1 => {
+            serve_on_workers(args.workers, addr, config, inherited, &args.upgrade)
+        }
+        _ => serve(endpoint, config, inherited, &args.upgrade),
     });
     if let Err(e) = served {
         eprintln!("error: {e}");
@@ -108,7 +115,7 @@ fn main() {
 /// One reactor on the main thread, on TCP or a Unix-domain socket (or the sockets an older
 /// process or a supervisor handed this one).
 fn serve(
-    endpoint: app::Endpoint,
+    endpoint: Endpoint,
     config: Config,
     inherited: Vec<Inherited>,
     upgrade: &UpgradeFlags,

@@ -12,12 +12,11 @@
 //! Requests on one connection are answered in order: while one is being computed, the
 //! connection stops reading (its next lines wait in the buffers).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
-use evloop_support::app;
+use evloop_support::app::{self, Endpoint};
 use evloop_support::cli::{self, IdleTimeout};
 // The request line and fib itself live in support/, where the fuzz target and the property
 // tests reach exactly the parser this server runs.
@@ -32,9 +31,9 @@ When the server is full, a client waiting for its next request makes room for a 
 #[derive(Debug, Parser)]
 #[command(name = "fib", version, allow_negative_numbers = true, after_help = REQUESTS)]
 struct Args {
-    /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:40404", value_parser = cli::addr)]
-    addr: SocketAddr,
+    /// Address to listen on: HOST:PORT, or unix:PATH for a Unix-domain socket
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:40404")]
+    addr: Endpoint,
 
     /// Where fib(N) is computed
     #[arg(long, value_enum, default_value_t = Mode::Offload)]
@@ -281,9 +280,9 @@ fn main() {
     }
 }
 
-fn serve(addr: SocketAddr, config: Config, settings: Settings) -> std::io::Result<()> {
+fn serve(addr: Endpoint, config: Config, settings: Settings) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let (_, bound) = reactor.listen(addr, move |_peer| FibConn { settings, state: State::Reading })?;
+    let bound = app::listen(&mut reactor, &addr, move || FibConn { settings, state: State::Reading })?;
     log::info!("fib server, mode {:?}", settings.mode);
     app::run_reactor(reactor, bound)
 }

@@ -8,13 +8,13 @@
 //!                            ──config()────► evloop::Config (the reactor)
 //! ```
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
 use evloop::Config;
 
 use super::route::Limits;
+use evloop_support::app::Endpoint;
 use evloop_support::cli::{self, Millis, Secs};
 
 pub const ROUTES: &str = "\
@@ -34,9 +34,10 @@ from its first byte. A body has --body-timeout, extended by one second for every
 #[derive(Debug, Parser)]
 #[command(name = "http", version, after_help = ROUTES)]
 pub struct Args {
-    /// Address to listen on
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080", value_parser = cli::addr)]
-    pub addr: SocketAddr,
+    /// Address to listen on: HOST:PORT, or unix:PATH for a Unix-domain socket (then
+    /// one reactor serves it: --workers needs HOST:PORT)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: Endpoint,
 
     /// Reactor threads sharing the address with SO_REUSEPORT
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = cli::count(1, 256))]

@@ -43,7 +43,7 @@ mod route;
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use evloop::{Config, Cx, Handler, Input, JobError, OffloadError, Reactor, TimerId};
 use evloop_support::app;
 
@@ -534,12 +534,15 @@ fn main() {
     app::init_logging();
     let Command { args, upgrade } = Command::parse();
     let (settings, config) = (args.settings(), args.config());
-    let served = upgrade::take_inherited().and_then(|inherited| {
-        if args.workers == 1 {
-            serve(args.addr, config, settings, inherited, &upgrade)
-        } else {
-            serve_on_workers(args.workers, args.addr, config, settings, inherited, &upgrade)
+    if args.workers > 1 && args.addr.tcp().is_none() {
+        let message = format!("--workers needs a HOST:PORT address, not {}", args.addr);
+        Command::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit()
+    }
+    let served = upgrade::take_inherited().and_then(|inherited| match args.addr.tcp() {
+        Some(addr) if args.workers > 1 => {
+            serve_on_workers(args.workers, addr, config, settings, inherited, &upgrade)
         }
+        _ => serve(&args.addr, config, settings, inherited, &upgrade),
     });
     if let Err(e) = served {
         eprintln!("error: {e}");
@@ -548,15 +551,14 @@ fn main() {
 }
 
 fn serve(
-    addr: std::net::SocketAddr,
+    endpoint: &app::Endpoint,
     config: Config,
     settings: Settings,
     inherited: Vec<Inherited>,
     upgrade: &UpgradeFlags,
 ) -> std::io::Result<()> {
     let mut reactor = Reactor::new(config)?;
-    let endpoint = app::Endpoint::Tcp(addr);
-    let bound = app::listen_or_inherit(&mut reactor, &endpoint, move || HttpConn::new(settings), inherited)?;
+    let bound = app::listen_or_inherit(&mut reactor, endpoint, move || HttpConn::new(settings), inherited)?;
     app::serve_reactor(reactor, bound, Some(upgrade))
 }
 

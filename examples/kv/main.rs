@@ -35,12 +35,11 @@ mod server;
 mod store;
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
-use evloop_support::app;
+use evloop_support::app::{self, Endpoint};
 // The RESP parser lives in support/ so that the fuzz target and property tests drive it too.
 use evloop::{Config, Reactor};
 use evloop_support::cli::{self, Secs};
@@ -56,9 +55,10 @@ use resp::Limits;
 #[derive(Parser, Debug)]
 #[command(name = "kv", version)]
 struct Args {
-    /// Address to listen on (port 0 picks a free one)
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6380", value_parser = cli::addr)]
-    addr: SocketAddr,
+    /// Address to listen on: HOST:PORT (port 0 picks a free one), or unix:PATH for a
+    /// Unix-domain socket (redis-cli -s PATH)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6380")]
+    addr: Endpoint,
 
     /// Longest bulk string (key or value) accepted; longer is a protocol error. Accepts
     /// k/m/g suffixes. Redis's proto-max-bulk-len is 512m; this default is small on purpose
@@ -130,14 +130,15 @@ struct Caps {
     pubsub_limit: usize,
 }
 
-fn serve(addr: SocketAddr, config: Config, limits: Limits, caps: Caps) -> std::io::Result<()> {
+fn serve(addr: Endpoint, config: Config, limits: Limits, caps: Caps) -> std::io::Result<()> {
     let Caps { max_clients, max_reply, pubsub_limit } = caps;
     let max_query = config.max_input;
     let mut reactor = Reactor::new(config)?;
     // Created before the listener so the factory can hand every connection a reference;
     // the port is filled in once bound (port 0 means "pick one").
     let shared = Rc::new(RefCell::new(Shared::new(ServerInfo {
-        port: addr.port(),
+        // As Redis reports a server with only a Unix socket: port 0.
+        port: addr.tcp().map_or(0, |addr| addr.port()),
         max_bulk: limits.max_bulk,
         max_query,
         max_reply,
@@ -148,9 +149,10 @@ fn serve(addr: SocketAddr, config: Config, limits: Limits, caps: Caps) -> std::i
         commands: 0,
     })));
     let for_conns = Rc::clone(&shared);
-    let (_, bound) = reactor
-        .listen(addr, move |_peer| KvConn::new(Rc::clone(&for_conns), limits, max_query, pubsub_limit))?;
-    shared.borrow_mut().server.port = bound.port();
+    let bound = app::listen(&mut reactor, &addr, move || {
+        KvConn::new(Rc::clone(&for_conns), limits, max_query, pubsub_limit)
+    })?;
+    shared.borrow_mut().server.port = bound.tcp().map_or(0, |addr| addr.port());
     sweep_every(&mut reactor, shared);
     log::info!("kv server: max bulk {} bytes, max query {max_query} bytes", limits.max_bulk);
     app::run_reactor(reactor, bound)

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use evloop_support::observe::{accept_queue, near_end, signal_pending, wait_until};
+use evloop_support::resp::encode_command;
 use evloop_support::testing::{cpu_from_stat, round_trip, ReadSome};
 
 /// Path of a built example, e.g. `target/debug/examples/echo`.
@@ -160,7 +161,7 @@ impl Drop for Running {
 fn echo_command_line() {
     let flags = "--addr=127.0.0.1:7000 --unix --workers=1 --max-conns=1024 --idle-timeout=300 \
                  --slow-callback=0";
-    let bad: [(&[&str], &str); 8] = [
+    let bad: [(&[&str], &str); 11] = [
         (&["--bogus"], "--bogus"),
         (&["--max-conns", "many"], "--max-conns"),
         (&["--addr"], "--addr"),
@@ -169,6 +170,9 @@ fn echo_command_line() {
         (&["--idle-timeout", "-1"], "--idle-timeout"),
         (&["--unix", "/tmp/evloop-never.sock", "--workers", "2"], "--workers"),
         (&["--unix", "/tmp/evloop-never.sock", "--addr", "127.0.0.1:0"], "--addr"),
+        (&["--addr", "unix:/tmp/evloop-never.sock", "--workers", "2"], "--workers"),
+        (&["--addr", "unix:/tmp/evloop-never.sock", "--udp"], "--udp"),
+        (&["--addr", "unix:"], "--addr"),
     ];
     check_command_line("echo", flags, &bad);
 }
@@ -196,6 +200,47 @@ fn echo_and_proxy_over_a_unix_socket() {
     let proxy = Running::start(command);
     round_trip(&mut proxy.connect(), b"through the proxy");
     drop((proxy, echo));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--addr unix:PATH` on every server example: each announces `listening on unix:PATH` and
+/// serves its protocol there, as a client of that protocol sees it over the Unix socket.
+/// With `--workers` (one SO_REUSEPORT socket per worker: TCP only) it is a usage error.
+#[test]
+fn every_server_serves_on_a_unix_socket_given_as_its_addr() {
+    let dir = std::env::temp_dir().join(format!("evloop-unix-addr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let set_then_get = [encode_command(&[b"SET", b"k", b"v"]), encode_command(&[b"GET", b"k"])].concat();
+    let exchanges: [(&str, &[u8], &[u8]); 5] = [
+        ("echo", b"over unix", b"over unix"),
+        ("fib", b"20\n", b"6765\n"),
+        ("kv", &set_then_get, b"+OK\r\n$1\r\nv\r\n"),
+        ("chat", b"", b"* welcome, you are #"),
+        ("http", b"GET /fib/20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+    ];
+    for (name, request, expected) in exchanges {
+        let path = dir.join(format!("{name}.sock"));
+        let address = format!("unix:{}", path.display());
+        let mut command = Command::new(example(name));
+        command.args(["--addr", &address]);
+        let server = Running::start(command);
+        assert_eq!(server.announced, address, "{name}");
+        let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        client.write_all(request).unwrap();
+        let mut answer = vec![0; expected.len()];
+        client.read_exact(&mut answer).unwrap();
+        assert_eq!(String::from_utf8_lossy(&answer), String::from_utf8_lossy(expected), "{name}");
+    }
+    for name in ["echo", "http"] {
+        let out = Command::new(example(name))
+            .args(["--addr", "unix:/tmp/evloop-never.sock", "--workers", "2"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: --workers needs a HOST:PORT address"), "{name}: {stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -366,6 +366,17 @@ pub enum Endpoint {
     Unix(std::path::PathBuf),
 }
 
+impl Endpoint {
+    /// The TCP address, if this is one: what `--workers` (one SO_REUSEPORT socket per
+    /// worker) and echo's `--udp` need.
+    pub fn tcp(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Endpoint::Tcp(addr) => Some(*addr),
+            Endpoint::Unix(_) => None,
+        }
+    }
+}
+
 impl FromStr for Endpoint {
     type Err = String;
 
