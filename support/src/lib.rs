@@ -12,7 +12,8 @@
 //! ```
 //!
 //! - [`app`]: what every example binary does around its reactor: logging, signals
-//!   (nginx's vocabulary), listening or inheriting sockets, the live upgrade.
+//!   (nginx's vocabulary), listening or inheriting sockets, the live upgrade, the Unix
+//!   socket files removed at exit.
 //! - [`cli`]: the one command-line vocabulary (addresses, durations, sizes, counts).
 //! - [`fib`], [`resp`], [`http`], [`lab_protocol`]: the examples' wire formats, pure
 //!   functions over bytes, here because the fuzzers and property tests drive them too.

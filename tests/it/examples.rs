@@ -203,8 +203,9 @@ fn echo_and_proxy_over_a_unix_socket() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--addr unix:PATH` on every server example: each announces `listening on unix:PATH` and
-/// serves its protocol there, as a client of that protocol sees it over the Unix socket.
+/// `--addr unix:PATH` on every server example: each announces `listening on unix:PATH`,
+/// serves its protocol there, as a client of that protocol sees it over the Unix socket, and
+/// removes the socket file when stopped.
 /// With `--workers` (one SO_REUSEPORT socket per worker: TCP only) it is a usage error.
 #[test]
 fn every_server_serves_on_a_unix_socket_given_as_its_addr() {
@@ -223,7 +224,7 @@ fn every_server_serves_on_a_unix_socket_given_as_its_addr() {
         let address = format!("unix:{}", path.display());
         let mut command = Command::new(example(name));
         command.args(["--addr", &address]);
-        let server = Running::start(command);
+        let mut server = Running::start(command);
         assert_eq!(server.announced, address, "{name}");
         let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -231,6 +232,9 @@ fn every_server_serves_on_a_unix_socket_given_as_its_addr() {
         let mut answer = vec![0; expected.len()];
         client.read_exact(&mut answer).unwrap();
         assert_eq!(String::from_utf8_lossy(&answer), String::from_utf8_lossy(expected), "{name}");
+        // A clean exit removes the socket file, as Redis and nginx do.
+        assert!(server.signal_and_wait("TERM").success(), "{name}");
+        assert!(!path.exists(), "{name} left its socket file behind");
     }
     for name in ["echo", "http"] {
         let out = Command::new(example(name))

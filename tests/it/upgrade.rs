@@ -216,10 +216,14 @@ fn echo_upgrades_with_workers_and_over_a_unix_socket() {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         Ok(Box::new(stream) as Box<dyn ReadWrite>)
     });
+    // Each old process left the socket file to its successor (the load's clients connect by
+    // the path throughout); the last removes it at exit, as it has no successor.
     let last = upgrade_in_a_row(&pid_file, &mut first, 2, &load);
     assert!(load.finish() > 40);
+    assert!(path.exists(), "an old process removed the socket file its successor serves");
     signal(last, "TERM");
     wait_until_gone(last, Duration::from_secs(10));
+    assert!(!path.exists(), "the last process left its socket file behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

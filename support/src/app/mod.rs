@@ -3,6 +3,7 @@
 //! older process), and the live upgrade ([`upgrade`]). It uses only evloop's public API.
 
 mod fds;
+pub mod socket_files;
 pub mod upgrade;
 
 use std::cell::RefCell;
@@ -68,6 +69,7 @@ pub fn handle_signals<H: Handler>(
                     let fds: Vec<_> = ids.iter().filter_map(|&id| reactor.listener_fd(id)).collect();
                     match upgrade::spawn_successor(&fds) {
                         Ok(child) => {
+                            socket_files::successor(true);
                             *successor.borrow_mut() =
                                 Some(Successor { child, started: Instant::now(), quit_received: false });
                             watch_successor(reactor, Rc::clone(&successor));
@@ -99,8 +101,9 @@ fn watch_successor<H: Handler>(reactor: &mut Reactor<H>, state: Rc<RefCell<Optio
     if watching {
         reactor.set_timer(Duration::from_millis(100), move |reactor| watch_successor(reactor, state));
     } else if !state.borrow().as_ref().is_some_and(|s| s.quit_received) {
-        // Failed: a later SIGUSR2 may try again.
+        // Failed: a later SIGUSR2 may try again; the socket files are this process's again.
         *state.borrow_mut() = None;
+        socket_files::successor(false);
     }
 }
 
@@ -266,6 +269,7 @@ pub fn serve_reactor<H: Handler>(
     if let Some(flags) = upgrade {
         upgrade::exiting(flags);
     }
+    socket_files::remove_claimed();
     ran?;
     log_stats(&reactor.stats());
     Ok(())
@@ -352,7 +356,16 @@ pub fn listen_or_inherit<H: Handler>(
         let factory = factory.clone();
         match socket {
             Inherited::Tcp(listener) => drop(reactor.add_listener(listener, move |_| factory())?),
-            Inherited::Unix(listener) => drop(reactor.add_unix_listener(listener, move |_| factory())?),
+            Inherited::Unix(listener) => {
+                // Handed over by an older process of this server (an upgrade), the file is
+                // now this one's to remove; a supervisor's stays the supervisor's.
+                let address = listener.local_addr().ok();
+                match address.as_ref().and_then(|a| a.as_pathname()) {
+                    Some(path) if upgrade::from_older_process() => socket_files::claim(path),
+                    _ => {}
+                }
+                reactor.add_unix_listener(listener, move |_| factory())?;
+            }
         }
     }
     log::info!("serving inherited listeners: {}", described.join(", "));
@@ -409,6 +422,10 @@ pub fn listen<H: Handler>(
 ) -> io::Result<Endpoint> {
     match endpoint {
         Endpoint::Tcp(addr) => reactor.listen(*addr, move |_| factory()).map(|(_, addr)| Endpoint::Tcp(addr)),
-        Endpoint::Unix(path) => reactor.listen_unix(path, move |_| factory()).map(|_| endpoint.clone()),
+        Endpoint::Unix(path) => {
+            reactor.listen_unix(path, move |_| factory())?;
+            socket_files::claim(path);
+            Ok(endpoint.clone())
+        }
     }
 }

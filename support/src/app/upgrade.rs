@@ -101,6 +101,12 @@ pub fn describe(inherited: &Inherited) -> String {
     }
 }
 
+/// Whether this process is an upgrade's new one (started by an older process of the same
+/// server, which handed it its sockets), until it has asked the old one to drain.
+pub fn from_older_process() -> bool {
+    std::env::var_os("EVLOOP_UPGRADE_FROM").is_some()
+}
+
 /// Now serving: writes the pid file (a rename, so a reader never sees half of it) and, if
 /// this process is an upgrade's new one, asks the old one to drain.
 pub fn serving(flags: &UpgradeFlags) {
