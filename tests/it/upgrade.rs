@@ -6,7 +6,8 @@
 //! over by a supervisor (`LISTEN_FDS`).
 //!
 //! Processes started here (and their successors, which the test's processes start) are
-//! signalled only by the PIDs the pid file names, and stopped at the end of each test.
+//! signalled only by the PIDs the pid file names, and stopped at the end of each test, also
+//! when it fails (`StopsSuccessor`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,6 +29,23 @@ fn read_pid(path: &Path) -> Option<u32> {
 fn signal(pid: u32, name: &str) {
     let status = Command::new("bash").arg("-c").arg(format!("kill -{name} {pid}")).status().unwrap();
     assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Stops, when dropped, the process the pid file names if it still runs: a test that fails
+/// midway leaves a successor behind otherwise (it is not the test's child, so no `Running`
+/// guard owns it). Only a process whose command line names this very pid file, that is one
+/// of this test's servers, is signalled, so a reused PID is never someone else's.
+struct StopsSuccessor<'a>(&'a Path);
+
+impl Drop for StopsSuccessor<'_> {
+    fn drop(&mut self) {
+        let Some(pid) = read_pid(self.0) else { return };
+        let command_line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = command_line.split(|&b| b == 0).any(|arg| arg == self.0.as_os_str().as_encoded_bytes());
+        if ours && alive(pid) {
+            let _ = Command::new("bash").arg("-c").arg(format!("kill -KILL {pid}")).status();
+        }
+    }
 }
 
 /// Waits until the pid file names a process other than `old`, and returns it.
@@ -155,6 +173,7 @@ fn upgrade_in_a_row(pid_file: &Path, first: &mut Running, times: usize, load: &L
 fn echo_upgrades_ten_times_under_load_losing_nothing() {
     let dir = temp_dir("upgrade-echo");
     let pid_file = dir.join("echo.pid");
+    let _stops = StopsSuccessor(&pid_file);
     let mut command = Command::new(example("echo"));
     command.args(["--addr", "127.0.0.1:0", "--drain-timeout", "20", "--pid-file"]).arg(&pid_file);
     let mut first = Running::start(command);
@@ -196,6 +215,7 @@ fn echo_upgrades_with_workers_and_over_a_unix_socket() {
     let dir = temp_dir("upgrade-variants");
     // Two workers: two SO_REUSEPORT sockets handed over.
     let pid_file = dir.join("workers.pid");
+    let _stops = StopsSuccessor(&pid_file);
     let mut command = Command::new(example("echo"));
     command.args(["--addr", "127.0.0.1:0", "--workers", "2", "--pid-file"]).arg(&pid_file);
     let mut first = Running::start(command);
@@ -207,6 +227,7 @@ fn echo_upgrades_with_workers_and_over_a_unix_socket() {
 
     // A Unix-domain socket.
     let (pid_file, path) = (dir.join("unix.pid"), dir.join("echo.sock"));
+    let _stops = StopsSuccessor(&pid_file);
     let mut command = Command::new(example("echo"));
     command.arg("--unix").arg(&path).arg("--pid-file").arg(&pid_file);
     let mut first = Running::start(command);
@@ -234,6 +255,7 @@ fn echo_upgrades_with_workers_and_over_a_unix_socket() {
 fn a_failed_upgrade_leaves_the_old_process_serving() {
     let dir = temp_dir("upgrade-failed");
     let (pid_file, binary) = (dir.join("echo.pid"), dir.join("echo"));
+    let _stops = StopsSuccessor(&pid_file);
     std::fs::copy(example("echo"), &binary).unwrap();
     let mut command = Command::new(&binary);
     command.args(["--addr", "127.0.0.1:0", "--pid-file"]).arg(&pid_file);
@@ -272,6 +294,7 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
 fn http_upgrades_under_keep_alive_load() {
     let dir = temp_dir("upgrade-http");
     let pid_file = dir.join("http.pid");
+    let _stops = StopsSuccessor(&pid_file);
     let mut command = Command::new(example("http"));
     command.args(["--addr", "127.0.0.1:0", "--pid-file"]).arg(&pid_file);
     let mut first = Running::start(command);
