@@ -46,6 +46,8 @@ pub struct Session {
     pub name: Option<Vec<u8>>,
     /// Set by `QUIT`: the connection closes once this reply is sent.
     pub close_after_reply: bool,
+    /// Set by `SHUTDOWN`: the connection asks the reactor to shut down (`conn.rs`).
+    pub shutdown_requested: bool,
     /// The connection's evloop id, for `SUBSCRIBE` (set when it opens).
     pub conn: Option<evloop::ConnId>,
     /// Channels subscribed to: while any (or any pattern), only the subscriber commands run.
@@ -145,6 +147,7 @@ pub static TABLE: &[Command] = &[
     Command { name: "config", arity: -2, flags: ADMIN, keys: (0, 0, 0), run: server::config },
     Command { name: "info", arity: -1, flags: &["loading", "stale"], keys: (0, 0, 0), run: server::info },
     Command { name: "command", arity: -1, flags: &["loading", "stale"], keys: (0, 0, 0), run: command },
+    Command { name: "shutdown", arity: -1, flags: ADMIN, keys: (0, 0, 0), run: server::shutdown },
 ];
 
 /// The row for `name`, in any letter case.

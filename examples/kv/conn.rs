@@ -191,6 +191,13 @@ impl KvConn {
                     if session.close_after_reply {
                         self.state = State::Closing;
                     }
+                    if std::mem::take(&mut session.shutdown_requested) {
+                        // Nothing after SHUTDOWN runs, as in Redis. A callback cannot stop
+                        // the reactor that is calling it; a deferred call can, once the
+                        // callback has returned.
+                        self.state = State::Closing;
+                        cx.defer(|reactor| reactor.handle().shutdown());
+                    }
                 }
                 Ok(None) => {
                     // The reactor would close silently at `max_input`; say why first.

@@ -15,7 +15,7 @@
 //!                    │ resp.rs    Parser: bytes → Argv, incremental, bounded
 //!                    │ commands.rs TABLE: name → arity, flags, fn; dispatch, COMMAND
 //!                    │   keys.rs    GET SET MGET MSET INCR… DEL EXISTS EXPIRE TTL DBSIZE FLUSHALL
-//!                    │   server.rs  PING ECHO QUIT SELECT CLIENT HELLO CONFIG INFO
+//!                    │   server.rs  PING ECHO QUIT SELECT CLIENT HELLO CONFIG INFO SHUTDOWN
 //!                    │   pubsub.rs  SUBSCRIBE PUBLISH …: channels, fan-out by messages
 //!                    │ store.rs   Store: the keyspace, lazy expiry + sampling sweep
 //!                    ▼ reply.rs   RESP2 replies into one buffer, one write per batch

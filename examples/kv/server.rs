@@ -1,6 +1,6 @@
 //! The connection and server commands: `PING`, `ECHO`, `QUIT`, `SELECT`, `CLIENT`,
 //! `HELLO`, `CONFIG GET` and `INFO` — what clients send to set up a connection or to find
-//! out what they are talking to, before any data command.
+//! out what they are talking to, before any data command — and `SHUTDOWN`.
 //!
 //! ```text
 //!  redis-cli / redis-benchmark start-up ──► HELLO? CONFIG GET save, appendonly; COMMAND DOCS
@@ -46,6 +46,27 @@ pub fn echo(ctx: &mut Ctx<'_>, argv: &Argv) {
 pub fn quit(ctx: &mut Ctx<'_>, _argv: &Argv) {
     reply::ok(ctx.out);
     ctx.session.close_after_reply = true;
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: stops the server as SIGTERM does. There
+/// is nothing to save, so the save options change nothing. As in Redis, success sends no
+/// reply: the client sees the connection close, which `redis-cli shutdown` expects.
+pub fn shutdown(ctx: &mut Ctx<'_>, argv: &Argv) {
+    let options = (1..argv.len()).map(|i| argv.get(i).to_ascii_lowercase());
+    let mut abort = false;
+    for option in options {
+        match option.as_slice() {
+            b"nosave" | b"save" | b"now" | b"force" => {}
+            b"abort" => abort = true,
+            _ => return reply::error(ctx.out, "ERR syntax error"),
+        }
+    }
+    if abort {
+        // Nothing is ever in progress to abort: a shutdown here is immediate.
+        return reply::error(ctx.out, "ERR No shutdown in progress.");
+    }
+    log::warn!("SHUTDOWN from client {}: shutting down", ctx.session.id);
+    ctx.session.shutdown_requested = true;
 }
 
 /// Only database 0 exists.

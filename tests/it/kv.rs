@@ -399,6 +399,29 @@ fn stops_on_sigterm() {
     assert!(server.log().contains("shutting down"), "{}", server.log());
 }
 
+/// `SHUTDOWN` stops the server as SIGTERM does (`redis-cli shutdown`): no reply, nothing
+/// pipelined after it runs, every client closed, exit status 0. `ABORT` and an unknown
+/// option are errors that stop nothing.
+#[test]
+fn shutdown_stops_the_server_like_sigterm() {
+    let mut command = Command::new(example("kv"));
+    command.args(["--addr", "127.0.0.1:0"]);
+    let mut server = Running::start_logged(command);
+    let mut other = Client::connect(&server);
+    assert_eq!(other.call("PING"), "+PONG\r\n");
+    let mut c = Client::connect(&server);
+    assert_eq!(c.call("SHUTDOWN ABORT"), "-ERR No shutdown in progress.\r\n");
+    assert_eq!(c.call("SHUTDOWN NOW BOGUS"), "-ERR syntax error\r\n");
+    // Pipelined: the SET after it must not run (it would answer +OK before the close).
+    c.send(&[cmd("shutdown nosave now force"), cmd("SET after shutdown")].concat());
+    c.expect_closed();
+    let status = server.wait_timeout(Duration::from_secs(10)).expect("no exit after SHUTDOWN");
+    assert!(status.success(), "{status}");
+    other.expect_closed();
+    let log = server.log();
+    assert!(log.contains("SHUTDOWN from client") && log.contains("shut down"), "{log}");
+}
+
 /// Publish/subscribe: every subscriber of a channel gets each message, `PUBLISH` counts
 /// them, a subscribed connection may only (un)subscribe, ping or quit, and unsubscribing
 /// stops the flow.
