@@ -384,15 +384,21 @@ fn rss_kib(server: &Running) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// A server whose log is kept, and a client it has answered.
+fn logged_server_with_a_client() -> (Running, Client) {
+    let mut command = Command::new(example("kv"));
+    command.args(["--addr", "127.0.0.1:0"]);
+    let server = Running::start_logged(command);
+    let mut client = Client::connect(&server);
+    assert_eq!(client.call("PING"), "+PONG\r\n");
+    (server, client)
+}
+
 /// SIGTERM stops the server gracefully (through the reactor's shutdown): exit status 0, and
 /// a connected client sees the end of the stream.
 #[test]
 fn stops_on_sigterm() {
-    let mut command = Command::new(example("kv"));
-    command.args(["--addr", "127.0.0.1:0"]);
-    let mut server = Running::start_logged(command);
-    let mut c = Client::connect(&server);
-    assert_eq!(c.call("PING"), "+PONG\r\n");
+    let (mut server, mut c) = logged_server_with_a_client();
     let status = server.signal_and_wait("TERM");
     assert!(status.success(), "{status}");
     c.expect_closed();
@@ -404,11 +410,7 @@ fn stops_on_sigterm() {
 /// option are errors that stop nothing.
 #[test]
 fn shutdown_stops_the_server_like_sigterm() {
-    let mut command = Command::new(example("kv"));
-    command.args(["--addr", "127.0.0.1:0"]);
-    let mut server = Running::start_logged(command);
-    let mut other = Client::connect(&server);
-    assert_eq!(other.call("PING"), "+PONG\r\n");
+    let (mut server, mut other) = logged_server_with_a_client();
     let mut c = Client::connect(&server);
     assert_eq!(c.call("SHUTDOWN ABORT"), "-ERR No shutdown in progress.\r\n");
     assert_eq!(c.call("SHUTDOWN NOW BOGUS"), "-ERR syntax error\r\n");
