@@ -19,6 +19,7 @@
 use std::time::Instant;
 
 use super::keys;
+use super::keyspace;
 use super::pubsub::{self, Channels, Publication};
 use super::reply;
 use super::resp::Argv;
@@ -148,6 +149,17 @@ pub static TABLE: &[Command] = &[
     Command { name: "info", arity: -1, flags: &["loading", "stale"], keys: (0, 0, 0), run: server::info },
     Command { name: "command", arity: -1, flags: &["loading", "stale"], keys: (0, 0, 0), run: command },
     Command { name: "shutdown", arity: -1, flags: ADMIN, keys: (0, 0, 0), run: server::shutdown },
+    Command { name: "setnx", arity: 3, flags: RW_FAST, keys: (1, 1, 1), run: keys::setnx },
+    Command { name: "setex", arity: 4, flags: RW, keys: (1, 1, 1), run: keys::setex },
+    Command { name: "psetex", arity: 4, flags: RW, keys: (1, 1, 1), run: keys::psetex },
+    Command { name: "getdel", arity: 2, flags: &["write", "fast"], keys: (1, 1, 1), run: keys::getdel },
+    Command { name: "append", arity: 3, flags: RW_FAST, keys: (1, 1, 1), run: keys::append },
+    Command { name: "strlen", arity: 2, flags: RO_FAST, keys: (1, 1, 1), run: keys::strlen },
+    Command { name: "unlink", arity: -2, flags: &["write", "fast"], keys: (1, -1, 1), run: keys::del },
+    Command { name: "persist", arity: 2, flags: &["write", "fast"], keys: (1, 1, 1), run: keyspace::persist },
+    Command { name: "type", arity: 2, flags: RO_FAST, keys: (1, 1, 1), run: keyspace::kind },
+    Command { name: "keys", arity: 2, flags: &["readonly"], keys: (0, 0, 0), run: keyspace::keys },
+    Command { name: "scan", arity: -2, flags: &["readonly"], keys: (0, 0, 0), run: keyspace::scan },
 ];
 
 /// The row for `name`, in any letter case.

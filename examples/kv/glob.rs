@@ -1,6 +1,6 @@
-//! Glob patterns as Redis's `PSUBSCRIBE` reads them: `*` any run of bytes, `?` any one byte,
-//! `[abc]`, `[a-z]` and `[^x]` a set, `\x` the byte `x` itself. Bytes, not characters: a
-//! channel name is any binary string.
+//! Glob patterns as Redis's `PSUBSCRIBE` and `KEYS` read them: `*` any run of bytes, `?`
+//! any one byte, `[abc]`, `[a-z]` and `[^x]` a set, `\x` the byte `x` itself. Bytes, not
+//! characters: a channel or key name is any binary string.
 //!
 //! The match walks pattern and subject once, remembering the last `*` and where the subject
 //! stood then; on a mismatch it lets that star swallow one more byte and tries again. So a

@@ -1,5 +1,6 @@
-//! The data commands: strings (`GET`, `SET`, `MGET`, `MSET`, `INCR` and friends), the
-//! keyspace (`DEL`, `EXISTS`, `DBSIZE`, `FLUSHALL`) and time to live (`EXPIRE`, `TTL`),
+//! The data commands: strings (`GET`, `SET`, `SETNX`, `SETEX`, `GETDEL`, `APPEND`, `STRLEN`,
+//! `MGET`, `MSET`, `INCR` and friends), the keyspace (`DEL`/`UNLINK`, `EXISTS`, `DBSIZE`,
+//! `FLUSHALL`) and time to live (`EXPIRE`, `TTL`),
 //! with Redis 7's semantics and error texts.
 //!
 //! ```text
@@ -83,6 +84,80 @@ pub fn set(ctx: &mut Ctx<'_>, argv: &Argv) {
         (false, true) => reply::ok(ctx.out),
         (false, false) => reply::nil(ctx.out),
     }
+}
+
+/// `SETNX key value`: 1 if set, 0 if the key existed (`SET key value NX`, as an integer).
+pub fn setnx(ctx: &mut Ctx<'_>, argv: &Argv) {
+    let (key, value) = (argv.get(1), argv.get(2));
+    let absent = !ctx.store.exists(key, ctx.now);
+    if absent {
+        ctx.store.set(key, value, Ttl::Clear);
+    }
+    reply::int(ctx.out, i64::from(absent));
+}
+
+pub fn setex(ctx: &mut Ctx<'_>, argv: &Argv) {
+    set_with_ttl(ctx, argv, 1000, "setex");
+}
+
+pub fn psetex(ctx: &mut Ctx<'_>, argv: &Argv) {
+    set_with_ttl(ctx, argv, 1, "psetex");
+}
+
+/// `SETEX key seconds value` (`PSETEX`: milliseconds): `SET key value EX seconds`.
+fn set_with_ttl(ctx: &mut Ctx<'_>, argv: &Argv, scale: u64, name: &str) {
+    let Some(amount) = parse_int(argv.get(2)) else {
+        return reply::error(ctx.out, NOT_AN_INTEGER);
+    };
+    let at = u64::try_from(amount)
+        .ok()
+        .filter(|&n| n > 0)
+        .and_then(|n| n.checked_mul(scale))
+        .and_then(|ms| deadline_in(ctx.now, ms));
+    let Some(at) = at else {
+        return reply::error(ctx.out, &format!("ERR invalid expire time in '{name}' command"));
+    };
+    ctx.store.set(argv.get(1), argv.get(3), Ttl::At(at));
+    reply::ok(ctx.out);
+}
+
+/// `GETDEL key`: the value, and the key is gone.
+pub fn getdel(ctx: &mut Ctx<'_>, argv: &Argv) {
+    let key = argv.get(1);
+    let out = &mut *ctx.out;
+    match ctx.store.read(key, ctx.now, |value| reply::bulk(out, value)) {
+        Some(()) => {
+            ctx.store.remove(key, ctx.now);
+        }
+        None => reply::nil(out),
+    }
+}
+
+/// `APPEND key value`: the new length; an absent key starts empty, and a key keeps its
+/// deadline. Bounded like a `SET` of the whole value: past `--max-bulk` it is refused.
+pub fn append(ctx: &mut Ctx<'_>, argv: &Argv) {
+    let (key, tail, limit) = (argv.get(1), argv.get(2), ctx.server.max_bulk);
+    let grown = ctx.store.update(key, ctx.now, |value| {
+        if value.len() + tail.len() > limit {
+            return Err(format!("ERR string exceeds maximum allowed size ({limit} bytes, --max-bulk)"));
+        }
+        value.extend_from_slice(tail);
+        Ok(value.len())
+    });
+    let grown = grown.unwrap_or_else(|| {
+        ctx.store.set(key, tail, Ttl::Clear);
+        Ok(tail.len())
+    });
+    match grown {
+        Ok(len) => reply::int(ctx.out, len as i64),
+        Err(message) => reply::error(ctx.out, &message),
+    }
+}
+
+/// `STRLEN key`: 0 for an absent key.
+pub fn strlen(ctx: &mut Ctx<'_>, argv: &Argv) {
+    let len = ctx.store.read(argv.get(1), ctx.now, <[u8]>::len).unwrap_or(0);
+    reply::int(ctx.out, len as i64);
 }
 
 pub fn mget(ctx: &mut Ctx<'_>, argv: &Argv) {
@@ -315,6 +390,36 @@ mod tests {
         assert_eq!(b.run("FLUSHALL"), "+OK\r\n");
         assert_eq!(b.run("DBSIZE"), ":0\r\n");
         assert_eq!(b.run("FLUSHALL LATER"), "-ERR syntax error\r\n");
+    }
+
+    #[test]
+    fn more_strings() {
+        let mut b = Bench::new();
+        assert_eq!(b.run("SETNX k one"), ":1\r\n");
+        assert_eq!(b.run("SETNX k two"), ":0\r\n");
+        assert_eq!(b.run("GET k"), "$3\r\none\r\n");
+        assert_eq!(b.run("APPEND k ,two"), ":7\r\n");
+        assert_eq!(b.run("APPEND fresh abc"), ":3\r\n");
+        assert_eq!(b.run("STRLEN k"), ":7\r\n");
+        assert_eq!(b.run("STRLEN nope"), ":0\r\n");
+        assert_eq!(b.run("GETDEL k"), "$7\r\none,two\r\n");
+        assert_eq!(b.run("GETDEL k"), "$-1\r\n");
+        assert_eq!(b.run("EXISTS k"), ":0\r\n");
+        assert_eq!(b.run("SETEX t 100 v"), "+OK\r\n");
+        assert_eq!(b.run("TTL t"), ":100\r\n");
+        assert_eq!(b.run("APPEND t w"), ":2\r\n");
+        assert_eq!(b.run("TTL t"), ":100\r\n", "APPEND keeps the deadline");
+        assert_eq!(b.run("PSETEX p 1500 v"), "+OK\r\n");
+        assert_eq!(b.run("PTTL p"), ":1500\r\n");
+        assert_eq!(b.run("SETEX t 0 v"), "-ERR invalid expire time in 'setex' command\r\n");
+        assert_eq!(b.run("PSETEX t x v"), "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(b.run("UNLINK t p nope"), ":2\r\n");
+        b.server.max_bulk = 8;
+        assert_eq!(
+            b.run("APPEND fresh 123456"),
+            "-ERR string exceeds maximum allowed size (8 bytes, --max-bulk)\r\n"
+        );
+        assert_eq!(b.run("GET fresh"), "$3\r\nabc\r\n");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!  socket bytes ─► conn.rs (KvConn: Serving / Draining / Closing)
 //!                    │ resp.rs    Parser: bytes → Argv, incremental, bounded
 //!                    │ commands.rs TABLE: name → arity, flags, fn; dispatch, COMMAND
-//!                    │   keys.rs    GET SET MGET MSET INCR… DEL EXISTS EXPIRE TTL DBSIZE FLUSHALL
+//!                    │   keys.rs    GET SET MGET MSET INCR APPEND… DEL EXISTS EXPIRE TTL DBSIZE FLUSHALL
+//!                    │   keyspace.rs KEYS SCAN TYPE PERSIST
 //!                    │   server.rs  PING ECHO QUIT SELECT CLIENT HELLO CONFIG INFO SHUTDOWN
 //!                    │   pubsub.rs  SUBSCRIBE PUBLISH …: channels, fan-out by messages
 //!                    │ store.rs   Store: the keyspace, lazy expiry + sampling sweep
@@ -29,6 +30,7 @@ mod commands;
 mod conn;
 mod glob;
 mod keys;
+mod keyspace;
 mod pubsub;
 mod reply;
 mod server;

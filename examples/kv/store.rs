@@ -213,6 +213,23 @@ impl Store {
         }
     }
 
+    /// Drops the deadline of `key` (`PERSIST`): `true` if it had one.
+    pub fn persist(&mut self, key: &[u8], now: Instant) -> bool {
+        match self.live(key, now, |entry| entry.expiry.take()) {
+            Some(Some(expiry)) => {
+                self.unlink(expiry.slot);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Calls `f` on every live key, in no order, without removing the expired ones it
+    /// passes over (`KEYS`, `SCAN`: reading must not reshape the map under the walk).
+    pub fn for_each_key(&self, now: Instant, mut f: impl FnMut(&[u8])) {
+        self.map.iter().filter(|(_, entry)| !entry.is_due(now)).for_each(|(key, _)| f(key));
+    }
+
     /// Removes every key (`FLUSHALL`).
     pub fn clear(&mut self) {
         drop(self.take_all());
