@@ -199,6 +199,11 @@ struct Framing {
     hosts: usize,
 }
 
+/// What a client that sent a chunked body is told (501): what is missing and what to send
+/// instead, rather than the bare header name.
+const CHUNKED_REFUSED: &str =
+    "Transfer-Encoding (a chunked request body) is not implemented; send Content-Length";
+
 impl Framing {
     fn field(&mut self, head: &mut Head<'_>, name: &[u8], value: &[u8]) -> Result<(), Refusal> {
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -235,7 +240,7 @@ impl Framing {
             return Err(if self.content_length.is_some() {
                 Refusal::BadRequest("both Content-Length and Transfer-Encoding")
             } else {
-                Refusal::NotImplemented("Transfer-Encoding")
+                Refusal::NotImplemented(CHUNKED_REFUSED)
             });
         }
         // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with
@@ -471,7 +476,7 @@ mod tests {
             ("GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", Refusal::BadRequest("unsupported Expect")),
             (
                 "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-                Refusal::NotImplemented("Transfer-Encoding"),
+                Refusal::NotImplemented(CHUNKED_REFUSED),
             ),
             (
                 "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
