@@ -286,10 +286,35 @@ pub fn stream_and_verify(server_addr: std::net::SocketAddr, payload: Vec<u8>, mu
 }
 
 /// A fresh, empty directory of this test process's own under the system's temp dir
-/// (`evloop-NAME-PID`); the test removes it when done.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+/// (`evloop-NAME-PID`: NAME must differ between tests, which run at once), removed with
+/// everything in it when the guard is dropped: at the end of the test, and also when it
+/// fails, as the panic unwinds.
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("evloop-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+/// See [`temp_dir`]; derefs to its path.
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

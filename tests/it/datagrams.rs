@@ -139,7 +139,6 @@ fn a_flood_to_a_peer_that_never_reads_is_bounded_and_counted() {
     });
     assert_eq!(reactor.stats().datagrams.sent, received);
     drop(reactor);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// What a connected endpoint learned: each error's kind, and each reply.
@@ -283,7 +282,6 @@ fn shutdown_closes_endpoints_and_stops() {
     }
     assert!(*udp_closed.borrow());
     assert_eq!(reactor.stats().datagrams.endpoints, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// One reactor serving a TCP echo and a UDP echo at once, each exact.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use evloop_support::observe::{accept_queue, near_end, signal_pending, wait_until};
 use evloop_support::resp::encode_command;
-use evloop_support::testing::{cpu_from_stat, round_trip, ReadSome};
+use evloop_support::testing::{cpu_from_stat, round_trip, temp_dir, ReadSome};
 
 /// Path of a built example, e.g. `target/debug/examples/echo`.
 pub fn example(name: &str) -> PathBuf {
@@ -181,8 +181,7 @@ fn echo_command_line() {
 /// `proxy --upstream unix:PATH` forwards TCP clients to it.
 #[test]
 fn echo_and_proxy_over_a_unix_socket() {
-    let dir = std::env::temp_dir().join(format!("evloop-unix-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("unix-echo-proxy");
     let path = dir.join("echo.sock");
     let mut command = Command::new(example("echo"));
     command.arg("--unix").arg(&path);
@@ -200,7 +199,6 @@ fn echo_and_proxy_over_a_unix_socket() {
     let proxy = Running::start(command);
     round_trip(&mut proxy.connect(), b"through the proxy");
     drop((proxy, echo));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--addr unix:PATH` on every server example: each announces `listening on unix:PATH`,
@@ -209,8 +207,7 @@ fn echo_and_proxy_over_a_unix_socket() {
 /// With `--workers` (one SO_REUSEPORT socket per worker: TCP only) it is a usage error.
 #[test]
 fn every_server_serves_on_a_unix_socket_given_as_its_addr() {
-    let dir = std::env::temp_dir().join(format!("evloop-unix-addr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("unix-addr");
     let set_then_get = [encode_command(&[b"SET", b"k", b"v"]), encode_command(&[b"GET", b"k"])].concat();
     let exchanges: [(&str, &[u8], &[u8]); 5] = [
         ("echo", b"over unix", b"over unix"),
@@ -245,7 +242,6 @@ fn every_server_serves_on_a_unix_socket_given_as_its_addr() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("error: --workers needs a HOST:PORT address"), "{name}: {stderr}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One vocabulary on every command line (issue 24): host names resolve, durations and sizes

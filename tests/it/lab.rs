@@ -378,8 +378,7 @@ fn table_row(stdout: &str, model: &str, lang: &str) -> Option<Vec<f64>> {
 /// queue, and the JSON and SVG files written.
 #[test]
 fn burst_prints_rows_and_writes_json_and_svg() {
-    let dir = std::env::temp_dir().join(format!("evloop-lab-burst-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = evloop_support::testing::temp_dir("lab-burst");
     let (json, svg) = (dir.join("burst.json"), dir.join("burst.svg"));
     let out = Command::new(example("lab"))
         .args(["burst", "--clients", "3", "--job-seconds", "0.005", "--sleep", "150", "--python", "no"])
@@ -421,7 +420,6 @@ fn burst_prints_rows_and_writes_json_and_svg() {
     }
     let picture = std::fs::read_to_string(&svg).unwrap();
     assert!(picture.starts_with("<svg") && picture.contains("event-loop") && picture.contains("rust"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Python's nine servers in the same run: a Python row beside each Rust row.

@@ -394,9 +394,7 @@ fn a_blocking_listener_cannot_stall_the_loop() {
     let mut reactor = Reactor::new(Config { accept_batch: 2, ..Config::default() }).unwrap();
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let (_, addr) = reactor.add_listener(tcp, |_| Echo).unwrap();
-    let dir = std::env::temp_dir().join(format!("evloop-blocking-listener-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = evloop_support::testing::temp_dir("blocking-listener");
     let path = dir.join("sock");
     let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
     reactor.add_unix_listener(unix, |_| Echo).unwrap();
@@ -449,7 +447,6 @@ fn a_blocking_listener_cannot_stall_the_loop() {
     let mut want = b"pingpong".to_vec();
     want.sort_unstable();
     assert_eq!(got, want);
-    let _ = std::fs::remove_dir_all(&dir);
     stop.store(true, Ordering::Relaxed);
     drop(reactor);
     unblocker.join().unwrap();

@@ -285,7 +285,6 @@ fn unix_listen_connect_and_stale_paths() {
     let err = other.connect_unix(&dir.join("nobody.sock"), probe("x", &log)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     drop(reactor);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A handler that relays every line it receives to another connection, by id.
@@ -537,7 +536,6 @@ fn a_stale_unix_path_is_taken_over_by_exactly_one_server() {
         let accepted = turn_until_accepted(&winner);
         assert!(accepted, "round {round}: the path does not reach the server that owns it");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Eight threads released at once by a barrier each try `bind` on `path`; exactly one must
@@ -604,5 +602,4 @@ fn a_stale_unix_datagram_path_is_taken_over_by_exactly_one_server() {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

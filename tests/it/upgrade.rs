@@ -194,7 +194,6 @@ fn echo_upgrades_ten_times_under_load_losing_nothing() {
     signal(last, "TERM");
     wait_until_gone(last, Duration::from_secs(10));
     assert!(!pid_file.exists(), "the pid file outlived the last process");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// [`upgrade_in_a_row`] from a process that is not this test's child.
@@ -245,7 +244,6 @@ fn echo_upgrades_with_workers_and_over_a_unix_socket() {
     signal(last, "TERM");
     wait_until_gone(last, Duration::from_secs(10));
     assert!(!path.exists(), "the last process left its socket file behind");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A new process that cannot start (here the binary was replaced by one that exits at once)
@@ -283,7 +281,6 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     assert!(load.finish() > 40);
     signal(last, "TERM");
     wait_until_gone(last, Duration::from_secs(10));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// HTTP clients as real ones behave: keep-alive connections, request after request; a
@@ -369,7 +366,6 @@ fn http_upgrades_under_keep_alive_load() {
     }
     signal(current, "TERM");
     wait_until_gone(current, Duration::from_secs(10));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A supervisor's socket activation (systemd's convention): the listening socket is
