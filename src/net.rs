@@ -5,6 +5,7 @@
 //! Path       ─► lock its directory ─► stale socket file? remove it ─► bind, listen(backlog) ─► mio::net::UnixListener
 //! SocketAddr ─► socket2::Socket (UDP, non-blocking) ─► bind ─► mio::net::UdpSocket (datagram endpoints)
 //! Path       ─► as for a listener, without listen ─► mio::net::UnixDatagram
+//! Path       ─► lock its directory ─► still the caller's socket file? remove it (at exit)
 //! ```
 //!
 //! `std::net::TcpListener::bind` offers no backlog or `SO_REUSEPORT`, so listeners are built
@@ -168,6 +169,50 @@ fn bind_unix_path(
     socket.bind(&address).map_err(|e| with_path(path, e, "cannot bind"))?;
     ready(&socket)?;
     Ok(socket)
+}
+
+/// Removes the socket file at `path` if `still_yours` says so of what is there now (say,
+/// the same device and inode as the file the caller bound), under the directory lock
+/// [`listen_unix`] takes to take over a stale path: no takeover can slip between the check
+/// and the removal, and so remove the file of a server that took the path over meanwhile.
+/// For a server's exit, as Redis and nginx remove their socket files. Returns whether it
+/// removed the file; `false` too if nothing is there.
+///
+/// # Errors
+///
+/// The directory cannot be locked (then nothing is removed), or the removal failed.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::unix::fs::MetadataExt;
+/// # fn main() -> std::io::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("evloop-doc-remove-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("server.sock");
+/// let listener = evloop::net::listen_unix(&path, evloop::net::ListenOptions::default())?;
+/// let bound = std::fs::metadata(&path)?.ino();
+/// // ... serve; then, at exit:
+/// drop(listener);
+/// assert!(evloop::net::remove_unix_socket_file(&path, |now| now.ino() == bound)?);
+/// assert!(!path.exists());
+/// # std::fs::remove_dir_all(&dir)
+/// # }
+/// ```
+pub fn remove_unix_socket_file(
+    path: &Path,
+    still_yours: impl FnOnce(&std::fs::Metadata) -> bool,
+) -> io::Result<bool> {
+    let _lock = lock_directory_of(path).ok_or_else(|| {
+        io::Error::other(format!("cannot lock the directory of {} to remove it safely", path.display()))
+    })?;
+    use std::os::unix::fs::FileTypeExt;
+    let yours =
+        std::fs::symlink_metadata(path).is_ok_and(|now| now.file_type().is_socket() && still_yours(&now));
+    if yours {
+        std::fs::remove_file(path)?;
+    }
+    Ok(yours)
 }
 
 /// An exclusive `flock` on the directory that holds `path`, released when the returned file

@@ -53,12 +53,7 @@ pub fn set(ctx: &mut Ctx<'_>, argv: &Argv) {
                 return reply::error(ctx.out, NOT_AN_INTEGER);
             };
             let scale = if is("ex") { 1000 } else { 1 };
-            let at = u64::try_from(amount)
-                .ok()
-                .filter(|&n| n > 0)
-                .and_then(|n| n.checked_mul(scale))
-                .and_then(|ms| deadline_in(ctx.now, ms));
-            let Some(at) = at else {
+            let Some(at) = ttl_deadline(ctx.now, amount, scale) else {
                 return reply::error(ctx.out, "ERR invalid expire time in 'set' command");
             };
             ttl = Some(Ttl::At(at));
@@ -109,16 +104,18 @@ fn set_with_ttl(ctx: &mut Ctx<'_>, argv: &Argv, scale: u64, name: &str) {
     let Some(amount) = parse_int(argv.get(2)) else {
         return reply::error(ctx.out, NOT_AN_INTEGER);
     };
-    let at = u64::try_from(amount)
-        .ok()
-        .filter(|&n| n > 0)
-        .and_then(|n| n.checked_mul(scale))
-        .and_then(|ms| deadline_in(ctx.now, ms));
-    let Some(at) = at else {
+    let Some(at) = ttl_deadline(ctx.now, amount, scale) else {
         return reply::error(ctx.out, &format!("ERR invalid expire time in '{name}' command"));
     };
     ctx.store.set(argv.get(1), argv.get(3), Ttl::At(at));
     reply::ok(ctx.out);
+}
+
+/// The deadline `amount` units of `scale` ms from `now` (`SET … EX`/`PX`, `SETEX`), or
+/// `None` if the time to live is not positive or out of range: Redis's "invalid expire time".
+fn ttl_deadline(now: std::time::Instant, amount: i64, scale: u64) -> Option<std::time::Instant> {
+    let ms = u64::try_from(amount).ok().filter(|&n| n > 0)?.checked_mul(scale)?;
+    deadline_in(now, ms)
 }
 
 /// `GETDEL key`: the value, and the key is gone.

@@ -14,16 +14,19 @@
 //! and client libraries' scan iterators take it as a finished walk. Like `KEYS`, it holds
 //! the loop for a walk of the whole keyspace, and its reply is bounded by `--max-reply`.
 
+use std::time::Instant;
+
 use super::commands::Ctx;
 use super::glob;
 use super::reply;
 use super::resp::{parse_int, Argv};
+use super::store::Store;
 
 /// `KEYS pattern`.
 pub fn keys(ctx: &mut Ctx<'_>, argv: &Argv) {
-    match matching(ctx, argv.get(1), "KEYS") {
+    match matching(ctx.store, ctx.now, argv.get(1), ctx.server.max_reply) {
         Some(found) => reply_keys(ctx.out, &found),
-        None => too_large(ctx.out, ctx.server.max_reply),
+        None => too_large(ctx, "KEYS"),
     }
 }
 
@@ -51,42 +54,43 @@ pub fn scan(ctx: &mut Ctx<'_>, argv: &Argv) {
     }
     // A cursor this server never handed out (every walk ends at 0 in one step), or a type
     // no key here has: the walk is over and found nothing.
-    let found = if cursor == 0 && only_strings { matching(ctx, pattern, "SCAN") } else { Some(Vec::new()) };
+    let found = if cursor == 0 && only_strings {
+        matching(ctx.store, ctx.now, pattern, ctx.server.max_reply)
+    } else {
+        Some(Vec::new())
+    };
     let Some(found) = found else {
-        return too_large(ctx.out, ctx.server.max_reply);
+        return too_large(ctx, "SCAN");
     };
     reply::array(ctx.out, 2);
     reply::bulk(ctx.out, b"0");
     reply_keys(ctx.out, &found);
 }
 
-/// Every live key matching `pattern`, or `None` if listing them would pass `--max-reply`
-/// (counted while they are gathered, as MGET checks while it builds).
-fn matching(ctx: &mut Ctx<'_>, pattern: &[u8], command: &str) -> Option<Vec<Vec<u8>>> {
-    let limit = ctx.server.max_reply;
-    let (mut found, mut size, mut over) = (Vec::new(), 0usize, false);
-    ctx.store.for_each_key(ctx.now, |key| {
-        if over || !glob::matches(pattern, key) {
-            return;
-        }
+/// Every live key matching `pattern`, or `None` if listing them would pass `limit`
+/// (`--max-reply`; counted while they are gathered, as MGET checks while it builds).
+fn matching<'s>(store: &'s Store, now: Instant, pattern: &[u8], limit: usize) -> Option<Vec<&'s [u8]>> {
+    let mut size = 0usize;
+    let mut found = Vec::new();
+    for key in store.live_keys(now).filter(|key| glob::matches(pattern, key)) {
         size += key.len() + 16; // `$<len>\r\n<key>\r\n`, generously
-        over = size > limit;
-        found.push(key.to_vec());
-    });
-    if over {
-        log::warn!("client {}: {command} reply over {limit} bytes refused", ctx.session.id);
-        return None;
+        if size > limit {
+            return None;
+        }
+        found.push(key);
     }
     Some(found)
 }
 
-fn reply_keys(out: &mut Vec<u8>, keys: &[Vec<u8>]) {
+fn reply_keys(out: &mut Vec<u8>, keys: &[&[u8]]) {
     reply::array(out, keys.len());
     keys.iter().for_each(|key| reply::bulk(out, key));
 }
 
-fn too_large(out: &mut Vec<u8>, limit: usize) {
-    reply::error(out, &format!("ERR reply over {limit} bytes (--max-reply)"));
+fn too_large(ctx: &mut Ctx<'_>, command: &str) {
+    let limit = ctx.server.max_reply;
+    log::warn!("client {}: {command} reply over {limit} bytes refused", ctx.session.id);
+    reply::error(ctx.out, &format!("ERR reply over {limit} bytes (--max-reply)"));
 }
 
 /// `TYPE key`: every value here is a string.

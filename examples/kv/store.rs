@@ -224,10 +224,10 @@ impl Store {
         }
     }
 
-    /// Calls `f` on every live key, in no order, without removing the expired ones it
-    /// passes over (`KEYS`, `SCAN`: reading must not reshape the map under the walk).
-    pub fn for_each_key(&self, now: Instant, mut f: impl FnMut(&[u8])) {
-        self.map.iter().filter(|(_, entry)| !entry.is_due(now)).for_each(|(key, _)| f(key));
+    /// Every live key, in no order; the expired ones it passes over stay for the sweep
+    /// (`KEYS`, `SCAN` only read).
+    pub fn live_keys(&self, now: Instant) -> impl Iterator<Item = &[u8]> {
+        self.map.iter().filter(move |(_, entry)| !entry.is_due(now)).map(|(key, _)| &**key)
     }
 
     /// Removes every key (`FLUSHALL`).

@@ -40,8 +40,21 @@ const COLOURS: [RGBColor; 4] =
 pub fn grouped_bars(path: &Path, title: &str, panels: &[Panel]) -> io::Result<()> {
     let height = 60 + 420 * panels.len() as u32;
     let root = SVGBackend::new(path, (1200, height)).into_drawing_area();
-    draw(&root, title, panels).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
-    root.present().map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+    written(path, &root, draw(&root, title, panels))
+}
+
+/// The drawing's outcome, then the file written: either error with the file's name.
+fn written<DB: DrawingBackend>(
+    path: &Path,
+    root: &DrawingArea<DB, Shift>,
+    drawn: Result<(), Failure>,
+) -> io::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let naming_the_file = |e: &dyn std::fmt::Display| io::Error::other(format!("{}: {e}", path.display()));
+    drawn.map_err(|e| naming_the_file(&e))?;
+    root.present().map_err(|e| naming_the_file(&e))
 }
 
 type Failure = Box<dyn std::error::Error>;
@@ -148,8 +161,7 @@ pub fn lines(path: &Path, x_label: &str, panel: &Panel) -> io::Result<()> {
         Some(xs) if xs.len() > 1 => draw_lines_to_scale(&root, x_label, panel, &xs),
         _ => draw_lines(&root, x_label, panel),
     };
-    drawn.map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
-    root.present().map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+    written(path, &root, drawn)
 }
 
 /// [`lines`] over numeric x values, on a logarithmic axis.

@@ -38,11 +38,12 @@ pub fn init_logging() {
 /// exits at once); SIGQUIT drains it (stop accepting, let open connections finish); SIGUSR2
 /// upgrades, when `upgrade` is given (`upgrade.rs`). The signals arrive through a self-pipe
 /// registered as one more source in the loop (signal-hook-mio), not in a handler that could
-/// run at any point.
-pub fn handle_signals<H: Handler>(
+/// run at any point. Returns the upgrade's state, read at exit: `Some` while a new process
+/// is starting or once it has taken over.
+fn handle_signals<H: Handler>(
     reactor: &mut Reactor<H>,
     upgrade: Option<&UpgradeFlags>,
-) -> io::Result<()> {
+) -> io::Result<Rc<RefCell<Option<Successor>>>> {
     exit_on_second_signal()?;
     let signals = Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGUSR2])?;
     let handles = vec![reactor.handle()];
@@ -50,6 +51,7 @@ pub fn handle_signals<H: Handler>(
     let upgradable = upgrade.is_some();
     let mut stopping = false;
     let successor: Rc<RefCell<Option<Successor>>> = Rc::default();
+    let upgrade_state = Rc::clone(&successor);
     reactor.register(signals, evloop::mio::Interest::READABLE, move |signals, _ready, reactor| {
         for signal in signals.pending() {
             match signal {
@@ -69,7 +71,6 @@ pub fn handle_signals<H: Handler>(
                     let fds: Vec<_> = ids.iter().filter_map(|&id| reactor.listener_fd(id)).collect();
                     match upgrade::spawn_successor(&fds) {
                         Ok(child) => {
-                            socket_files::successor(true);
                             *successor.borrow_mut() =
                                 Some(Successor { child, started: Instant::now(), quit_received: false });
                             watch_successor(reactor, Rc::clone(&successor));
@@ -81,7 +82,7 @@ pub fn handle_signals<H: Handler>(
             }
         }
     })?;
-    Ok(())
+    Ok(upgrade_state)
 }
 
 /// An upgrade's new process, watched until it takes over or fails.
@@ -101,9 +102,9 @@ fn watch_successor<H: Handler>(reactor: &mut Reactor<H>, state: Rc<RefCell<Optio
     if watching {
         reactor.set_timer(Duration::from_millis(100), move |reactor| watch_successor(reactor, state));
     } else if !state.borrow().as_ref().is_some_and(|s| s.quit_received) {
-        // Failed: a later SIGUSR2 may try again; the socket files are this process's again.
+        // Failed: a later SIGUSR2 may try again (and the socket files are this process's
+        // again).
         *state.borrow_mut() = None;
-        socket_files::successor(false);
     }
 }
 
@@ -259,7 +260,7 @@ pub fn serve_reactor<H: Handler>(
     bound: impl std::fmt::Display,
     upgrade: Option<&UpgradeFlags>,
 ) -> io::Result<()> {
-    handle_signals(&mut reactor, upgrade)?;
+    let successor = handle_signals(&mut reactor, upgrade)?;
     // The pid file first: a script that waits for `listening on` may read it at once.
     if let Some(flags) = upgrade {
         upgrade::serving(flags);
@@ -269,7 +270,8 @@ pub fn serve_reactor<H: Handler>(
     if let Some(flags) = upgrade {
         upgrade::exiting(flags);
     }
-    socket_files::remove_claimed();
+    // An upgrade's new process (starting, or serving) holds the sockets and their files.
+    socket_files::remove_claimed(successor.borrow().is_some());
     ran?;
     log_stats(&reactor.stats());
     Ok(())

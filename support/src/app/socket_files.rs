@@ -4,9 +4,9 @@
 //! ```text
 //! bound (app::listen) or handed over by an older process of ours ─► claim(path): remember
 //!                                                                    its device and inode
-//! SIGUSR2 spawned a successor ─► successor(true)    it failed ─► successor(false)
-//! the reactor has stopped ─► remove_claimed(): for each claimed path, under the directory's
-//!                            lock, remove it if it is still the file claimed
+//! the reactor has stopped ─► remove_claimed(handed_over): unless an upgrade's new process
+//!                            took the sockets, remove each claimed path that is still the
+//!                            file claimed (evloop::net::remove_unix_socket_file)
 //! ```
 //!
 //! What is never removed:
@@ -16,15 +16,14 @@
 //!   serves that very file, inherited;
 //! - a path whose file is no longer the one claimed (another device or inode): a newer
 //!   server took the path over once ours was stale, and the file is its own. The check and
-//!   the removal hold the directory's lock, the one `evloop::net::listen_unix` takes to take
-//!   a stale path over, so no such takeover can slip between them.
+//!   the removal hold the directory lock that `evloop::net::listen_unix` takes to take a
+//!   stale path over, so no such takeover can slip between them.
 //!
 //! A process that exits at once (a second SIGINT) or crashes leaves its file: the next
 //! server at the path finds it stale and takes it over.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// A socket file this process created or inherited from an older process of its own.
@@ -36,7 +35,6 @@ struct Claimed {
 
 /// Process-wide, like the signals and the exit they serve.
 static CLAIMED: Mutex<Vec<Claimed>> = Mutex::new(Vec::new());
-static SUCCESSOR: AtomicBool = AtomicBool::new(false);
 
 /// Remembers the socket file at `path` (as it is now) to remove at exit.
 pub fn claim(path: &Path) {
@@ -49,41 +47,22 @@ pub fn claim(path: &Path) {
     }
 }
 
-/// Whether a successor process holds (or is taking) this one's sockets.
-pub fn successor(exists: bool) {
-    SUCCESSOR.store(exists, Ordering::SeqCst);
-}
-
-/// Removes every claimed socket file that is still the one claimed, unless a successor
-/// serves them. Called once the reactor has stopped.
-pub fn remove_claimed() {
-    if SUCCESSOR.load(Ordering::SeqCst) {
+/// Removes every claimed socket file that is still the one claimed, unless `handed_over`:
+/// an upgrade's new process holds (or is taking) the sockets, and serves those files. Called
+/// once the reactor has stopped.
+pub fn remove_claimed(handed_over: bool) {
+    if handed_over {
         return;
     }
     let claimed = std::mem::take(&mut *CLAIMED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     for file in claimed {
-        match remove_if_unchanged(&file) {
+        let unchanged = |now: &std::fs::Metadata| now.dev() == file.device && now.ino() == file.inode;
+        match evloop::net::remove_unix_socket_file(&file.path, unchanged) {
             Ok(true) => log::info!("removed socket file {}", file.path.display()),
             Ok(false) => log::info!("socket file {} is another server's now; left", file.path.display()),
             Err(e) => log::warn!("cannot remove socket file {}: {e}", file.path.display()),
         }
     }
-}
-
-/// Removes `file.path` if it is still the claimed file; whether it did.
-fn remove_if_unchanged(file: &Claimed) -> std::io::Result<bool> {
-    let directory = match file.path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let lock = std::fs::File::open(directory)?;
-    lock.lock()?;
-    let unchanged = std::fs::symlink_metadata(&file.path)
-        .is_ok_and(|now| now.file_type().is_socket() && now.dev() == file.device && now.ino() == file.inode);
-    if unchanged {
-        std::fs::remove_file(&file.path)?;
-    }
-    Ok(unchanged)
 }
 
 #[cfg(test)]
@@ -108,12 +87,10 @@ mod tests {
         std::fs::rename(dir.join("theirs.sock"), &replaced).unwrap();
         drop(first);
 
-        successor(true);
-        remove_claimed();
+        remove_claimed(true);
         assert!(ours.exists() && replaced.exists(), "removed while a successor serves");
 
-        successor(false);
-        remove_claimed();
+        remove_claimed(false);
         assert!(!ours.exists(), "the claimed file is still there");
         assert!(replaced.exists(), "removed the file of the server that took the path over");
         std::fs::remove_dir_all(&dir).unwrap();
